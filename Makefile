@@ -1,0 +1,63 @@
+# todos-api: every command a developer or operator needs. `make help` lists them.
+# Each target installs dependencies first when node_modules is missing or older than
+# package.json / package-lock.json, so a fresh clone needs only Node.js and npm.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+TSX := node --import tsx
+
+.PHONY: help deps dev test typecheck build start migrate migrate-down migration migrate-status \
+        psql up down logs clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+# npm writes node_modules/.package-lock.json on every install: its age tells staleness.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.package-lock.json ## Install dependencies when missing or stale
+
+dev: deps ## Run the service: embedded PostgreSQL unless configured, migrations, reload on change, pretty logs
+	npm run dev
+
+test: deps ## Type-check and run the whole tap suite against a real PostgreSQL
+	npm test
+
+typecheck: deps ## Type-check only
+	npm run typecheck
+
+build: deps ## Compile to dist/ (npm run build)
+	npm run build
+
+start: build ## Run the compiled server (node dist/server.js)
+	node dist/server.js
+
+migrate: deps ## Apply all pending migrations (DATABASE_URL, POSTGRES_*, or the embedded database)
+	$(TSX) src/cli/migrate.ts up
+
+migrate-down: deps ## Revert the last applied migration
+	$(TSX) src/cli/migrate.ts down
+
+migrate-status: deps ## List pending migrations
+	$(TSX) src/cli/migrate.ts status
+
+migration: deps ## Create the next numbered migration: make migration name=add_x
+	@if [ -z "$(name)" ]; then echo "usage: make migration name=add_something" >&2; exit 2; fi
+	$(TSX) src/cli/migrate.ts create "$(name)"
+
+psql: deps ## Open psql on the configured database
+	$(TSX) src/cli/psql.ts
+
+up: ## Start PostgreSQL and the API in containers (docker compose)
+	docker compose up --detach --build --wait
+
+down: ## Stop the containers (the database volume is kept)
+	docker compose down
+
+logs: ## Follow the containers' logs
+	docker compose logs --follow
+
+clean: ## Remove build output and test artefacts (not the database in .data/)
+	rm -rf dist .tap

@@ -1,0 +1,47 @@
+import { ConfigError, loadConfig, type Config } from '../config.js'
+import { describeTarget, resolveDatabase } from '../db/target.js'
+import { waitForDatabase } from '../db/wait.js'
+
+/** What a command-line tool gets: the config and a reachable database. */
+export interface CliContext {
+  config: Config
+  connectionString: string
+  /** Progress for people, on stderr so stdout stays clean for data. */
+  say(message: string): void
+}
+
+/**
+ * Runs a small tool the way the server boots: config from `.env` and the environment,
+ * the same database resolution (DATABASE_URL, POSTGRES_*, or the embedded server), the
+ * same wait. Exit code 0 on success, 1 with a one-line reason otherwise.
+ */
+export async function runCli(name: string, task: (context: CliContext) => Promise<void>): Promise<void> {
+  const say = (message: string) => process.stderr.write(`${name}: ${message}\n`)
+  let config: Config
+  try {
+    config = loadConfig()
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`)
+      process.exit(1)
+    }
+    throw error
+  }
+  let release = async () => {}
+  try {
+    const target = await resolveDatabase(config, say)
+    release = target.release
+    say(`database ${describeTarget(target.connectionString)} (${target.source})`)
+    await waitForDatabase(target.connectionString, {
+      deadlineMs: config.DATABASE_WAIT_SECONDS * 1000,
+      connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+      onRetry: ({ delayMs, reason }) => say(`database not ready (${reason}); retrying in ${delayMs} ms`)
+    })
+    await task({ config, connectionString: target.connectionString, say })
+  } catch (error) {
+    say(`failed: ${(error as Error).message}`)
+    process.exitCode = 1
+  } finally {
+    await release().catch(() => {})
+  }
+}

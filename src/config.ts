@@ -1,0 +1,194 @@
+import { readFileSync } from 'node:fs'
+import { parseEnv } from 'node:util'
+import { Type, type Static } from '@sinclair/typebox'
+import envSchema from 'env-schema'
+import { StringEnum } from './lib/schema.js'
+
+/**
+ * Every setting the service and its command-line tools read, in one schema. This file is
+ * the only place that reads `process.env`; everything else receives a `Config`.
+ */
+export const ConfigSchema = Type.Object({
+  NODE_ENV: StringEnum(['development', 'test', 'production'], { default: 'development' }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  LOG_LEVEL: StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
+  LOG_PRETTY: Type.Boolean({ default: false }),
+  PUBLIC_BASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  TRUST_PROXY: Type.Boolean({ default: false }),
+  CORS_ORIGINS: Type.Optional(Type.String()),
+
+  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  POSTGRES_HOST: Type.Optional(Type.String({ minLength: 1 })),
+  POSTGRES_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 5432 }),
+  POSTGRES_USER: Type.Optional(Type.String({ minLength: 1 })),
+  POSTGRES_PASSWORD: Type.Optional(Type.String()),
+  POSTGRES_DB: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
+  DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 5000 }),
+  DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 10_000 }),
+  DATABASE_WAIT_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 30 }),
+
+  MIGRATE_ON_START: Type.Boolean({ default: true }),
+  SHUTDOWN_DELAY_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+
+  EMBEDDED_POSTGRES_DIR: Type.String({ minLength: 1, default: '.data/postgres' }),
+  EMBEDDED_POSTGRES_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 54329 })
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+/** Raised when the environment cannot produce a valid `Config`; lists every problem. */
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`Invalid configuration:\n${issues.map((issue) => `  - ${issue}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export interface LoadConfigOptions {
+  /** Variables to read instead of `process.env` (tests pass their own). */
+  env?: Record<string, string | undefined>
+  /** The dotenv file to read under the environment, or `false` for none. */
+  envFile?: string | false
+}
+
+/**
+ * Reads the `.env` file, then the process environment on top of it, validates the result
+ * against `ConfigSchema` and checks the rules that span several variables. Throws a
+ * `ConfigError` naming every bad variable; never includes a value in the message, so a
+ * password or connection string cannot leak through a typo.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const { env = process.env, envFile = '.env' } = options
+  const merged: Record<string, string> = {}
+  for (const source of [envFile ? readEnvFile(envFile) : {}, env]) {
+    for (const [key, value] of Object.entries(source)) {
+      // An empty assignment (`DATABASE_URL=`) means "not set", not "set to nothing",
+      // which would otherwise coerce to 0 or false.
+      if (value !== undefined && value !== '' && key in ConfigSchema.properties) merged[key] = value
+    }
+  }
+
+  let config: Config | undefined
+  let issues: string[] = []
+  try {
+    config = envSchema<Config>({ schema: structuredClone(ConfigSchema), data: merged, env: false, dotenv: false })
+  } catch (error) {
+    issues = schemaIssues(error)
+  }
+  // The rules across variables run even when the schema failed (on the raw text), so one
+  // attempt shows every problem; a variable already reported is not reported twice.
+  const reported = new Set(issues.map((issue) => issue.split(' ')[0]))
+  issues.push(...crossFieldIssues(config ?? (merged as unknown as Config)).filter((issue) => !reported.has(issue.split(' ')[0])))
+  if (issues.length > 0 || config === undefined) throw new ConfigError(issues)
+  if (config.PUBLIC_BASE_URL) config.PUBLIC_BASE_URL = config.PUBLIC_BASE_URL.replace(/\/+$/, '')
+  return config
+}
+
+function readEnvFile(path: string): Record<string, string> {
+  try {
+    return parseEnv(readFileSync(path, 'utf8')) as Record<string, string>
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {}
+    throw new ConfigError([`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`])
+  }
+}
+
+interface AjvIssue {
+  instancePath: string
+  keyword: string
+  message?: string
+  params: Record<string, unknown>
+}
+
+function schemaIssues(error: unknown): string[] {
+  const errors = (error as { errors?: AjvIssue[] }).errors
+  if (!Array.isArray(errors)) return [String((error as Error).message)]
+  const byVariable = new Map<string, string>()
+  for (const issue of errors) {
+    const name = issue.keyword === 'required' ? String(issue.params.missingProperty) : issue.instancePath.slice(1)
+    if (byVariable.has(name)) continue
+    byVariable.set(name, `${name} ${describeIssue(issue)}`)
+  }
+  return [...byVariable.values()]
+}
+
+function describeIssue(issue: AjvIssue): string {
+  switch (issue.keyword) {
+    case 'required':
+      return 'is required'
+    case 'type':
+      return issue.params.type === 'boolean' ? 'must be true or false' : `must be ${String(issue.params.type)}`
+    case 'enum':
+      return `must be one of: ${(issue.params.allowedValues as string[]).join(', ')}`
+    case 'minimum':
+    case 'maximum':
+      return `${issue.message ?? 'is out of range'}`
+    default:
+      return issue.message ?? 'is invalid'
+  }
+}
+
+function crossFieldIssues(config: Config): string[] {
+  const issues: string[] = []
+  if (config.DATABASE_URL !== undefined && !isPostgresUrl(config.DATABASE_URL)) {
+    issues.push('DATABASE_URL must be a URL of the form postgres://user:password@host:5432/database')
+  }
+  if (config.DATABASE_URL === undefined && config.POSTGRES_HOST !== undefined) {
+    for (const name of ['POSTGRES_USER', 'POSTGRES_DB'] as const) {
+      if (config[name] === undefined) issues.push(`${name} is required when POSTGRES_HOST is set`)
+    }
+  }
+  if (config.NODE_ENV === 'production' && config.DATABASE_URL === undefined && config.POSTGRES_HOST === undefined) {
+    issues.push(
+      'DATABASE_URL is required when NODE_ENV=production (or set POSTGRES_HOST, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB)'
+    )
+  }
+  if (config.PUBLIC_BASE_URL !== undefined && !isHttpUrl(config.PUBLIC_BASE_URL)) {
+    issues.push('PUBLIC_BASE_URL must be an absolute http:// or https:// URL without query or fragment')
+  }
+  const origins = corsOrigins(config)
+  if (Array.isArray(origins) && origins.some((origin) => !isHttpUrl(origin) || new URL(origin).origin !== origin)) {
+    issues.push('CORS_ORIGINS must be *, none, or a comma-separated list of origins such as https://app.example.com')
+  }
+  return issues
+}
+
+function isPostgresUrl(value: string): boolean {
+  try {
+    const url = new URL(value)
+    return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.hostname !== ''
+  } catch {
+    return false
+  }
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value)
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.search === '' && url.hash === ''
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The origins allowed to call the API from a browser: `true` for any origin, a list, or
+ * `false` for none. Unset means any origin outside production (the Todo-Backend spec
+ * runner and local front ends need it) and none in production.
+ */
+export function corsOrigins(config: Config): true | false | string[] {
+  const raw = config.CORS_ORIGINS?.trim()
+  if (raw === undefined || raw === '') return config.NODE_ENV !== 'production'
+  if (raw === '*') return true
+  if (raw === 'none') return false
+  return raw
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter((origin) => origin !== '')
+}
+
+/** The environment for a child process: ours plus `extra` (this file is the one reader of process.env). */
+export const childProcessEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ ...process.env, ...extra })

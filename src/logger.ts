@@ -1,0 +1,27 @@
+import { pino, type LoggerOptions } from 'pino'
+import type { Config } from './config.js'
+
+export type Logger = pino.Logger
+
+/** JSON lines for machines; `LOG_PRETTY=true` (make dev) for people. */
+export function loggerOptions(config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>): LoggerOptions {
+  return {
+    level: config.LOG_LEVEL,
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+    serializers: { err: safeError },
+    ...(config.LOG_PRETTY ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {})
+  }
+}
+
+export const createLogger = (config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>) => pino(loggerOptions(config))
+
+/**
+ * What an error contributes to a log line: its kind, code and message, and for
+ * PostgreSQL errors the constraint or column involved. Never the stack (errors.ts logs
+ * that at debug level only), never query text or parameters a driver may attach.
+ */
+export function safeError(error: unknown) {
+  if (!(error instanceof Error)) return { message: String(error) }
+  const { code, constraint, table, column, statusCode } = error as Error & Record<string, string | number | undefined>
+  return { type: error.name, message: error.message, code, statusCode, constraint, table, column }
+}

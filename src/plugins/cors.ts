@@ -1,0 +1,33 @@
+import fastifyCors from '@fastify/cors'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { corsOrigins } from '../config.js'
+
+/**
+ * Browser clients (the Todo-Backend spec runner, front ends on other origins) may call
+ * the API; which origins is `CORS_ORIGINS`. Preflights are answered here, and the headers
+ * a client needs for conditional requests and pagination are allowed and exposed.
+ */
+async function corsPlugin(app: FastifyInstance) {
+  const origins = corsOrigins(app.config)
+  if (origins === false) return
+
+  // Chrome asks before a public page may call a service on localhost or a private
+  // network (Private Network Access); say yes wherever CORS already says yes.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method === 'OPTIONS' && request.headers['access-control-request-private-network'] === 'true') {
+      reply.header('Access-Control-Allow-Private-Network', 'true')
+    }
+  })
+
+  await app.register(fastifyCors, {
+    origin: origins === true ? '*' : origins,
+    methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ['Content-Type', 'If-Match', 'If-None-Match'],
+    exposedHeaders: ['ETag', 'Location', 'Link', 'X-Total-Count', 'Retry-After'],
+    maxAge: 600,
+    strictPreflight: false
+  })
+}
+
+export default fp(corsPlugin, { name: 'cors', fastify: '5.x', dependencies: ['@fastify/env'] })

@@ -1,0 +1,107 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import pg from 'pg'
+import { HttpProblem, PROBLEM_CONTENT_TYPE, ProblemSchema, databaseUnavailable, type FieldError } from '../lib/problem.js'
+
+/**
+ * Every error leaves as `application/problem+json`: validation failures with one entry per
+ * bad field, PostgreSQL errors mapped to the status that describes them, unknown routes as
+ * 404. Nothing else reaches the client: no stack, no SQL, no connection details.
+ */
+async function errorsPlugin(app: FastifyInstance) {
+  app.addSchema(ProblemSchema)
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const problem = toProblem(error)
+    if (problem.status === 500) {
+      request.log.error({ err: error, code: problem.code }, 'request failed')
+      // Stacks stay out of the normal log; at debug level they help find the cause.
+      request.log.debug({ stack: error.stack }, 'stack of the failed request')
+    } else if (problem.status >= 500) {
+      request.log.warn({ err: error.cause ?? error, code: problem.code }, problem.message)
+    } else {
+      request.log.info({ code: problem.code, status: problem.status }, problem.message)
+    }
+    return sendProblem(request, reply, problem)
+  })
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, new HttpProblem(404, 'ROUTE_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`))
+  )
+}
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: HttpProblem) {
+  if (problem.retryAfterSeconds !== undefined) reply.header('Retry-After', String(problem.retryAfterSeconds))
+  // The validator and serializer of the route do not apply to a problem: send it as text.
+  return reply
+    .code(problem.status)
+    .type(PROBLEM_CONTENT_TYPE)
+    .serializer(JSON.stringify)
+    .send(problem.toJSON(request.url.split('?')[0]))
+}
+
+export function toProblem(error: FastifyError): HttpProblem {
+  if (error instanceof HttpProblem) return error
+  if (error.validation) return validationProblem(error)
+  if (error instanceof pg.DatabaseError) return databaseProblem(error)
+  if (isConnectionFailure(error)) return databaseUnavailable(undefined, error)
+  const status = error.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    // Fastify's own client errors (bad JSON, wrong media type, body too large) carry a
+    // safe message; anything else is ours to hide.
+    return new HttpProblem(status, error.code?.replace(/^FST_ERR_/, '') ?? 'BAD_REQUEST', error.message)
+  }
+  return new HttpProblem(500, 'INTERNAL_ERROR', 'the server failed to handle the request; it has been logged')
+}
+
+function validationProblem(error: FastifyError): HttpProblem {
+  const part = error.validationContext ?? 'body'
+  const errors: FieldError[] = (error.validation ?? []).map((issue) => {
+    const params = issue.params as Record<string, unknown>
+    const path = issue.instancePath.split('/').slice(1).join('.')
+    if (issue.keyword === 'required') {
+      return { in: part, field: joinField(path, String(params.missingProperty)), message: 'is required' }
+    }
+    if (issue.keyword === 'additionalProperties') {
+      return { in: part, field: joinField(path, String(params.additionalProperty)), message: 'is not a known field' }
+    }
+    if (issue.keyword === 'enum') {
+      return { in: part, field: path, message: `must be one of: ${(params.allowedValues as unknown[]).join(', ')}` }
+    }
+    return { in: part, field: path, message: issue.message ?? 'is invalid' }
+  })
+  const detail = errors.map((entry) => `${entry.in}${entry.field ? `.${entry.field}` : ''} ${entry.message}`).join('; ')
+  return new HttpProblem(400, 'VALIDATION_FAILED', detail, { errors })
+}
+
+const joinField = (path: string, name: string) => (path ? `${path}.${name}` : name)
+
+/**
+ * SQLSTATE classes (https://www.postgresql.org/docs/current/errcodes-appendix.html) to
+ * statuses. The schema rejects bad input before SQL runs; these catch what only the
+ * database can know (uniqueness, references) and keep the rest from becoming a 500.
+ */
+function databaseProblem(error: pg.DatabaseError): HttpProblem {
+  const code = error.code ?? ''
+  if (code === '23505' || code === '23503') return new HttpProblem(409, 'CONFLICT', error.message)
+  if (code.startsWith('22') || code === '23502' || code === '23514') {
+    return new HttpProblem(400, 'INVALID_VALUE', `the database rejected a value: ${error.message}`)
+  }
+  if (code === '40001' || code === '40P01') {
+    return new HttpProblem(503, 'RETRY', 'the request collided with another one; try again', { retryAfterSeconds: 1 })
+  }
+  if (code === '57014') return databaseUnavailable('the database took too long to answer; try again shortly', error)
+  if (/^(08|53|57P|58)/.test(code) || code === '25006') return databaseUnavailable(undefined, error)
+  return new HttpProblem(500, 'INTERNAL_ERROR', 'the server failed to handle the request; it has been logged')
+}
+
+/** Errors node-postgres raises itself when it cannot reach or keep a server connection. */
+export function isConnectionFailure(error: unknown): boolean {
+  const { code, message = '' } = error as { code?: string; message?: string }
+  if (code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true
+  return /timeout exceeded when trying to connect|Connection terminated|Query read timeout|Client was closed|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
+    message
+  )
+}
+
+export default fp(errorsPlugin, { name: 'errors', fastify: '5.x' })

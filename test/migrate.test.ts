@@ -1,0 +1,85 @@
+import { copyFile, readFile, readdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { MIGRATIONS_DIR, MigrationError, createMigration, migrationFiles, pendingMigrations, runMigrations } from '../src/db/migrate.js'
+import { freshDatabase, sql, tempDir, withClient } from './helper.js'
+
+const tables = async (db: string) =>
+  (await sql<{ name: string }>(db, `SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)).map((row) => row.name)
+const applied = async (db: string) => (await sql<{ name: string }>(db, 'SELECT name FROM pgmigrations ORDER BY id')).map((row) => row.name)
+
+/** A migrations directory holding copies of the real migrations plus `extra` files. */
+async function migrationsWith(t: Test, extra: Record<string, string> = {}) {
+  const dir = await tempDir(t)
+  for (const file of await readdir(MIGRATIONS_DIR)) await copyFile(join(MIGRATIONS_DIR, file), join(dir, file))
+  for (const [name, text] of Object.entries(extra)) await writeFile(join(dir, name), text)
+  return dir
+}
+
+t.test('applies every migration to an empty database, then has nothing left to do', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  const all = (await migrationFiles()).map((file) => file.name)
+  t.same(await runMigrations(db), all)
+  t.same(await applied(db), all)
+  t.ok((await tables(db)).includes('todos'))
+  t.same(await runMigrations(db), [], 'second run applies nothing')
+  t.same(await withClient(db, (client) => pendingMigrations(client)), [])
+})
+
+t.test('a failing migration leaves the schema exactly as it was', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  const dir = await migrationsWith(t, { '0900_broken.sql': '-- Up Migration\nCREATE TABLE half_done (id int);\nSELEC 1;\n-- Down Migration\nDROP TABLE half_done;\n' })
+  const error = await runMigrations(db, { dir }).catch((e: unknown) => e)
+  t.type(error, MigrationError)
+  t.match((error as Error).message, /^migration 0900_broken failed, nothing was applied: syntax error/)
+  t.same(await tables(db), ['pgmigrations', 'pgmigrations_checksums'], 'no table from any migration of the failed run')
+  t.same(await applied(db), [], 'nothing recorded as applied')
+
+  // With the real migrations applied first, the broken one still changes nothing.
+  await runMigrations(db)
+  const before = await tables(db)
+  await t.rejects(runMigrations(db, { dir }), MigrationError)
+  t.same(await tables(db), before)
+  t.notOk((await applied(db)).includes('0900_broken'))
+})
+
+t.test('concurrent migrators wait for each other and apply each migration once', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  const results = await Promise.all([runMigrations(db), runMigrations(db), runMigrations(db), runMigrations(db)])
+  const all = (await migrationFiles()).map((file) => file.name)
+  t.same(results.flat().sort(), all, 'between them, every migration ran exactly once')
+  t.same(await applied(db), all)
+})
+
+t.test('down reverts the last migration and up applies it again', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  const all = await runMigrations(db)
+  const last = all[all.length - 1]
+  t.same(await runMigrations(db, { direction: 'down' }), [last])
+  t.same(await applied(db), all.slice(0, -1))
+  t.same(await withClient(db, (client) => pendingMigrations(client)), [last])
+  t.same(await runMigrations(db, { direction: 'down', count: Number.POSITIVE_INFINITY }), all.slice(0, -1).reverse())
+  t.same(await tables(db), ['pgmigrations', 'pgmigrations_checksums'], 'every down part undoes its up part')
+  t.same(await runMigrations(db), all)
+})
+
+t.test('editing a migration after it ran is refused', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  const dir = await migrationsWith(t)
+  await runMigrations(db, { dir })
+  const first = join(dir, '0001_create_todos.sql')
+  await writeFile(first, (await readFile(first, 'utf8')).replace('CREATE TABLE todos (', 'CREATE TABLE todos (\n  extra int,'))
+  const error = await runMigrations(db, { dir }).catch((e: unknown) => e)
+  t.type(error, MigrationError)
+  t.match((error as Error).message, /0001_create_todos changed since they ran \(checksum mismatch\)/)
+})
+
+t.test('a new migration gets the next number and both parts', async (t) => {
+  const dir = await migrationsWith(t)
+  const before = await readdir(dir)
+  const created = await createMigration('add_todo_tags', dir)
+  const next = String(before.length + 1).padStart(4, '0')
+  t.equal(created, join(dir, `${next}_add_todo_tags.sql`))
+  t.match(await readFile(created, 'utf8'), /-- Up Migration[\s\S]*-- Down Migration/)
+  await t.rejects(createMigration('Add Tags!', dir), MigrationError)
+})

@@ -1,0 +1,64 @@
+/**
+ * The README is part of the interface: its curl examples must work as written, and its
+ * tables must name every make target and every setting.
+ */
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { ConfigSchema } from '../src/config.js'
+import { ROOT, freshDatabase, startServer } from './helper.js'
+
+const sh = promisify(execFile)
+const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
+const makefile = await readFile(join(ROOT, 'Makefile'), 'utf8')
+
+t.test('the two commands come first', async (t) => {
+  const firstBlock = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? ''
+  t.match(firstBlock, /^make dev\b.*\nmake test\b/m)
+})
+
+t.test('every make target is in the README', async (t) => {
+  const targets = [...makefile.matchAll(/^([a-z-]+):.*##/gm)].map((match) => match[1])
+  t.ok(targets.length > 10)
+  for (const target of targets) t.match(readme, `\`make ${target}`, `make ${target}`)
+})
+
+t.test('every setting is in the README', async (t) => {
+  for (const name of Object.keys(ConfigSchema.properties)) t.match(readme, `| \`${name}\` |`, name)
+})
+
+interface Example {
+  command: string
+  expected?: number
+}
+
+/** The curl lines of the README, continuation lines joined, with their expected status. */
+function curlExamples(): Example[] {
+  const examples: Example[] = []
+  for (const [, block = ''] of readme.matchAll(/```sh\n([\s\S]*?)```/g)) {
+    for (const line of block.replace(/\\\n\s*/g, ' ').split('\n')) {
+      if (!line.startsWith('curl ')) continue
+      const [command = '', comment = ''] = line.split(/\s+#\s+/)
+      const expected = /^(\d{3})\b/.exec(comment)?.[1]
+      examples.push(expected ? { command, expected: Number(expected) } : { command })
+    }
+  }
+  return examples
+}
+
+t.test('the curl examples work as written', async (t) => {
+  const examples = curlExamples()
+  t.ok(examples.length >= 10, `${examples.length} examples`)
+  const db = await freshDatabase(t)
+  const server = await startServer(t, { DATABASE_URL: db })
+  await server.waitFor(/Server listening/)
+  for (const { command, expected } of examples) {
+    const local = command.replaceAll('localhost:3000', `127.0.0.1:${server.port}`)
+    const { stdout } = await sh('/bin/sh', ['-c', `${local} -w '\\n%{http_code}'`])
+    const status = Number(stdout.trim().split('\n').pop())
+    if (expected) t.equal(status, expected, command)
+    else t.ok(status >= 200 && status < 300, `${status}: ${command}`)
+  }
+})

@@ -1,0 +1,131 @@
+import t from 'tap'
+import pg from 'pg'
+import { migrationFiles } from '../src/db/migrate.js'
+import { freePort, freshDatabase, sql, startServer, type ServerProcess } from './helper.js'
+
+const listening = /Server listening at/
+const allMigrations = async () => (await migrationFiles()).map((file) => file.name)
+
+t.test('migrates before it listens, then serves', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  const server = await startServer(t, { DATABASE_URL: db })
+  await server.waitFor(listening)
+  const appliedAt = server.output.findIndex((line) => /applied \d+ migration/.test(line))
+  const listenedAt = server.output.findIndex((line) => listening.test(line))
+  t.ok(appliedAt >= 0 && appliedAt < listenedAt, 'migrations were applied before listening')
+  t.same((await sql<{ name: string }>(db, 'SELECT name FROM pgmigrations ORDER BY id')).map((row) => row.name), await allMigrations())
+  const ready = await fetch(`${server.url}/health/ready`)
+  t.equal(ready.status, 200)
+  server.child.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
+})
+
+t.test('MIGRATE_ON_START=false leaves the schema alone and readiness red', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  const server = await startServer(t, { DATABASE_URL: db, MIGRATE_ON_START: 'false' })
+  await server.waitFor(listening)
+  const ready = await fetch(`${server.url}/health/ready`)
+  t.equal(ready.status, 503)
+  t.match(await ready.json(), { checks: { migrations: { status: 'failing' } } })
+})
+
+t.test('a failing migration stops the start: exit 1, never listening, nothing applied', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  // Something in the way of the first migration's CREATE TABLE todos.
+  await sql(db, 'CREATE TABLE todos (legacy int)')
+  const server = await startServer(t, { DATABASE_URL: db })
+  const { code } = await server.exited
+  t.equal(code, 1)
+  t.notOk(server.output.some((line) => listening.test(line)), 'never listened')
+  t.match(server.output.join('\n'), /startup failed: migration 0001_create_todos failed, nothing was applied: relation \\?"todos\\?" already exists/)
+  t.same(await sql(db, `SELECT proname FROM pg_proc WHERE proname = 'touch_row'`), [], 'the function created earlier in the failed migration is gone')
+  t.same(await sql(db, 'SELECT name FROM pgmigrations'), [])
+})
+
+t.test('two instances starting together both come up and apply each migration once', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  const [a, b] = await Promise.all([startServer(t, { DATABASE_URL: db }), startServer(t, { DATABASE_URL: db })])
+  await Promise.all([a?.waitFor(listening), b?.waitFor(listening)])
+  for (const server of [a, b] as ServerProcess[]) t.equal((await fetch(`${server.url}/health/ready`)).status, 200)
+  t.same((await sql<{ name: string }>(db, 'SELECT name FROM pgmigrations ORDER BY id')).map((row) => row.name), await allMigrations())
+})
+
+t.test('a database that never comes up: retries are logged, then exit 1 with a clear message', async (t) => {
+  const port = await freePort()
+  const server = await startServer(t, { DATABASE_URL: `postgres://app:pa55word@127.0.0.1:${port}/app`, DATABASE_WAIT_SECONDS: '2' })
+  const { code } = await server.exited
+  const output = server.output.join('\n')
+  t.equal(code, 1)
+  t.match(output, /database not ready yet/)
+  t.match(output, new RegExp(`startup failed: database app@127.0.0.1:${port}/app did not become ready within 2 s`))
+  t.notMatch(output, 'pa55word')
+})
+
+/** Holds an exclusive lock on todos so that a request reading them waits, until `release`. */
+async function blockTodos(db: string) {
+  const client = new pg.Client({ connectionString: db })
+  await client.connect()
+  await client.query('BEGIN')
+  await client.query('LOCK TABLE todos IN ACCESS EXCLUSIVE MODE')
+  const waiting = async () => {
+    for (;;) {
+      const rows = await sql(db, `SELECT 1 FROM pg_stat_activity WHERE application_name = 'todos-api' AND wait_event_type = 'Lock'`)
+      if (rows.length > 0) return
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+  return { waiting, release: async () => (await client.query('COMMIT'), await client.end()) }
+}
+
+t.test('SIGTERM: readiness turns red, the request in flight completes, exit 0', async (t) => {
+  const db = await freshDatabase(t)
+  const server = await startServer(t, { DATABASE_URL: db, SHUTDOWN_DELAY_MS: '300' })
+  await server.waitFor(listening)
+  await sql(db, `INSERT INTO todos (title) VALUES ('survives shutdown')`)
+  const lock = await blockTodos(db)
+  const inFlight = fetch(`${server.url}/todos`)
+  await lock.waiting()
+
+  server.child.kill('SIGTERM')
+  await server.waitFor(/shutting down/)
+  const ready = await fetch(`${server.url}/health/ready`)
+  t.equal(ready.status, 503, 'readiness is red once shutdown starts')
+  t.equal(ready.headers.get('content-type'), 'application/problem+json')
+  t.match(await ready.json(), { code: 'SHUTTING_DOWN' })
+
+  await new Promise((resolve) => setTimeout(resolve, 500)) // past the delay: the listener is closing
+  await lock.release()
+  const response = await inFlight
+  t.equal(response.status, 200, 'the request that was in flight got its answer')
+  t.match(await response.json(), [{ title: 'survives shutdown' }])
+  t.same(await server.exited, { code: 0, signal: null })
+  t.match(server.output.join('\n'), /shutdown complete/)
+})
+
+t.test('a second signal forces the exit while a request is stuck', async (t) => {
+  const db = await freshDatabase(t)
+  const server = await startServer(t, { DATABASE_URL: db })
+  await server.waitFor(listening)
+  const lock = await blockTodos(db)
+  t.teardown(lock.release)
+  const stuck = fetch(`${server.url}/todos`).catch(() => 'connection lost')
+  await lock.waiting()
+  server.child.kill('SIGTERM')
+  await server.waitFor(/shutting down/)
+  server.child.kill('SIGTERM')
+  t.equal((await server.exited).code, 1)
+  t.equal(await stuck, 'connection lost')
+})
+
+t.test('the grace deadline forces the exit when draining takes too long', async (t) => {
+  const db = await freshDatabase(t)
+  const server = await startServer(t, { DATABASE_URL: db, SHUTDOWN_GRACE_MS: '500' })
+  await server.waitFor(listening)
+  const lock = await blockTodos(db)
+  t.teardown(lock.release)
+  void fetch(`${server.url}/todos`).catch(() => {})
+  await lock.waiting()
+  server.child.kill('SIGINT')
+  t.equal((await server.exited).code, 1)
+  t.match(server.output.join('\n'), /killed by timeout/)
+})

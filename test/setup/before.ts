@@ -1,0 +1,45 @@
+/**
+ * Runs once before the test files (tap's `before`). Starts one embedded PostgreSQL for
+ * the whole run (or uses TEST_DATABASE_URL, whose user needs CREATEDB), and migrates a
+ * template database that each test file clones into a database of its own.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import pg from 'pg'
+import { startEmbeddedPostgres } from '../../src/db/embedded.js'
+import { runMigrations } from '../../src/db/migrate.js'
+import { freePort } from '../support/ports.js'
+import { STATE_FILE, TEST_DATA_DIR, type ClusterState } from './cluster.js'
+
+const TEMPLATE = 'todos_test_template'
+const external = process.env.TEST_DATABASE_URL
+
+let state: ClusterState
+if (external) {
+  const url = new URL(external)
+  url.pathname = '/postgres'
+  state = { adminUrl: url.toString(), templateDatabase: TEMPLATE }
+} else {
+  await rm(TEST_DATA_DIR, { recursive: true, force: true })
+  const server = await startEmbeddedPostgres({
+    dataDir: TEST_DATA_DIR,
+    port: await freePort(),
+    user: 'postgres',
+    password: 'postgres',
+    database: 'postgres',
+    ephemeral: true
+  })
+  state = { adminUrl: server.connectionString, templateDatabase: TEMPLATE, embeddedDataDir: TEST_DATA_DIR }
+}
+
+const admin = new pg.Client({ connectionString: state.adminUrl })
+await admin.connect()
+await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`)
+await admin.query(`CREATE DATABASE ${TEMPLATE}`)
+await admin.end()
+const templateUrl = new URL(state.adminUrl)
+templateUrl.pathname = `/${TEMPLATE}`
+await runMigrations(templateUrl.toString())
+
+await mkdir(dirname(STATE_FILE), { recursive: true })
+await writeFile(STATE_FILE, JSON.stringify(state, null, 2))

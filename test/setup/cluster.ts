@@ -1,0 +1,23 @@
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+/** What the run's setup script leaves for every test file: where the template database is. */
+export interface ClusterState {
+  /** Connection string to the server's maintenance database (`postgres`). */
+  adminUrl: string
+  /** Migrated database each test file clones its own database from. */
+  templateDatabase: string
+  /** Set when the setup script started an embedded server (and the teardown stops it). */
+  embeddedDataDir?: string
+}
+
+export const STATE_FILE = fileURLToPath(new URL('../../.data/test-cluster.json', import.meta.url))
+export const TEST_DATA_DIR = fileURLToPath(new URL('../../.data/test-postgres', import.meta.url))
+
+export function readClusterState(): ClusterState {
+  try {
+    return JSON.parse(readFileSync(STATE_FILE, 'utf8')) as ClusterState
+  } catch {
+    throw new Error('no test database: run the tests with `make test` (or `npx tap`), whose setup script starts one')
+  }
+}

@@ -1,0 +1,71 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { Test } from 'tap'
+import { startEmbeddedPostgres, stopEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.js'
+import { freePort } from './ports.js'
+
+const run = promisify(execFile)
+const DATA_ROOT = new URL('../../.data/', import.meta.url).pathname
+
+/**
+ * A PostgreSQL server of one test's own, for the tests that stop, restart or freeze the
+ * database for real (the shared server must stay up for the other test files).
+ */
+export class PrivateCluster {
+  private server: EmbeddedPostgres | undefined
+
+  private constructor(
+    readonly dataDir: string,
+    readonly port: number
+  ) {}
+
+  static async create(t: Test): Promise<PrivateCluster> {
+    const cluster = new PrivateCluster(await mkdtemp(join(DATA_ROOT, 'private-')), await freePort())
+    t.teardown(async () => {
+      await cluster.resume().catch(() => {})
+      await cluster.stop('immediate').catch(() => {})
+      await rm(cluster.dataDir, { recursive: true, force: true })
+    })
+    await cluster.start()
+    return cluster
+  }
+
+  /** postgres://postgres:postgres@127.0.0.1:<port>/app */
+  get connectionString(): string {
+    return `postgres://postgres:postgres@127.0.0.1:${this.port}/app`
+  }
+
+  async start(): Promise<void> {
+    this.server = await startEmbeddedPostgres({
+      dataDir: this.dataDir,
+      port: this.port,
+      user: 'postgres',
+      password: 'postgres',
+      database: 'app',
+      ephemeral: true
+    })
+  }
+
+  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    if (this.server === undefined) return
+    this.server = undefined
+    await stopEmbeddedPostgres(this.dataDir, mode)
+  }
+
+  /** Freezes every server process (SIGSTOP): connections open but nothing ever answers. */
+  async pause(): Promise<void> {
+    await this.signalAll('STOP')
+  }
+
+  async resume(): Promise<void> {
+    await this.signalAll('CONT')
+  }
+
+  private async signalAll(signal: 'STOP' | 'CONT') {
+    const postmaster = (await readFile(join(this.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0] ?? ''
+    const children = await run('pgrep', ['-P', postmaster]).then(({ stdout }) => stdout.split('\n').filter(Boolean), () => [])
+    await run('kill', [`-${signal}`, postmaster, ...children])
+  }
+}
