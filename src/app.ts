@@ -52,12 +52,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // Our own hook answers requests that arrive during shutdown, as problem+json.
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
+    // A builder rather than setValidatorCompiler(): a plugin that adds shared schemas gets
+    // its validator rebuilt from the builder, and would otherwise fall back to coercing
+    // JSON bodies.
+    schemaController: { compilersFactory: { buildValidator: (() => httpValidatorCompiler) as never } },
     // Time limits on the client side of the socket, so slow clients cannot hold it open.
     requestTimeout: 30_000,
     connectionTimeout: 60_000
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  app.setValidatorCompiler(httpValidatorCompiler)
   registerBodyParsers(app)
 
   await app.register(fastifyEnv, { schema: ConfigSchema, data: config, env: false, dotenv: false })

@@ -65,6 +65,9 @@ function validationProblem(error: FastifyError): HttpProblem {
     if (issue.keyword === 'additionalProperties') {
       return { in: part, field: joinField(path, String(params.additionalProperty)), message: 'is not a known field' }
     }
+    if (issue.keyword === 'pattern' && params.pattern === '\\S') {
+      return { in: part, field: path, message: 'must not be blank' }
+    }
     if (issue.keyword === 'enum') {
       return { in: part, field: path, message: `must be one of: ${(params.allowedValues as unknown[]).join(', ')}` }
     }

@@ -8,6 +8,7 @@ import { dirname } from 'node:path'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../../src/db/embedded.js'
 import { runMigrations } from '../../src/db/migrate.js'
+import { ensureChromium } from '../support/browser.js'
 import { freePort } from '../support/ports.js'
 import { STATE_FILE, TEST_DATA_DIR, type ClusterState } from './cluster.js'
 
@@ -40,6 +41,9 @@ await admin.end()
 const templateUrl = new URL(state.adminUrl)
 templateUrl.pathname = `/${TEMPLATE}`
 await runMigrations(templateUrl.toString())
+
+const chromiumProblem = await ensureChromium((message) => process.stderr.write(`# ${message}\n`))
+if (chromiumProblem) state.chromiumProblem = chromiumProblem
 
 await mkdir(dirname(STATE_FILE), { recursive: true })
 await writeFile(STATE_FILE, JSON.stringify(state, null, 2))

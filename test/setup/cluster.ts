@@ -9,6 +9,8 @@ export interface ClusterState {
   templateDatabase: string
   /** Set when the setup script started an embedded server (and the teardown stops it). */
   embeddedDataDir?: string
+  /** Why the browser tests cannot run, when Chromium is missing and could not be installed. */
+  chromiumProblem?: string
 }
 
 export const STATE_FILE = fileURLToPath(new URL('../../.data/test-cluster.json', import.meta.url))

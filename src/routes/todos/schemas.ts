@@ -2,7 +2,6 @@ import { Type, type Static } from '@sinclair/typebox'
 import { DateTime, Int32, Nullable } from '../../lib/schema.js'
 
 const Title = Type.String({
-  minLength: 1,
   maxLength: 500,
   pattern: '\\S',
   description: '1 to 500 characters, not blank; surrounding whitespace is trimmed'
