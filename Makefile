@@ -7,7 +7,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 
 .PHONY: help deps dev test typecheck build start migrate migrate-down migration migrate-status \
-        psql up down logs clean
+        seed resetdb psql up down logs bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 deps: node_modules/.package-lock.json ## Install dependencies when missing or stale
 
-dev: deps ## Run the service: embedded PostgreSQL unless configured, migrations, reload on change, pretty logs
+dev: deps ## Run the service: embedded PostgreSQL unless configured, migrations, demo data if empty, reload on change, pretty logs
 	npm run dev
 
 test: deps ## Type-check and run the whole tap suite against a real PostgreSQL
@@ -47,6 +47,12 @@ migration: deps ## Create the next numbered migration: make migration name=add_x
 	@if [ -z "$(name)" ]; then echo "usage: make migration name=add_something" >&2; exit 2; fi
 	$(TSX) src/cli/migrate.ts create "$(name)"
 
+seed: deps ## Fill the database with demo todos and cats (idempotent: a second run adds nothing)
+	$(TSX) src/cli/seed.ts
+
+resetdb: deps ## Revert every migration and migrate again; seed=1 also seeds; refuses production unless FORCE=1
+	$(TSX) src/cli/resetdb.ts $(if $(filter 1 true yes,$(seed)),--seed) $(if $(filter 1 true yes,$(FORCE)),--force)
+
 psql: deps ## Open psql on the configured database
 	$(TSX) src/cli/psql.ts
 
@@ -58,6 +64,9 @@ down: ## Stop the containers (the database volume is kept)
 
 logs: ## Follow the containers' logs
 	docker compose logs --follow
+
+bench: deps ## Load benchmarks: the API against a bare node:http + pg baseline (about 40 s)
+	$(TSX) bench/run.ts
 
 clean: ## Remove build output and test artefacts (not the database in .data/)
 	rm -rf dist .tap

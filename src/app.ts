@@ -13,6 +13,7 @@ import docsPlugin from './plugins/docs.js'
 import errorsPlugin from './plugins/errors.js'
 import healthRoutes from './routes/health.js'
 import rootRoutes from './routes/root.js'
+import catsRoutes from './routes/cats/index.js'
 import todosRoutes from './routes/todos/index.js'
 
 declare module 'fastify' {
@@ -38,7 +39,10 @@ export interface BuildAppOptions {
   logger?: FastifyServerOptions['logger']
 }
 
-export const RESOURCES = [{ path: '/todos', description: 'Todos: list, create, read, update, delete' }]
+export const RESOURCES = [
+  { path: '/todos', description: 'Todos: list, create, read, update, delete' },
+  { path: '/cats', description: 'Cats: list, create, read, update, delete' }
+]
 
 /**
  * Builds the service from its plugins without listening, so tests exercise exactly what
@@ -113,6 +117,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   })
   await app.register(healthRoutes)
   await app.register(todosRoutes)
+  await app.register(catsRoutes)
 
   return app
 }

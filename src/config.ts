@@ -30,6 +30,7 @@ export const ConfigSchema = Type.Object({
   DATABASE_WAIT_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 30 }),
 
   MIGRATE_ON_START: Type.Boolean({ default: true }),
+  SEED_ON_START: StringEnum(['false', 'true', 'if-empty'], { default: 'false' }),
   SHUTDOWN_DELAY_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
 

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { runMigrations } from './db/migrate.js'
+import { isEmpty, seedDatabase } from './db/seed.js'
 import { describeTarget, resolveDatabase, type DatabaseTarget } from './db/target.js'
 import { waitForDatabase } from './db/wait.js'
 import { createLogger, safeError } from './logger.js'
@@ -58,6 +59,11 @@ try {
     logger.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'schema is up to date')
   } else {
     logger.info('MIGRATE_ON_START=false: not migrating; /health/ready reports pending migrations')
+  }
+
+  if (config.SEED_ON_START === 'true' || (config.SEED_ON_START === 'if-empty' && (await isEmpty(connectionString)))) {
+    const seeded = await seedDatabase(connectionString)
+    logger.info(seeded, `demo data: added ${seeded.todos.added} todos and ${seeded.cats.added} cats`)
   }
 
   app = await buildApp({ config, connectionString, loggerInstance: logger })

@@ -52,7 +52,8 @@ t.test('the curl examples work as written', async (t) => {
   const examples = curlExamples()
   t.ok(examples.length >= 10, `${examples.length} examples`)
   const db = await freshDatabase(t)
-  const server = await startServer(t, { DATABASE_URL: db })
+  // As `make dev` runs it: demo data on an empty database.
+  const server = await startServer(t, { DATABASE_URL: db, SEED_ON_START: 'if-empty' })
   await server.waitFor(/Server listening/)
   for (const { command, expected } of examples) {
     const local = command.replaceAll('localhost:3000', `127.0.0.1:${server.port}`)

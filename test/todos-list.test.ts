@@ -1,7 +1,6 @@
-import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { buildTestApp, sql } from './helper.js'
-import { jsonClient } from './support/http.js'
+import { jsonClient, nextLink, walk } from './support/http.js'
 
 interface Todo {
   id: number
@@ -11,29 +10,6 @@ interface Todo {
   order: number | null
   due_date: string | null
   created_at: string
-}
-
-/** The URL of the next page from a `Link` header, as a path for `inject`. */
-function nextLink(header: string | string[] | undefined): string | undefined {
-  const value = Array.isArray(header) ? header.join(', ') : header
-  const match = value === undefined ? null : /<([^>]+)>;\s*rel="next"/.exec(value)
-  if (!match?.[1]) return undefined
-  const url = new URL(match[1])
-  return `${url.pathname}${url.search}`
-}
-
-/** Follows `Link: rel="next"` to the end; `between` runs after each page. */
-async function walk(app: FastifyInstance, first: string, between: () => Promise<void> = async () => {}) {
-  const rows: Todo[] = []
-  let pages = 0
-  for (let url: string | undefined = first; url !== undefined; pages++) {
-    const response = await app.inject(url)
-    if (response.statusCode !== 200) throw new Error(`${url}: ${response.statusCode} ${response.body}`)
-    rows.push(...(response.json() as Todo[]))
-    url = nextLink(response.headers.link)
-    await between()
-  }
-  return { rows, pages }
 }
 
 t.test('filters: completed, due_before, due_after, q, and their combinations', async (t) => {
@@ -115,7 +91,7 @@ t.test('every sort order, both directions, on rows with ties and NULLs', async (
   for (const key of SORTS) {
     for (const descending of [false, true]) {
       const sort = `${descending ? '-' : ''}${key}`
-      const { rows } = await walk(app, `/todos?sort=${sort}&limit=7`)
+      const { rows } = await walk<Todo>(app, `/todos?sort=${sort}&limit=7`)
       t.equal(rows.length, 60, sort)
       t.same(rows.map((row) => row.id), [...rows].sort(compare(key, descending)).map((row) => row.id), `${sort}: paged order is the full order`)
     }
@@ -151,7 +127,7 @@ t.test('walking thousands of rows while others are inserted and deleted: no row 
       const gone = await sql<{ id: number }>(db, `DELETE FROM todos WHERE id IN (SELECT id FROM todos WHERE description = 'bulk' ORDER BY random() LIMIT 2) RETURNING id`)
       for (const row of gone) deleted.add(row.id)
     }
-    const { rows, pages } = await walk(app, `/todos?sort=${sort}&limit=137`, churn)
+    const { rows, pages } = await walk<Todo>(app, `/todos?sort=${sort}&limit=137`, churn)
     const seen = rows.map((row) => row.id)
     t.equal(new Set(seen).size, seen.length, `${sort}: no row repeated across ${pages} pages (${round} rounds of churn)`)
     const missing = [...original].filter((id) => !deleted.has(id) && !seen.includes(id))

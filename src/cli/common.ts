@@ -15,7 +15,12 @@ export interface CliContext {
  * the same database resolution (DATABASE_URL, POSTGRES_*, or the embedded server), the
  * same wait. Exit code 0 on success, 1 with a one-line reason otherwise.
  */
-export async function runCli(name: string, task: (context: CliContext) => Promise<void>): Promise<void> {
+export async function runCli(
+  name: string,
+  task: (context: CliContext) => Promise<void>,
+  /** Checks made before touching any database; throwing stops the tool. */
+  precheck: (config: Config) => void = () => {}
+): Promise<void> {
   const say = (message: string) => process.stderr.write(`${name}: ${message}\n`)
   let config: Config
   try {
@@ -29,6 +34,7 @@ export async function runCli(name: string, task: (context: CliContext) => Promis
   }
   let release = async () => {}
   try {
+    precheck(config)
     const target = await resolveDatabase(config, say)
     release = target.release
     say(`database ${describeTarget(target.connectionString)} (${target.source})`)

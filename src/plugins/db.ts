@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import pg from 'pg'
 import { appliedMigrations, migrationFiles } from '../db/migrate.js'
+import { isoTimestampTypes } from '../db/timestamps.js'
 import { reasonFor } from '../db/wait.js'
 import { databaseUnavailable } from '../lib/problem.js'
 import { isConnectionFailure } from './errors.js'
@@ -51,7 +52,10 @@ async function dbPlugin(app: FastifyInstance, options: DbPluginOptions) {
     idle_in_transaction_session_timeout: config.DATABASE_STATEMENT_TIMEOUT_MS * 2,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
-    application_name: 'todos-api'
+    application_name: 'todos-api',
+    // Timestamps leave PostgreSQL in UTC and reach the app as ISO 8601 strings.
+    options: '-c TimeZone=UTC',
+    types: isoTimestampTypes
   })
 
   // An idle client whose server went away emits 'error' on the pool; unhandled, that

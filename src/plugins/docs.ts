@@ -22,6 +22,7 @@ async function docsPlugin(app: FastifyInstance, options: { version: string }) {
       },
       tags: [
         { name: 'todos', description: 'Todo items (Todo-Backend compatible)' },
+        { name: 'cats', description: 'Cats for sale, priced in cents' },
         { name: 'health', description: 'Liveness and readiness probes' },
         { name: 'service', description: 'About the service' }
       ]

@@ -2,12 +2,12 @@ import type { Database } from '../plugins/db.js'
 import { afterCursor, decodeCursor, encodeCursor, orderBy, parseSort, type SortKey } from './keyset.js'
 import { QueryParts, ident } from './sql.js'
 
-/** Every resource table has these; the rest is the resource's own. */
+/** Every resource table has these; the rest is the resource's own. Timestamps are ISO 8601 strings (db/timestamps.ts). */
 export interface BaseRow {
   id: number
   version: number
-  created_at: Date
-  updated_at: Date
+  created_at: string
+  updated_at: string
 }
 
 /** What `If-Match` asked for: any current version (`*`) or one of these versions. */

@@ -6,7 +6,7 @@ import { baseUrl } from '../lib/urls.js'
 import { etagFor, ifNoneMatchHits, parseIfMatch } from './conditional.js'
 import type { BaseRow, TableRepository, WriteResult } from './repository.js'
 
-/** One resource: its names, schemas, repository and how a row is shown to clients. */
+/** One resource: its names, schemas and repository. */
 export interface ResourceDefinition<Row extends BaseRow, Filters> {
   /** Singular and plural names, for messages and OpenAPI operation ids. */
   singular: string
@@ -25,8 +25,6 @@ export interface ResourceDefinition<Row extends BaseRow, Filters> {
   /** Adds `DELETE <path>`, which empties the collection (the Todo-Backend spec needs it). */
   deleteAll?: boolean
   repository(app: FastifyInstance): TableRepository<Row, Filters>
-  /** The JSON representation of a row; `url` is the item's absolute URL. */
-  present(row: Row, url: string): Record<string, unknown>
 }
 
 interface ListControls {
@@ -68,7 +66,9 @@ export function resourceRoutes<Row extends BaseRow, Filters>(definition: Resourc
     app.addSchema(schemas.item)
     const repository = definition.repository(app)
     const itemUrl = (request: FastifyRequest, id: number) => `${baseUrl(request, app.config)}${path}/${id}`
-    const show = (request: FastifyRequest, row: Row) => definition.present(row, itemUrl(request, row.id))
+    // The item schema decides what a client sees: its serializer writes only the schema's
+    // properties, so the row version stays internal.
+    const show = (request: FastifyRequest, row: Row) => ({ ...row, url: itemUrl(request, row.id) })
     const describe = (id: number) => `${singular} ${id}`
 
     const settle = <T>(result: WriteResult<T>, id: number): T => {

@@ -24,3 +24,26 @@ export function jsonClient(app: FastifyInstance) {
     }
   }
 }
+
+/** The URL of the next page from a `Link` header, as a path for `inject`. */
+export function nextLink(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header.join(', ') : header
+  const match = value === undefined ? null : /<([^>]+)>;\s*rel="next"/.exec(value)
+  if (!match?.[1]) return undefined
+  const url = new URL(match[1])
+  return `${url.pathname}${url.search}`
+}
+
+/** Follows `Link: rel="next"` from `first` to the last page; `between` runs after each page. */
+export async function walk<T>(app: FastifyInstance, first: string, between: () => Promise<void> = async () => {}) {
+  const rows: T[] = []
+  let pages = 0
+  for (let url: string | undefined = first; url !== undefined; pages++) {
+    const response = await app.inject(url)
+    if (response.statusCode !== 200) throw new Error(`${url}: ${response.statusCode} ${response.body}`)
+    rows.push(...(response.json() as T[]))
+    url = nextLink(response.headers.link)
+    await between()
+  }
+  return { rows, pages }
+}

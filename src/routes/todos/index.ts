@@ -11,16 +11,5 @@ export default resourceRoutes<TodoRow, Filters>({
   sorts: ['order', 'created_at', 'due_date', 'title'],
   defaultSort: 'order',
   deleteAll: true,
-  repository: (app) => todosRepository(app.db),
-  present: (row, url) => ({
-    id: row.id,
-    title: row.title,
-    description: row.description,
-    completed: row.completed,
-    order: row.order,
-    due_date: row.due_date?.toISOString() ?? null,
-    url,
-    created_at: row.created_at.toISOString(),
-    updated_at: row.updated_at.toISOString()
-  })
+  repository: (app) => todosRepository(app.db)
 })

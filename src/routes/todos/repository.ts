@@ -8,7 +8,7 @@ export interface TodoRow extends BaseRow {
   description: string | null
   completed: boolean
   order: number | null
-  due_date: Date | null
+  due_date: string | null
 }
 
 /** All SQL about todos: the table, its sort keys and its filters. */

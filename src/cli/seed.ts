@@ -1,0 +1,8 @@
+import { seedDatabase } from '../db/seed.js'
+import { runCli } from './common.js'
+
+/** `make seed`: adds the demo todos and cats that are not there yet. */
+await runCli('seed', async ({ connectionString, say }) => {
+  const { todos, cats } = await seedDatabase(connectionString)
+  say(`added ${todos.added} todos (${todos.total} in all) and ${cats.added} cats (${cats.total} in all)`)
+})

@@ -1,0 +1,33 @@
+import type { Database } from '../../plugins/db.js'
+import { createTableRepository, type BaseRow } from '../../resource/repository.js'
+import { containsPattern } from '../../resource/sql.js'
+import type { CatFilters } from './schemas.js'
+
+export interface CatRow extends BaseRow {
+  name: string
+  breed: string | null
+  price: number
+}
+
+const trimmed = (value: unknown) => (typeof value === 'string' ? value.trim() : value)
+
+/** All SQL about cats: the table, its sort keys and its filters. */
+export const catsRepository = (db: Database) =>
+  createTableRepository<CatRow, CatFilters>(db, {
+    table: 'cats',
+    columns: ['name', 'breed', 'price'],
+    writable: ['name', 'breed', 'price'],
+    sorts: {
+      name: { column: 'name', type: 'text', nullable: false },
+      price: { column: 'price', type: 'integer', nullable: false },
+      created_at: { column: 'created_at', type: 'timestamptz', nullable: false }
+    },
+    defaultSort: 'name',
+    filter(filters, parts) {
+      if (filters.breed !== undefined) parts.where(`lower(breed) = lower(${parts.param(filters.breed)})`)
+      if (filters.min_price !== undefined) parts.where(`price >= ${parts.param(filters.min_price)}`)
+      if (filters.max_price !== undefined) parts.where(`price <= ${parts.param(filters.max_price)}`)
+      if (filters.q !== undefined) parts.where(`name ILIKE ${parts.param(containsPattern(filters.q))}`)
+    },
+    normalize: (input) => ({ ...input, name: trimmed(input.name), breed: trimmed(input.breed) })
+  })
