@@ -8,7 +8,13 @@ export interface SortKey {
   /** The column, which is also the row's property name. */
   column: string
   type: ColumnType
-  nullable: boolean
+  /**
+   * For a column that can be NULL: the value NULLs sort as, beyond every real value (and
+   * the cast that makes room for it). The sort key is then never NULL, so one row
+   * comparison is an index range on every page; the index must be on the same
+   * expression, `coalesce(column::cast, last)` (see migrations/0003).
+   */
+  nulls?: { cast?: string; last: string }
 }
 
 export interface SortOrder {
@@ -30,13 +36,25 @@ export function parseSort(name: string, keys: Record<string, SortKey>): SortOrde
   return { name, key, descending }
 }
 
+/** The sort key as SQL: the column, or for a nullable one the coalesce its index is on. */
+function keyExpression(key: SortKey): string {
+  const col = ident(key.column)
+  return key.nulls ? `coalesce(${col}${key.nulls.cast ? `::${key.nulls.cast}` : ''}, ${key.nulls.last})` : col
+}
+
+/** A cursor value as SQL of the sort key's type (timestamps travel as epoch milliseconds). */
+function valueExpression(key: SortKey, placeholder: string): string {
+  const value = key.type === 'timestamptz' ? `to_timestamp(${placeholder}::float8 / 1000)` : `${placeholder}::${key.type}`
+  return key.nulls ? `coalesce(${value}${key.nulls.cast ? `::${key.nulls.cast}` : ''}, ${key.nulls.last})` : value
+}
+
 /**
  * Ascending puts NULLs last, descending is its exact mirror (NULLs first), so one B-tree
- * index on (column, id) serves both directions.
+ * index on (key, id) serves both directions.
  */
 export function orderBy({ key, descending }: SortOrder): string {
-  const col = ident(key.column)
-  return descending ? `${col} DESC NULLS FIRST, id DESC` : `${col} ASC NULLS LAST, id ASC`
+  const expression = keyExpression(key)
+  return descending ? `${expression} DESC, id DESC` : `${expression} ASC, id ASC`
 }
 
 /**
@@ -45,22 +63,15 @@ export function orderBy({ key, descending }: SortOrder): string {
  * later page skip or repeat a row (an OFFSET would).
  */
 export function afterCursor({ key, descending }: SortOrder, cursor: Cursor, parts: QueryParts): string {
-  const id = parts.param(cursor.id)
-  const col = ident(key.column)
-  if (cursor.value === null) {
-    // Inside the NULL group, which is last ascending and first descending.
-    return descending ? `(${col} IS NOT NULL OR id < ${id})` : `(${col} IS NULL AND id > ${id})`
-  }
-  const value = `${parts.param(cursor.value)}::${key.type}`
-  // A row comparison is false for NULL columns: those rows come after (ascending) or
-  // were already passed (descending).
-  if (descending) return `(${col}, id) < (${value}, ${id})`
-  return key.nullable ? `((${col}, id) > (${value}, ${id}) OR ${col} IS NULL)` : `(${col}, id) > (${value}, ${id})`
+  const value = valueExpression(key, parts.param(cursor.value))
+  return `(${keyExpression(key)}, id) ${descending ? '<' : '>'} (${value}, ${parts.param(cursor.id)})`
 }
 
 /** The opaque cursor for the page after `row`. */
 export function encodeCursor(sort: SortOrder, value: unknown, id: number): string {
-  return Buffer.from(JSON.stringify([sort.name, value, id])).toString('base64url')
+  // Timestamps as epoch milliseconds: exact, and valid for any year PostgreSQL stores.
+  const plain = sort.key.type === 'timestamptz' && typeof value === 'string' ? Date.parse(value) : value
+  return Buffer.from(JSON.stringify([sort.name, plain, id])).toString('base64url')
 }
 
 /** Reads a cursor back, refusing one that is malformed or was made for another order. */
@@ -75,7 +86,7 @@ export function decodeCursor(token: string, sort: SortOrder): Cursor {
   if (!Array.isArray(decoded) || decoded.length !== 3) throw invalid()
   const [name, value, id] = decoded as [unknown, unknown, unknown]
   if (name !== sort.name || !Number.isSafeInteger(id) || (id as number) < 1) throw invalid()
-  if (value === null ? !sort.key.nullable : !valueFits(value, sort.key.type)) throw invalid()
+  if (value === null ? sort.key.nulls === undefined : !valueFits(value, sort.key.type)) throw invalid()
   return { value: value as Cursor['value'], id: id as number }
 }
 
@@ -86,6 +97,6 @@ function valueFits(value: unknown, type: ColumnType): boolean {
     case 'text':
       return typeof value === 'string'
     case 'timestamptz':
-      return typeof value === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(value) && !Number.isNaN(Date.parse(value))
+      return Number.isSafeInteger(value)
   }
 }

@@ -44,6 +44,8 @@ export interface TableSpec<Filters> {
 
 export interface TableRepository<Row extends BaseRow, Filters> {
   list(filters: Filters, options: ListOptions): Promise<Page<Row>>
+  /** The statement `list` runs (it fetches one row more than the page, to see if there is a next). */
+  listQuery(filters: Filters, options: ListOptions): { text: string; values: unknown[] }
   count(filters: Filters): Promise<number>
   get(id: number): Promise<Row | undefined>
   create(input: Record<string, unknown>): Promise<Row>
@@ -76,17 +78,23 @@ export function createTableRepository<Row extends BaseRow, Filters>(db: Database
   }
 
   return {
-    async list(filters, options) {
+    listQuery(filters, options) {
       const sort = parseSort(options.sort ?? spec.defaultSort, spec.sorts)
       const parts = new QueryParts()
       spec.filter(filters, parts)
       if (options.cursor !== undefined) parts.where(afterCursor(sort, decodeCursor(options.cursor, sort), parts))
-      // One row more than asked tells whether there is a next page, without a count.
       const limit = parts.param(options.limit + 1)
-      const { rows } = await db.query<Row>(`SELECT ${returning} FROM ${table} ${parts.whereClause()} ORDER BY ${orderBy(sort)} LIMIT ${limit}`, parts.values)
+      return { text: `SELECT ${returning} FROM ${table} ${parts.whereClause()} ORDER BY ${orderBy(sort)} LIMIT ${limit}`, values: parts.values }
+    },
+
+    async list(filters, options) {
+      const { text, values } = this.listQuery(filters, options)
+      // One row more than asked tells whether there is a next page, without a count.
+      const { rows } = await db.query<Row>(text, values)
       if (rows.length <= options.limit) return { rows }
       rows.length = options.limit
       const last = rows[rows.length - 1] as Row
+      const sort = parseSort(options.sort ?? spec.defaultSort, spec.sorts)
       return { rows, next: encodeCursor(sort, (last as unknown as Record<string, unknown>)[sort.key.column], last.id) }
     },
 

@@ -56,7 +56,7 @@ export function resourceRoutes<Row extends BaseRow, Filters>(definition: Resourc
       })
     ),
     limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 100, description: 'Page size' }),
-    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Opaque cursor from a Link rel="next" header' })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: 'Opaque cursor from a Link rel="next" header' })),
     count: Type.Boolean({ default: false, description: 'Add X-Total-Count (rows matching the filters)' })
   })
   const item = Type.Ref(schemas.item)

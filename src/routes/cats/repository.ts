@@ -18,9 +18,9 @@ export const catsRepository = (db: Database) =>
     columns: ['name', 'breed', 'price'],
     writable: ['name', 'breed', 'price'],
     sorts: {
-      name: { column: 'name', type: 'text', nullable: false },
-      price: { column: 'price', type: 'integer', nullable: false },
-      created_at: { column: 'created_at', type: 'timestamptz', nullable: false }
+      name: { column: 'name', type: 'text' },
+      price: { column: 'price', type: 'integer' },
+      created_at: { column: 'created_at', type: 'timestamptz' }
     },
     defaultSort: 'name',
     filter(filters, parts) {

@@ -18,10 +18,11 @@ export const todosRepository = (db: Database) =>
     columns: ['title', 'description', 'completed', 'order', 'due_date'],
     writable: ['title', 'description', 'completed', 'order', 'due_date'],
     sorts: {
-      order: { column: 'order', type: 'integer', nullable: true },
-      created_at: { column: 'created_at', type: 'timestamptz', nullable: false },
-      due_date: { column: 'due_date', type: 'timestamptz', nullable: true },
-      title: { column: 'title', type: 'text', nullable: false }
+      // NULLs sort after every int4 order; after every date (indexes: migrations/0003).
+      order: { column: 'order', type: 'integer', nulls: { cast: 'bigint', last: '2147483648' } },
+      created_at: { column: 'created_at', type: 'timestamptz' },
+      due_date: { column: 'due_date', type: 'timestamptz', nulls: { last: "'infinity'::timestamptz" } },
+      title: { column: 'title', type: 'text' }
     },
     defaultSort: 'order',
     filter(filters, parts) {

@@ -1,0 +1,55 @@
+/**
+ * "No offset scans": however deep a page is, its query must be an index range scan that
+ * starts at the cursor. Checked on the query plans PostgreSQL actually runs.
+ */
+import t from 'tap'
+import { todosRepository } from '../src/routes/todos/repository.js'
+import { buildTestApp, sql, withClient } from './helper.js'
+import { nextLink } from './support/http.js'
+
+interface PlanNode {
+  'Node Type': string
+  'Index Name'?: string
+  'Index Cond'?: string
+  'Rows Removed by Filter'?: number
+  Plans?: PlanNode[]
+}
+
+const nodes = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodes)]
+const unusedDatabase = { query: async () => Promise.reject(new Error('only the SQL is needed')) }
+
+t.test('deep pages of every sort, filtered or not, are index range scans from the cursor', async (t) => {
+  const { app, db } = await buildTestApp(t)
+  await sql(
+    db,
+    `INSERT INTO todos (title, "order", due_date, completed)
+     SELECT 'Task ' || (i % 997), CASE WHEN i % 10 = 0 THEN NULL ELSE (i * 7919) % 5000 END,
+            CASE WHEN i % 7 = 0 THEN NULL ELSE timestamptz '2026-01-01' + (i % 365) * interval '1 day' END, i % 3 = 0
+     FROM generate_series(1, 20000) i`
+  )
+  await sql(db, 'ANALYZE todos')
+  const repository = todosRepository(unusedDatabase)
+
+  for (const sort of ['order', '-order', 'due_date', '-due_date', 'title', '-title', 'created_at', '-created_at']) {
+    for (const query of ['', 'completed=false']) {
+      // A cursor about 15 000 rows in (through NULLs for the nullable sorts), from the API itself.
+      let url: string | undefined = `/todos?sort=${sort}&limit=1000${query ? `&${query}` : ''}`
+      for (let page = 0; page < (query ? 10 : 15) && url; page++) url = nextLink((await app.inject(url)).headers.link)
+      const cursor = new URLSearchParams(url?.split('?')[1]).get('cursor') ?? undefined
+      t.ok(cursor, `${sort} ${query}: got a deep cursor`)
+      const filters = query ? { completed: false } : {}
+      const { text, values } = repository.listQuery(filters, { sort, limit: 100, cursor })
+      const [{ 'QUERY PLAN': [{ Plan: plan }] }] = (await withClient(db, (client) =>
+        client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values).then((result) => result.rows)
+      )) as [{ 'QUERY PLAN': [{ Plan: PlanNode }] }]
+      const all = nodes(plan)
+      const scan = all.find((node) => /Index/.test(node['Node Type']))
+      const label = `${sort}${query ? ` with ${query}` : ''}`
+      t.ok(scan, `${label}: an index scan (${all.map((node) => node['Node Type']).join(' > ')})`)
+      t.match(scan?.['Index Cond'], /id\) [<>]/, `${label}: the cursor is an index condition`)
+      t.notOk(all.some((node) => node['Node Type'] === 'Sort' || node['Node Type'] === 'Seq Scan'), `${label}: no sort, no sequential scan`)
+      const skipped = all.reduce((sum, node) => sum + (node['Rows Removed by Filter'] ?? 0), 0)
+      t.ok(skipped < 1000, `${label}: ${skipped} rows filtered out, not the ${query ? 10000 : 15000} before the cursor`)
+    }
+  }
+})
