@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServ
 import { ConfigSchema, type Config } from './config.js'
 import { HttpProblem } from './lib/problem.js'
 import { loggerOptions } from './logger.js'
+import { checkHost } from './lib/urls.js'
 import { httpValidatorCompiler, registerBodyParsers } from './lib/validation.js'
 import corsPlugin from './plugins/cors.js'
 import dbPlugin from './plugins/db.js'
@@ -76,10 +77,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   })
 
   await app.register(errorsPlugin)
-  app.addHook('onRequest', async () => {
+  app.addHook('onRequest', async (request) => {
     if (app.lifecycle.closing) {
       throw new HttpProblem(503, 'SHUTTING_DOWN', 'the service is shutting down; retry on another instance', { retryAfterSeconds: 5 })
     }
+    checkHost(request, config)
   })
   // While shutting down, every answer closes its connection: a keep-alive socket left
   // open by a request that was in flight would otherwise hold the server open.

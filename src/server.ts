@@ -2,7 +2,8 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { runMigrations } from './db/migrate.js'
+import { withClient } from './db/client.js'
+import { pendingMigrations, runMigrations } from './db/migrate.js'
 import { isEmpty, seedDatabase } from './db/seed.js'
 import { describeTarget, resolveDatabase, type DatabaseTarget } from './db/target.js'
 import { waitForDatabase } from './db/wait.js'
@@ -61,9 +62,14 @@ try {
     logger.info('MIGRATE_ON_START=false: not migrating; /health/ready reports pending migrations')
   }
 
-  if (config.SEED_ON_START === 'true' || (config.SEED_ON_START === 'if-empty' && (await isEmpty(connectionString)))) {
-    const seeded = await seedDatabase(connectionString)
-    logger.info(seeded, `demo data: added ${seeded.todos.added} todos and ${seeded.cats.added} cats`)
+  if (config.SEED_ON_START !== 'false') {
+    const pending = await withClient(connectionString, (client) => pendingMigrations(client))
+    if (pending.length > 0) {
+      logger.warn({ pending }, 'SEED_ON_START: not seeding, migrations are pending')
+    } else if (config.SEED_ON_START === 'true' || (await isEmpty(connectionString))) {
+      const seeded = await seedDatabase(connectionString)
+      logger.info(seeded, `demo data: added ${seeded.todos.added} todos and ${seeded.cats.added} cats`)
+    }
   }
 
   app = await buildApp({ config, connectionString, loggerInstance: logger })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildTestApp } from './helper.js'
+import { buildTestApp, sql } from './helper.js'
 
 t.test('GET / describes the service and links to its endpoints', async (t) => {
   const { app } = await buildTestApp(t)
@@ -70,4 +70,23 @@ t.test('security headers are set on every response', async (t) => {
   const response = await app.inject('/health/live')
   t.equal(response.headers['x-content-type-options'], 'nosniff')
   t.match(response.headers['content-security-policy'], /default-src 'self'/)
+})
+
+t.test('a Host that is not a host name is a 400 problem, before anything is written', async (t) => {
+  const { app, db } = await buildTestApp(t)
+  for (const host of ['a b', 'x:99999', 'exa[mple']) {
+    for (const request of [
+      { method: 'GET' as const, url: '/todos?limit=1' },
+      { method: 'POST' as const, url: '/todos', payload: { title: 'x' } },
+      { method: 'GET' as const, url: '/' }
+    ]) {
+      const response = await app.inject({ ...request, headers: { host } })
+      t.equal(response.statusCode, 400, `${request.method} ${request.url} Host: ${host}`)
+      t.match(response.json(), { code: 'INVALID_HOST' })
+    }
+  }
+  t.same(await sql(db, 'SELECT count(*)::int AS n FROM todos'), [{ n: 0 }])
+  t.equal((await app.inject({ url: '/health/live', headers: { host: '10.0.0.7:3000' } })).statusCode, 200, 'an address and port is fine')
+  const { app: fixed } = await buildTestApp(t, { env: { PUBLIC_BASE_URL: 'https://api.example.com' } })
+  t.equal((await fixed.inject({ url: '/todos', headers: { host: 'a b' } })).statusCode, 200, 'irrelevant when PUBLIC_BASE_URL is set')
 })

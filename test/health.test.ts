@@ -36,8 +36,13 @@ t.test('readiness is red, naming the check, while migrations are pending', async
     detail: /migrations check failed: pending: 0001_create_todos/,
     checks: { database: { status: 'ok' }, migrations: { status: 'failing' } }
   })
+  const todos = await app.inject('/todos')
+  t.equal(todos.statusCode, 503, 'the API answers 503 while its tables are missing, not 500')
+  t.match(todos.json(), { code: 'SCHEMA_NOT_READY' })
+  t.equal(todos.headers['retry-after'], '30')
   await runMigrations(db)
   t.equal((await app.inject('/health/ready')).statusCode, 200, 'green once migrated')
+  t.equal((await app.inject('/todos')).statusCode, 200)
 })
 
 t.test('readiness is red while the database is down, and green again when it is back', async (t) => {

@@ -8,10 +8,11 @@ import pg from 'pg'
 import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
+import { withClient } from '../src/db/client.js'
 import { readClusterState } from './setup/cluster.js'
 import { freePort } from './support/ports.js'
 
-export { freePort }
+export { freePort, withClient }
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -49,15 +50,6 @@ export async function buildTestApp(
   return { app, db }
 }
 
-export async function withClient<T>(connectionString: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString })
-  await client.connect()
-  try {
-    return await use(client)
-  } finally {
-    await client.end()
-  }
-}
 
 /** Runs one statement on its own connection and returns the rows. */
 export const sql = <R extends pg.QueryResultRow = Record<string, unknown>>(connectionString: string, text: string, values: unknown[] = []) =>

@@ -22,8 +22,9 @@ t.test('migrates before it listens, then serves', async (t) => {
 
 t.test('MIGRATE_ON_START=false leaves the schema alone and readiness red', async (t) => {
   const db = await freshDatabase(t, { migrated: false })
-  const server = await startServer(t, { DATABASE_URL: db, MIGRATE_ON_START: 'false' })
+  const server = await startServer(t, { DATABASE_URL: db, MIGRATE_ON_START: 'false', SEED_ON_START: 'if-empty' })
   await server.waitFor(listening)
+  t.match(server.output.join('\n'), /SEED_ON_START: not seeding, migrations are pending/, 'no seeding into missing tables')
   const ready = await fetch(`${server.url}/health/ready`)
   t.equal(ready.status, 503)
   t.match(await ready.json(), { checks: { migrations: { status: 'failing' } } })
@@ -69,7 +70,7 @@ async function blockTodos(db: string) {
   await client.query('LOCK TABLE todos IN ACCESS EXCLUSIVE MODE')
   const waiting = async () => {
     for (;;) {
-      const rows = await sql(db, `SELECT 1 FROM pg_stat_activity WHERE application_name = 'todos-api' AND wait_event_type = 'Lock'`)
+      const rows = await sql(db, `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'todos-api' AND wait_event_type = 'Lock'`)
       if (rows.length > 0) return
       await new Promise((resolve) => setTimeout(resolve, 20))
     }

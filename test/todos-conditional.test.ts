@@ -39,7 +39,11 @@ t.test('PATCH with the current ETag in If-Match applies; a stale one is 412 and 
   }
   t.equal((await api.patch(`/todos/${todo.id}`, { title: 'v3' }, { 'if-match': '"9", "2"' })).statusCode, 200, 'any listed ETag may match')
   t.equal((await api.patch(`/todos/${todo.id}`, { title: 'v4' }, { 'if-match': '*' })).statusCode, 200, '* matches any version')
-  t.equal((await api.patch('/todos/999999', { title: 'x' }, { 'if-match': '*' })).statusCode, 404, 'but not a missing todo')
+  const missing = await api.patch('/todos/999999', { title: 'x' }, { 'if-match': '*' })
+  t.equal(missing.statusCode, 412, 'a missing todo fails If-Match, even *')
+  t.match(missing.json(), { detail: 'todo 999999 does not exist, so If-Match cannot match' })
+  t.equal((await api.patch(`/todos/${todo.id}`, { title: 'x' }, { 'if-match': '"9999999999"' })).statusCode, 412, 'beyond any version: no match, not a 500')
+  t.equal((await api.patch(`/todos/${todo.id}`, { title: 'x' }, { 'if-match': '"04"' })).statusCode, 412, 'strong comparison: "04" is not "4"')
   t.equal((await api.patch(`/todos/${todo.id}`, {}, { 'if-match': '"1"' })).statusCode, 412, 'an empty patch still checks')
 })
 
@@ -69,7 +73,8 @@ t.test('DELETE honours If-Match', async (t) => {
   t.equal(stale.statusCode, 412)
   t.equal((await api.get(`/todos/${todo.id}`)).statusCode, 200, 'still there')
   t.equal((await api.delete(`/todos/${todo.id}`, { 'if-match': '"2"' })).statusCode, 204)
-  t.equal((await api.delete(`/todos/${todo.id}`, { 'if-match': '"2"' })).statusCode, 404)
+  t.equal((await api.delete(`/todos/${todo.id}`, { 'if-match': '"2"' })).statusCode, 412, 'gone: If-Match cannot match')
+  t.equal((await api.delete(`/todos/${todo.id}`)).statusCode, 404, 'gone: plainly not found')
 })
 
 t.test('the ETag follows changes made outside the API too', async (t) => {

@@ -1,5 +1,5 @@
 import { relative } from 'node:path'
-import pg from 'pg'
+import { withClient } from '../db/client.js'
 import { createMigration, pendingMigrations, runMigrations } from '../db/migrate.js'
 import { runCli } from './common.js'
 
@@ -26,14 +26,8 @@ if (command === 'create') {
   })
 } else if (command === 'status') {
   await runCli('migrate', async ({ connectionString, say }) => {
-    const client = new pg.Client({ connectionString })
-    await client.connect()
-    try {
-      const pending = await pendingMigrations(client)
-      say(pending.length === 0 ? 'up to date' : `pending: ${pending.join(', ')}`)
-    } finally {
-      await client.end()
-    }
+    const pending = await withClient(connectionString, (client) => pendingMigrations(client))
+    say(pending.length === 0 ? 'up to date' : `pending: ${pending.join(', ')}`)
   })
 } else {
   process.stderr.write('usage: migrate [up | down | status | create <name>]\n')

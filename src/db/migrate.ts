@@ -3,7 +3,8 @@ import { readdir, readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Migration, runner } from 'node-pg-migrate'
-import pg from 'pg'
+import type pg from 'pg'
+import { withClient } from './client.js'
 
 /** `migrations/` at the project root, from `src/db` (tsx) and `dist/db` (compiled) alike. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url))
@@ -46,10 +47,7 @@ export class MigrationError extends Error {
 export async function runMigrations(connectionString: string, options: RunMigrationsOptions = {}): Promise<string[]> {
   const { direction = 'up', logger = silentLogger, dir = MIGRATIONS_DIR } = options
   const count = options.count ?? (direction === 'up' ? Number.POSITIVE_INFINITY : 1)
-  const client = new pg.Client({ connectionString })
-  client.on('error', () => {}) // surfaces as a failed query below
-  await client.connect()
-  try {
+  return withClient(connectionString, async (client) => {
     await ensureChecksumsTable(client)
     const files = await migrationFiles(dir)
     await verifyChecksums(client, files)
@@ -81,9 +79,7 @@ export async function runMigrations(connectionString: string, options: RunMigrat
     if (direction === 'up') await recordChecksums(client, files)
     else await client.query(`DELETE FROM ${CHECKSUMS_TABLE} WHERE name = ANY($1)`, [names])
     return names
-  } finally {
-    await client.end().catch(() => {})
-  }
+  })
 }
 
 /** Names of the migrations in `dir` that the database has not applied yet. */

@@ -1,4 +1,4 @@
-import pg from 'pg'
+import { withClient } from './client.js'
 
 /**
  * Demo data: a few hundred todos and cats that look like real use (varied completion,
@@ -18,54 +18,47 @@ export const SEED_CATS = 200
 /** Serialises concurrent seeders (two instances starting with SEED_ON_START). */
 const SEED_LOCK = 7_241_865_325_823_965
 
-export async function seedDatabase(connectionString: string): Promise<SeedResult> {
-  const client = new pg.Client({ connectionString })
-  client.on('error', () => {})
-  await client.connect()
-  try {
+export function seedDatabase(connectionString: string): Promise<SeedResult> {
+  return withClient(connectionString, async (client) => {
     await client.query('BEGIN')
-    await client.query('SELECT pg_advisory_xact_lock($1)', [SEED_LOCK])
-    const todos = demoTodos()
-    const addedTodos = await client.query(
-      `INSERT INTO todos (title, description, completed, "order", due_date)
-       SELECT s.title, s.description, s.completed, s.ord, now() + s.due_in_days * interval '1 day'
-       FROM unnest($1::text[], $2::text[], $3::boolean[], $4::int[], $5::int[]) AS s(title, description, completed, ord, due_in_days)
-       WHERE NOT EXISTS (SELECT 1 FROM todos t WHERE t.title = s.title)`,
-      [todos.map((t) => t.title), todos.map((t) => t.description), todos.map((t) => t.completed), todos.map((t) => t.order), todos.map((t) => t.dueInDays)]
-    )
-    const cats = demoCats()
-    const addedCats = await client.query(
-      `INSERT INTO cats (name, breed, price)
-       SELECT s.name, s.breed, s.price FROM unnest($1::text[], $2::text[], $3::int[]) AS s(name, breed, price)
-       WHERE NOT EXISTS (SELECT 1 FROM cats c WHERE c.name = s.name)`,
-      [cats.map((c) => c.name), cats.map((c) => c.breed), cats.map((c) => c.price)]
-    )
-    const { rows } = await client.query<{ todos: number; cats: number }>(
-      'SELECT (SELECT count(*) FROM todos)::int AS todos, (SELECT count(*) FROM cats)::int AS cats'
-    )
-    await client.query('COMMIT')
-    return {
-      todos: { added: addedTodos.rowCount ?? 0, total: rows[0]?.todos ?? 0 },
-      cats: { added: addedCats.rowCount ?? 0, total: rows[0]?.cats ?? 0 }
+    try {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [SEED_LOCK])
+      const todos = demoTodos()
+      const addedTodos = await client.query(
+        `INSERT INTO todos (title, description, completed, "order", due_date)
+         SELECT s.title, s.description, s.completed, s.ord, now() + s.due_in_days * interval '1 day'
+         FROM unnest($1::text[], $2::text[], $3::boolean[], $4::int[], $5::int[]) AS s(title, description, completed, ord, due_in_days)
+         WHERE NOT EXISTS (SELECT 1 FROM todos t WHERE t.title = s.title)`,
+        [todos.map((t) => t.title), todos.map((t) => t.description), todos.map((t) => t.completed), todos.map((t) => t.order), todos.map((t) => t.dueInDays)]
+      )
+      const cats = demoCats()
+      const addedCats = await client.query(
+        `INSERT INTO cats (name, breed, price)
+         SELECT s.name, s.breed, s.price FROM unnest($1::text[], $2::text[], $3::int[]) AS s(name, breed, price)
+         WHERE NOT EXISTS (SELECT 1 FROM cats c WHERE c.name = s.name)`,
+        [cats.map((c) => c.name), cats.map((c) => c.breed), cats.map((c) => c.price)]
+      )
+      const { rows } = await client.query<{ todos: number; cats: number }>(
+        'SELECT (SELECT count(*) FROM todos)::int AS todos, (SELECT count(*) FROM cats)::int AS cats'
+      )
+      await client.query('COMMIT')
+      return {
+        todos: { added: addedTodos.rowCount ?? 0, total: rows[0]?.todos ?? 0 },
+        cats: { added: addedCats.rowCount ?? 0, total: rows[0]?.cats ?? 0 }
+      }
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw error
     }
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  } finally {
-    await client.end().catch(() => {})
-  }
+  })
 }
 
 /** True when there are neither todos nor cats (SEED_ON_START=if-empty). */
-export async function isEmpty(connectionString: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString })
-  await client.connect()
-  try {
+export function isEmpty(connectionString: string): Promise<boolean> {
+  return withClient(connectionString, async (client) => {
     const { rows } = await client.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM todos) AND NOT EXISTS (SELECT 1 FROM cats) AS empty')
     return rows[0]?.empty ?? false
-  } finally {
-    await client.end()
-  }
+  })
 }
 
 /** A small deterministic generator (mulberry32), so the demo data is the same everywhere. */

@@ -31,3 +31,18 @@ export const IdParams = Type.Object({
 })
 
 export const DateTime = (options: SchemaOptions = {}) => Type.String({ format: 'date-time', ...options })
+
+const FOUR_DIGIT_YEAR = '^[1-9]\\d{3}-'
+
+/**
+ * A date-time a client sends: RFC 3339 with a zone, years 1000 to 9999. Without the year
+ * bound, 0001-01-01T00:30:00+01:00 is stored as a date BC that no client expects and that
+ * does not survive a round trip.
+ */
+export const DateTimeInput = (options: SchemaOptions = {}) => DateTime({ pattern: FOUR_DIGIT_YEAR, ...options })
+
+/** Messages for the patterns above, so a 400 says what is wrong in words. */
+export const PATTERN_MESSAGES: Record<string, string> = {
+  '\\S': 'must not be blank',
+  [FOUR_DIGIT_YEAR]: 'must have a year from 1000 to 9999'
+}

@@ -1,10 +1,33 @@
 import type { FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
+import { badRequest } from './problem.js'
 
 /**
  * The absolute base URL clients reach the service at: `PUBLIC_BASE_URL` when set (behind
- * a proxy or under a path prefix), else the scheme and Host of the request itself.
+ * a proxy or under a path prefix), else the scheme and Host of the request itself (the
+ * X-Forwarded-* ones with TRUST_PROXY), checked by `checkHost` when the request arrived.
  */
 export function baseUrl(request: FastifyRequest, config: Pick<Config, 'PUBLIC_BASE_URL'>): string {
   return config.PUBLIC_BASE_URL ?? `${request.protocol}://${request.host || 'localhost'}`
+}
+
+/**
+ * A Host that is not a host name (`a b`, `x:99999`) would end up in the URLs the API
+ * returns; RFC 9112 says to answer 400, and it is answered before anything is written.
+ */
+export function checkHost(request: FastifyRequest, config: Pick<Config, 'PUBLIC_BASE_URL'>): void {
+  if (config.PUBLIC_BASE_URL || !request.host) return
+  try {
+    new URL(`${request.protocol}://${request.host}`)
+  } catch {
+    throw badRequest('INVALID_HOST', 'the Host header is not a valid host name and port')
+  }
+}
+
+/** `url` with its query parameter `name` set to `value`, without re-parsing the rest. */
+export function withQueryParameter(base: string, url: string, name: string, value: string): string {
+  const [path = '', search = ''] = url.split('?', 2)
+  const params = new URLSearchParams(search)
+  params.set(name, value)
+  return `${base}${path}?${params.toString()}`
 }

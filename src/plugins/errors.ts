@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import pg from 'pg'
+import { PATTERN_MESSAGES } from '../lib/schema.js'
 import { HttpProblem, PROBLEM_CONTENT_TYPE, ProblemSchema, databaseUnavailable, type FieldError } from '../lib/problem.js'
 
 /**
@@ -54,27 +55,37 @@ export function toProblem(error: FastifyError): HttpProblem {
   return new HttpProblem(500, 'INTERNAL_ERROR', 'the server failed to handle the request; it has been logged')
 }
 
+/** When one field breaks several rules, the most basic one is the one worth reading. */
+const FIRST_WORTH_READING = ['required', 'additionalProperties', 'type', 'format', 'enum']
+const rank = (keyword: string) => {
+  const index = FIRST_WORTH_READING.indexOf(keyword)
+  return index === -1 ? FIRST_WORTH_READING.length : index
+}
+
 function validationProblem(error: FastifyError): HttpProblem {
   const part = error.validationContext ?? 'body'
-  const errors: FieldError[] = (error.validation ?? []).map((issue) => {
-    const params = issue.params as Record<string, unknown>
-    const path = issue.instancePath.split('/').slice(1).join('.')
-    if (issue.keyword === 'required') {
-      return { in: part, field: joinField(path, String(params.missingProperty)), message: 'is required' }
-    }
-    if (issue.keyword === 'additionalProperties') {
-      return { in: part, field: joinField(path, String(params.additionalProperty)), message: 'is not a known field' }
-    }
-    if (issue.keyword === 'pattern' && params.pattern === '\\S') {
-      return { in: part, field: path, message: 'must not be blank' }
-    }
-    if (issue.keyword === 'enum') {
-      return { in: part, field: path, message: `must be one of: ${(params.allowedValues as unknown[]).join(', ')}` }
-    }
-    return { in: part, field: path, message: issue.message ?? 'is invalid' }
-  })
+  const byField = new Map<string, { rank: number; entry: FieldError }>()
+  for (const issue of error.validation ?? []) {
+    const entry = describeValidationIssue(part, issue)
+    const seen = byField.get(entry.field)
+    if (seen === undefined || rank(issue.keyword) < seen.rank) byField.set(entry.field, { rank: rank(issue.keyword), entry })
+  }
+  const errors = [...byField.values()].map(({ entry }) => entry)
   const detail = errors.map((entry) => `${entry.in}${entry.field ? `.${entry.field}` : ''} ${entry.message}`).join('; ')
   return new HttpProblem(400, 'VALIDATION_FAILED', detail, { errors })
+}
+
+function describeValidationIssue(part: string, issue: NonNullable<FastifyError['validation']>[number]): FieldError {
+  const params = issue.params as Record<string, unknown>
+  const path = issue.instancePath.split('/').slice(1).join('.')
+  if (issue.keyword === 'required') return { in: part, field: joinField(path, String(params.missingProperty)), message: 'is required' }
+  if (issue.keyword === 'additionalProperties') {
+    return { in: part, field: joinField(path, String(params.additionalProperty)), message: 'is not a known field' }
+  }
+  const patternMessage = issue.keyword === 'pattern' ? PATTERN_MESSAGES[String(params.pattern)] : undefined
+  if (patternMessage) return { in: part, field: path, message: patternMessage }
+  if (issue.keyword === 'enum') return { in: part, field: path, message: `must be one of: ${(params.allowedValues as unknown[]).join(', ')}` }
+  return { in: part, field: path, message: issue.message ?? 'is invalid' }
 }
 
 const joinField = (path: string, name: string) => (path ? `${path}.${name}` : name)
@@ -94,6 +105,14 @@ function databaseProblem(error: pg.DatabaseError): HttpProblem {
     return new HttpProblem(503, 'RETRY', 'the request collided with another one; try again', { retryAfterSeconds: 1 })
   }
   if (code === '57014') return databaseUnavailable('the database took too long to answer; try again shortly', error)
+  if (code === '42P01' || code === '42703') {
+    // A table or column the code needs is missing: the schema is behind (MIGRATE_ON_START=false
+    // with migrations pending). Readiness is red too; this clears once migrated.
+    return new HttpProblem(503, 'SCHEMA_NOT_READY', 'the database schema is not up to date; try again once it is migrated', {
+      retryAfterSeconds: 30,
+      cause: error
+    })
+  }
   if (/^(08|53|57P|58)/.test(code) || code === '25006') return databaseUnavailable(undefined, error)
   return new HttpProblem(500, 'INTERNAL_ERROR', 'the server failed to handle the request; it has been logged')
 }

@@ -16,8 +16,9 @@ export function parseIfMatch(header: string | undefined): Precondition | undefin
   if (header.trim() === '*') return 'any'
   const versions: number[] = []
   for (const tag of header.split(',')) {
-    const match = /^\s*"(\d{1,10})"\s*$/.exec(tag)
-    if (match) versions.push(Number(match[1]))
+    // Versions are positive int4s written without leading zeros; nothing else can match.
+    const match = /^\s*"([1-9]\d{0,9})"\s*$/.exec(tag)
+    if (match && Number(match[1]) <= 2147483647) versions.push(Number(match[1]))
   }
   return versions
 }

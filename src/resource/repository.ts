@@ -38,8 +38,6 @@ export interface TableSpec<Filters> {
   defaultSort: string
   /** Adds the resource's filters (from the validated query string) to `parts`. */
   filter(filters: Filters, parts: QueryParts): void
-  /** Tidies input before it is written (e.g. trims names). */
-  normalize?(input: Record<string, unknown>): Record<string, unknown>
 }
 
 export interface TableRepository<Row extends BaseRow, Filters> {
@@ -65,7 +63,7 @@ export function createTableRepository<Row extends BaseRow, Filters>(db: Database
   const writable = new Set(spec.writable)
 
   const writableEntries = (input: Record<string, unknown>) =>
-    Object.entries(spec.normalize ? spec.normalize(input) : input).filter(([key, value]) => writable.has(key) && value !== undefined)
+    Object.entries(input).filter(([key, value]) => writable.has(key) && value !== undefined)
 
   const versionCondition = (precondition: Precondition | undefined, parts: QueryParts) => {
     if (precondition !== undefined && precondition !== 'any') parts.where(`version = ANY(${parts.param(precondition)}::int[])`)

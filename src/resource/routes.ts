@@ -2,7 +2,7 @@ import { Type, type TObject, type TProperties } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { HttpProblem, notFound, problemResponses } from '../lib/problem.js'
 import { IdParams, StringEnum } from '../lib/schema.js'
-import { baseUrl } from '../lib/urls.js'
+import { baseUrl, withQueryParameter } from '../lib/urls.js'
 import { etagFor, ifNoneMatchHits, parseIfMatch } from './conditional.js'
 import type { BaseRow, TableRepository, WriteResult } from './repository.js'
 
@@ -22,6 +22,8 @@ export interface ResourceDefinition<Row extends BaseRow, Filters> {
   }
   sorts: readonly string[]
   defaultSort: string
+  /** Text fields whose surrounding whitespace is dropped before validation, so limits apply to what is stored. */
+  trim?: readonly string[]
   /** Adds `DELETE <path>`, which empties the collection (the Todo-Backend spec needs it). */
   deleteAll?: boolean
   repository(app: FastifyInstance): TableRepository<Row, Filters>
@@ -71,8 +73,12 @@ export function resourceRoutes<Row extends BaseRow, Filters>(definition: Resourc
     const show = (request: FastifyRequest, row: Row) => ({ ...row, url: itemUrl(request, row.id) })
     const describe = (id: number) => `${singular} ${id}`
 
-    const settle = <T>(result: WriteResult<T>, id: number): T => {
-      if (result.status === 'not-found') throw notFound(`${describe(id)} does not exist`)
+    /** The outcome of a write as HTTP; with If-Match, a missing item is a 412 (RFC 9110 §13.2.2). */
+    const settle = <T>(result: WriteResult<T>, id: number, conditional: boolean): T => {
+      if (result.status === 'not-found') {
+        if (!conditional) throw notFound(`${describe(id)} does not exist`)
+        throw new HttpProblem(412, 'PRECONDITION_FAILED', `${describe(id)} does not exist, so If-Match cannot match`)
+      }
       if (result.status === 'stale') {
         throw new HttpProblem(
           412,
@@ -101,17 +107,25 @@ export function resourceRoutes<Row extends BaseRow, Filters>(definition: Resourc
         const page = await repository.list(filters, controls)
         if (controls.count) reply.header('X-Total-Count', String(await repository.count(filters)))
         if (page.next !== undefined) {
-          const next = new URL(`${baseUrl(request, app.config)}${request.url}`)
-          next.searchParams.set('cursor', page.next)
-          reply.header('Link', `<${next.href}>; rel="next"`)
+          reply.header('Link', `<${withQueryParameter(baseUrl(request, app.config), request.url, 'cursor', page.next)}>; rel="next"`)
         }
         return page.rows.map((row) => show(request, row))
       }
     )
 
+    const trimFields = async (request: FastifyRequest) => {
+      const body = request.body as Record<string, unknown> | undefined
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) return
+      for (const field of definition.trim ?? []) {
+        const value = body[field]
+        if (typeof value === 'string') body[field] = value.trim()
+      }
+    }
+
     app.post(
       path,
       {
+        preValidation: trimFields,
         schema: {
           tags,
           operationId: `create${Singular}`,
@@ -151,9 +165,10 @@ export function resourceRoutes<Row extends BaseRow, Filters>(definition: Resourc
       }
     )
 
-    app.patch(
+    app.patch<{ Params: { id: number } }>(
       `${path}/:id`,
       {
+        preValidation: trimFields,
         schema: {
           tags,
           operationId: `update${Singular}`,
@@ -169,7 +184,7 @@ export function resourceRoutes<Row extends BaseRow, Filters>(definition: Resourc
       async (request: FastifyRequest<{ Params: { id: number } }>, reply: FastifyReply) => {
         const { id } = request.params
         const precondition = parseIfMatch(request.headers['if-match'])
-        const row = settle(await repository.update(id, request.body as Record<string, unknown>, precondition), id)
+        const row = settle(await repository.update(id, request.body as Record<string, unknown>, precondition), id, precondition !== undefined)
         reply.header('ETag', etagFor(row.version))
         return show(request, row)
       }
@@ -189,7 +204,8 @@ export function resourceRoutes<Row extends BaseRow, Filters>(definition: Resourc
       },
       async (request: FastifyRequest<{ Params: { id: number } }>, reply: FastifyReply) => {
         const { id } = request.params
-        settle(await repository.remove(id, parseIfMatch(request.headers['if-match'])), id)
+        const precondition = parseIfMatch(request.headers['if-match'])
+        settle(await repository.remove(id, precondition), id, precondition !== undefined)
         return reply.code(204).send()
       }
     )

@@ -6,7 +6,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import pg from 'pg'
-import { startEmbeddedPostgres } from '../../src/db/embedded.js'
+import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/db/embedded.js'
 import { runMigrations } from '../../src/db/migrate.js'
 import { ensureChromium } from '../support/browser.js'
 import { freePort } from '../support/ports.js'
@@ -21,6 +21,8 @@ if (external) {
   url.pathname = '/postgres'
   state = { adminUrl: url.toString(), templateDatabase: TEMPLATE }
 } else {
+  // A run that was interrupted may have left its server running: stop it before its data goes.
+  await stopEmbeddedPostgres(TEST_DATA_DIR, 'immediate').catch(() => {})
   await rm(TEST_DATA_DIR, { recursive: true, force: true })
   const server = await startEmbeddedPostgres({
     dataDir: TEST_DATA_DIR,

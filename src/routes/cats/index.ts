@@ -10,5 +10,6 @@ export default resourceRoutes<CatRow, Filters>({
   schemas: { item: CatSchema, create: CatCreateSchema, patch: CatPatchSchema, filters: CatFilters },
   sorts: ['name', 'price', 'created_at'],
   defaultSort: 'name',
+  trim: ['name', 'breed'],
   repository: (app) => catsRepository(app.db)
 })

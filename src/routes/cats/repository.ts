@@ -9,8 +9,6 @@ export interface CatRow extends BaseRow {
   price: number
 }
 
-const trimmed = (value: unknown) => (typeof value === 'string' ? value.trim() : value)
-
 /** All SQL about cats: the table, its sort keys and its filters. */
 export const catsRepository = (db: Database) =>
   createTableRepository<CatRow, CatFilters>(db, {
@@ -28,6 +26,5 @@ export const catsRepository = (db: Database) =>
       if (filters.min_price !== undefined) parts.where(`price >= ${parts.param(filters.min_price)}`)
       if (filters.max_price !== undefined) parts.where(`price <= ${parts.param(filters.max_price)}`)
       if (filters.q !== undefined) parts.where(`name ILIKE ${parts.param(containsPattern(filters.q))}`)
-    },
-    normalize: (input) => ({ ...input, name: trimmed(input.name), breed: trimmed(input.breed) })
+    }
   })

@@ -10,6 +10,7 @@ export default resourceRoutes<TodoRow, Filters>({
   schemas: { item: TodoSchema, create: TodoCreateSchema, patch: TodoPatchSchema, filters: TodoFilters },
   sorts: ['order', 'created_at', 'due_date', 'title'],
   defaultSort: 'order',
+  trim: ['title'],
   deleteAll: true,
   repository: (app) => todosRepository(app.db)
 })

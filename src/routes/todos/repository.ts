@@ -33,6 +33,5 @@ export const todosRepository = (db: Database) =>
         const pattern = parts.param(containsPattern(filters.q))
         parts.where(`(title ILIKE ${pattern} OR description ILIKE ${pattern})`)
       }
-    },
-    normalize: (input) => (typeof input.title === 'string' ? { ...input, title: input.title.trim() } : input)
+    }
   })

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DateTime, Int32, Nullable } from '../../lib/schema.js'
+import { DateTime, DateTimeInput, Int32, Nullable } from '../../lib/schema.js'
 
 const Title = Type.String({
   maxLength: 500,
@@ -8,7 +8,7 @@ const Title = Type.String({
 })
 const Description = Type.String({ maxLength: 10_000 })
 const Order = Int32({ description: 'Position for clients that order their list (Todo-Backend)' })
-const DueDate = DateTime({ description: 'RFC 3339 date-time with a time zone, e.g. 2026-12-24T18:00:00Z' })
+const DueDate = DateTimeInput({ description: 'RFC 3339 date-time with a time zone, e.g. 2026-12-24T18:00:00Z' })
 
 export const TodoSchema = Type.Object(
   {
@@ -42,8 +42,8 @@ export const TodoPatchSchema = Type.Object(
 
 export const TodoFilters = {
   completed: Type.Optional(Type.Boolean({ description: 'Only completed (true) or open (false) todos' })),
-  due_before: Type.Optional(DateTime({ description: 'Only todos due before this instant' })),
-  due_after: Type.Optional(DateTime({ description: 'Only todos due after this instant' })),
+  due_before: Type.Optional(DateTimeInput({ description: 'Only todos due before this instant' })),
+  due_after: Type.Optional(DateTimeInput({ description: 'Only todos due after this instant' })),
   q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Case-insensitive substring of title or description' }))
 }
 
