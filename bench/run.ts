@@ -65,7 +65,7 @@ for (const [label, script] of [
   }
   child.kill('SIGTERM')
 }
-await database.stop()
+await database.release()
 await rm(dataDir, { recursive: true, force: true })
 
 console.log(`\n${CONNECTIONS} connections, ${DURATION_S} s per scenario, ${SEED_TODOS} todos\n`)

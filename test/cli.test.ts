@@ -1,7 +1,6 @@
-import { chmod } from 'node:fs/promises'
 import t from 'tap'
 import { migrationFiles } from '../src/db/migrate.js'
-import { freePort, freshDatabase, runScript, sql, tempDir } from './helper.js'
+import { embeddedClusterDir, freePort, freshDatabase, runScript, sql } from './helper.js'
 
 const names = async () => (await migrationFiles()).map((file) => file.name)
 
@@ -28,9 +27,7 @@ t.test('migrate up, status and down against DATABASE_URL', async (t) => {
 })
 
 t.test('migrate against the embedded database when none is configured, and stop it afterwards', async (t) => {
-  const dir = await tempDir(t)
-  await chmod(dir, 0o755) // the server runs as the postgres user when the tests run as root
-  const env = { EMBEDDED_POSTGRES_DIR: `${dir}/pg`, EMBEDDED_POSTGRES_PORT: String(await freePort()), POSTGRES_USER: 'dev', POSTGRES_PASSWORD: 'devpass', POSTGRES_DB: 'devdb' }
+  const env = { EMBEDDED_POSTGRES_DIR: await embeddedClusterDir(t), EMBEDDED_POSTGRES_PORT: String(await freePort()), POSTGRES_USER: 'dev', POSTGRES_PASSWORD: 'devpass', POSTGRES_DB: 'devdb' }
   const up = await runScript(t, 'cli/migrate.ts', ['up'], env)
   t.equal(up.code, 0, up.stderr)
   t.match(up.stderr, /initialising embedded PostgreSQL cluster/)

@@ -19,6 +19,7 @@ interface Service {
   healthcheck?: { test: string[] }
   depends_on?: Record<string, { condition: string }>
   restart?: string
+  stop_grace_period?: string
 }
 
 const compose = parse(await readFile(join(ROOT, 'compose.yaml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> }
@@ -45,6 +46,8 @@ t.test('api: built from docker/Dockerfile, starts once db is healthy, restarts o
   t.equal(api.build?.dockerfile, 'docker/Dockerfile')
   t.equal(api.depends_on?.db?.condition, 'service_healthy')
   t.equal(api.restart, 'on-failure')
+  const grace = Number(/^(\d+)s$/.exec(api.stop_grace_period ?? '')?.[1] ?? 10) * 1000
+  t.ok(grace > (ConfigSchema.properties.SHUTDOWN_GRACE_MS.default as number), 'docker stop waits longer than the service drains')
   t.match((api.healthcheck?.test ?? []).join(' '), /\/health\/ready/)
   t.equal(api.environment?.POSTGRES_HOST, 'db', 'reaches the db service by its name')
   t.equal(api.environment?.NODE_ENV, 'production')

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -9,6 +9,7 @@ import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 import { withClient } from '../src/db/client.js'
+import { stopEmbeddedPostgres } from '../src/db/embedded.js'
 import { readClusterState } from './setup/cluster.js'
 import { freePort } from './support/ports.js'
 
@@ -155,4 +156,19 @@ export async function runScript(
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
   return { code, stdout, stderr }
+}
+
+/**
+ * A directory for an embedded cluster of the test's own. Afterwards any server still
+ * running there is stopped before the directory goes (a server whose data directory was
+ * deleted can never be stopped cleanly).
+ */
+export async function embeddedClusterDir(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'todos-api-pg-'))
+  await chmod(dir, 0o755) // as root, the server runs as the postgres user
+  t.teardown(async () => {
+    await stopEmbeddedPostgres(join(dir, 'pg'), 'immediate').catch(() => {})
+    await rm(dir, { recursive: true, force: true })
+  })
+  return join(dir, 'pg')
 }

