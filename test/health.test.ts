@@ -62,7 +62,14 @@ t.test('readiness is red while the database is down, and green again when it is 
   t.match(todos.json(), { code: 'DATABASE_UNAVAILABLE' })
 
   await cluster.start()
-  t.equal((await app.inject('/health/ready')).statusCode, 200, 'recovers without a restart')
+  // A connection that died with the old server may fail one more request; after that the
+  // pool reconnects by itself.
+  let ready = 0
+  for (let attempt = 0; attempt < 50 && ready !== 200; attempt++) {
+    ready = (await app.inject('/health/ready')).statusCode
+    if (ready !== 200) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.equal(ready, 200, 'recovers without a restart of the service')
   t.equal((await app.inject('/todos')).statusCode, 200)
 })
 

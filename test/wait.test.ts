@@ -9,19 +9,17 @@ t.test('waits for a database that is not up yet, then returns once it is', async
   const cluster = await PrivateCluster.create(t)
   await cluster.stop()
   const retries: string[] = []
-  let started = false
+  let starting: Promise<void> | undefined
   const waiting = waitForDatabase(cluster.connectionString, {
     deadlineMs: 60_000,
     ...fast,
     onRetry: ({ reason }) => {
       retries.push(reason)
-      if (retries.length === 3 && !started) {
-        started = true
-        void cluster.start()
-      }
+      if (retries.length === 3) starting ??= cluster.start()
     }
   })
   await t.resolves(waiting)
+  await starting
   t.ok(retries.length >= 3, `retried (${retries.length} times) before the database came up`)
   t.match(retries[0], /ECONNREFUSED/)
 })

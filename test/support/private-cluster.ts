@@ -24,8 +24,11 @@ export class PrivateCluster {
   static async create(t: Test): Promise<PrivateCluster> {
     const cluster = new PrivateCluster(await mkdtemp(join(DATA_ROOT, 'private-')), await freePort())
     t.teardown(async () => {
+      // Whatever the test left half done (a start still under way, a frozen server), the
+      // server must be gone before its directory is.
+      await cluster.starting?.catch(() => {})
       await cluster.resume().catch(() => {})
-      await cluster.stop('immediate').catch(() => {})
+      await stopEmbeddedPostgres(cluster.dataDir, 'immediate').catch(() => {})
       await rm(cluster.dataDir, { recursive: true, force: true })
     })
     await cluster.start()
@@ -37,8 +40,10 @@ export class PrivateCluster {
     return `postgres://postgres:postgres@127.0.0.1:${this.port}/app`
   }
 
+  private starting: Promise<unknown> | undefined
+
   async start(): Promise<void> {
-    this.server = await startEmbeddedPostgres({
+    const starting = startEmbeddedPostgres({
       dataDir: this.dataDir,
       port: this.port,
       user: 'postgres',
@@ -46,6 +51,8 @@ export class PrivateCluster {
       database: 'app',
       ephemeral: true
     })
+    this.starting = starting
+    this.server = await starting
   }
 
   async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
