@@ -7,7 +7,7 @@ import { pendingMigrations, runMigrations } from './db/migrate.js'
 import { isEmpty, seedDatabase } from './db/seed.js'
 import { describeTarget, resolveDatabase, type DatabaseTarget } from './db/target.js'
 import { waitForDatabase } from './db/wait.js'
-import { createLogger, safeError } from './logger.js'
+import { createLogger } from './logger.js'
 
 /**
  * The boot sequence: config, database, wait, migrate, build, listen. Nothing listens
@@ -75,7 +75,7 @@ try {
   app = await buildApp({ config, connectionString, loggerInstance: logger })
   await app.listen({ host: config.HOST, port: config.PORT })
 } catch (error) {
-  logger.fatal({ err: safeError(error) }, `startup failed: ${(error as Error).message}`)
+  logger.fatal({ err: error }, `startup failed: ${(error as Error).message}`)
   await app?.close().catch(() => {})
   await database?.release().catch(() => {})
   process.exit(1)

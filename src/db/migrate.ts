@@ -122,13 +122,21 @@ export async function createMigration(name: string, dir = MIGRATIONS_DIR): Promi
   return Migration.create(name, dir, { filenameFormat: 'index', language: 'sql' })
 }
 
+/** Serialises instances creating the checksum table (IF NOT EXISTS alone still races in the catalog). */
+const CHECKSUMS_TABLE_LOCK = 7_241_865_325_823_966
+
 async function ensureChecksumsTable(client: pg.Client) {
-  await client
-    .query(`CREATE TABLE IF NOT EXISTS ${CHECKSUMS_TABLE} (name text PRIMARY KEY, sha256 text NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now())`)
-    .catch((error: { code?: string }) => {
-      // Two instances racing to create it: the loser's IF NOT EXISTS can still collide.
-      if (error.code !== '23505' && error.code !== '42P07') throw error
-    })
+  await client.query('BEGIN')
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [CHECKSUMS_TABLE_LOCK])
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${CHECKSUMS_TABLE} (name text PRIMARY KEY, sha256 text NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now())`
+    )
+    await client.query('COMMIT')
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
+  }
 }
 
 async function verifyChecksums(client: pg.Client, files: MigrationFile[]) {
