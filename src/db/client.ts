@@ -5,7 +5,9 @@ import pg from 'pg'
  * one-off work outside the request pool (migrations, seeding, start-up checks).
  */
 export async function withClient<T>(connectionString: string, use: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString })
+  // node-postgres would wait for a connection forever; the callers ran waitForDatabase
+  // first, so a server that stops answering now is an error, not something to wait for.
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 10_000 })
   client.on('error', () => {}) // a dropped connection surfaces as a failed query instead
   await client.connect()
   try {

