@@ -75,24 +75,28 @@ export function createTableRepository<Row extends BaseRow, Filters>(db: Database
     return rowCount ? { status: 'stale' } : { status: 'not-found' }
   }
 
+  const buildList = (filters: Filters, options: ListOptions) => {
+    const sort = parseSort(options.sort ?? spec.defaultSort, spec.sorts)
+    const parts = new QueryParts()
+    spec.filter(filters, parts)
+    if (options.cursor !== undefined) parts.where(afterCursor(sort, decodeCursor(options.cursor, sort), parts))
+    const limit = parts.param(options.limit + 1)
+    return { sort, values: parts.values, text: `SELECT ${returning} FROM ${table} ${parts.whereClause()} ORDER BY ${orderBy(sort)} LIMIT ${limit}` }
+  }
+
   return {
     listQuery(filters, options) {
-      const sort = parseSort(options.sort ?? spec.defaultSort, spec.sorts)
-      const parts = new QueryParts()
-      spec.filter(filters, parts)
-      if (options.cursor !== undefined) parts.where(afterCursor(sort, decodeCursor(options.cursor, sort), parts))
-      const limit = parts.param(options.limit + 1)
-      return { text: `SELECT ${returning} FROM ${table} ${parts.whereClause()} ORDER BY ${orderBy(sort)} LIMIT ${limit}`, values: parts.values }
+      const { text, values } = buildList(filters, options)
+      return { text, values }
     },
 
     async list(filters, options) {
-      const { text, values } = this.listQuery(filters, options)
+      const { text, values, sort } = buildList(filters, options)
       // One row more than asked tells whether there is a next page, without a count.
       const { rows } = await db.query<Row>(text, values)
       if (rows.length <= options.limit) return { rows }
       rows.length = options.limit
       const last = rows[rows.length - 1] as Row
-      const sort = parseSort(options.sort ?? spec.defaultSort, spec.sorts)
       return { rows, next: encodeCursor(sort, (last as unknown as Record<string, unknown>)[sort.key.column], last.id) }
     },
 
