@@ -5,10 +5,10 @@
  * percentiles and the server's memory after the run. Short on purpose (2 cores).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFile, rm } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { startEmbeddedPostgres } from '../src/db/embedded.js'
+import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded.js'
 import { runMigrations } from '../src/db/migrate.js'
 import { SEED_TODOS, seedDatabase } from '../src/db/seed.js'
 import { freePort } from '../test/support/ports.js'
@@ -17,7 +17,7 @@ const DURATION_S = Number(process.env.BENCH_SECONDS ?? 5)
 const CONNECTIONS = 10
 const dataDir = fileURLToPath(new URL('../.data/bench-postgres', import.meta.url))
 
-await rm(dataDir, { recursive: true, force: true })
+await destroyEmbeddedPostgres(dataDir)
 const database = await startEmbeddedPostgres({ dataDir, port: await freePort(), user: 'bench', password: 'bench', database: 'bench', ephemeral: true })
 await runMigrations(database.connectionString)
 await seedDatabase(database.connectionString)
@@ -66,7 +66,7 @@ for (const [label, script] of [
   child.kill('SIGTERM')
 }
 await database.release()
-await rm(dataDir, { recursive: true, force: true })
+await destroyEmbeddedPostgres(dataDir)
 
 console.log(`\n${CONNECTIONS} connections, ${DURATION_S} s per scenario, ${SEED_TODOS} todos\n`)
 console.log('| server | scenario | req/s | p50 ms | p99 ms | RSS MiB | errors |')

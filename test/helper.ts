@@ -9,7 +9,7 @@ import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 import { withClient } from '../src/db/client.js'
-import { stopEmbeddedPostgres } from '../src/db/embedded.js'
+import { destroyEmbeddedPostgres } from '../src/db/embedded.js'
 import { readClusterState } from './setup/cluster.js'
 import { freePort } from './support/ports.js'
 
@@ -85,12 +85,14 @@ const TSX = import.meta.resolve('tsx')
 export async function startServer(
   t: Test,
   env: Record<string, string>,
-  { entry = join(ROOT, 'src/server.ts'), cwd }: { entry?: string; cwd?: string } = {}
+  { entry = join(ROOT, 'src/server.ts'), cwd, wrap = [] }: { entry?: string; cwd?: string; wrap?: string[] } = {}
 ): Promise<ServerProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort()
   const workdir = cwd ?? (await tempDir(t))
   const args = entry.endsWith('.ts') ? ['--import', TSX, entry] : [entry]
-  const child = spawn(process.execPath, args, {
+  // `wrap`: a command the server runs under (e.g. unshare), given node and its arguments.
+  const [file = process.execPath, ...rest] = [...wrap, process.execPath, ...args]
+  const child = spawn(file, rest, {
     cwd: workdir,
     env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -167,7 +169,7 @@ export async function embeddedClusterDir(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'todos-api-pg-'))
   await chmod(dir, 0o755) // as root, the server runs as the postgres user
   t.teardown(async () => {
-    await stopEmbeddedPostgres(join(dir, 'pg'), 'immediate').catch(() => {})
+    await destroyEmbeddedPostgres(join(dir, 'pg'))
     await rm(dir, { recursive: true, force: true })
   })
   return join(dir, 'pg')

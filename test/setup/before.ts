@@ -3,10 +3,10 @@
  * the whole run (or uses TEST_DATABASE_URL, whose user needs CREATEDB), and migrates a
  * template database that each test file clones into a database of its own.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import pg from 'pg'
-import { startEmbeddedPostgres, stopEmbeddedPostgres } from '../../src/db/embedded.js'
+import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded.js'
 import { runMigrations } from '../../src/db/migrate.js'
 import { ensureChromium } from '../support/browser.js'
 import { freePort } from '../support/ports.js'
@@ -22,8 +22,7 @@ if (external) {
   state = { adminUrl: url.toString(), templateDatabase: TEMPLATE }
 } else {
   // A run that was interrupted may have left its server running: stop it before its data goes.
-  await stopEmbeddedPostgres(TEST_DATA_DIR, 'immediate').catch(() => {})
-  await rm(TEST_DATA_DIR, { recursive: true, force: true })
+  await destroyEmbeddedPostgres(TEST_DATA_DIR)
   const server = await startEmbeddedPostgres({
     dataDir: TEST_DATA_DIR,
     port: await freePort(),

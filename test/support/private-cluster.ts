@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { Test } from 'tap'
-import { startEmbeddedPostgres, stopEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.js'
+import { destroyEmbeddedPostgres, startEmbeddedPostgres, stopEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.js'
 import { freePort } from './ports.js'
 
 const run = promisify(execFile)
@@ -28,8 +28,7 @@ export class PrivateCluster {
       // server must be gone before its directory is.
       await cluster.starting?.catch(() => {})
       await cluster.resume().catch(() => {})
-      await stopEmbeddedPostgres(cluster.dataDir, 'immediate').catch(() => {})
-      await rm(cluster.dataDir, { recursive: true, force: true })
+      await destroyEmbeddedPostgres(cluster.dataDir)
     })
     await cluster.start()
     return cluster
