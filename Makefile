@@ -20,7 +20,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 deps: node_modules/.package-lock.json ## Install dependencies when missing or stale
 
 dev: deps ## Run the service: embedded PostgreSQL unless configured, migrations, demo data if empty, reload on change, pretty logs
-	npm run dev
+	LOG_PRETTY=$${LOG_PRETTY:-true} SEED_ON_START=$${SEED_ON_START:-if-empty} $(TSX) src/dev/run.ts
 
 test: deps ## Type-check and run the whole tap suite against a real PostgreSQL
 	npm test

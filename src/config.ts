@@ -88,6 +88,20 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   return config
 }
 
+/**
+ * `loadConfig` for an entry point: on a bad configuration, prints every problem and
+ * exits 1 (the server, `make dev` and every command-line tool start this way).
+ */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig()
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    process.stderr.write(`${error.message}\nSee README.md (Configuration) for every variable.\n`)
+    process.exit(1)
+  }
+}
+
 function readEnvFile(path: string): Record<string, string> {
   try {
     return parseEnv(readFileSync(path, 'utf8')) as Record<string, string>

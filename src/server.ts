@@ -1,40 +1,32 @@
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { loadConfigOrExit } from './config.js'
 import { withClient } from './db/client.js'
-import { pendingMigrations, runMigrations } from './db/migrate.js'
+import { MigrationError, pendingMigrations, runMigrations } from './db/migrate.js'
 import { isEmpty, seedDatabase } from './db/seed.js'
 import { describeTarget, resolveDatabase, type DatabaseTarget } from './db/target.js'
-import { waitForDatabase } from './db/wait.js'
+import { DatabaseUnavailableError, waitForDatabase } from './db/wait.js'
 import { createLogger } from './logger.js'
 
 /**
  * The boot sequence: config, database, wait, migrate, build, listen. Nothing listens
  * until the schema is current, so readiness is only ever green on a usable service.
  */
-function readConfig(): Config {
-  try {
-    return loadConfig()
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error
-    process.stderr.write(`${error.message}\nSee README.md (Configuration) for every variable.\n`)
-    process.exit(1)
-  }
-}
-
-const config = readConfig()
+const config = loadConfigOrExit()
 const logger = createLogger(config)
 let app: FastifyInstance | undefined
 let database: DatabaseTarget | undefined
+/** After a failed start, cleaning up says nothing: the error stays the last line. */
+let quiet = false
 
 // Installed first, so a signal during the database wait still stops cleanly. The first
 // SIGTERM/SIGINT turns readiness red, waits SHUTDOWN_DELAY_MS for load balancers to
 // notice, then closes: no new connections, in-flight requests finish, the pool closes,
 // exit 0. A second signal, or SHUTDOWN_GRACE_MS passing, forces the exit (code 1).
-closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: { error: (message: unknown) => logger.error(String(message)) } }, async ({ signal, err }) => {
+const grace = closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: { error: (message: unknown) => logger.error(String(message)) } }, async ({ signal, err }) => {
   if (err) logger.error({ err }, 'fatal error; shutting down')
-  else logger.info({ signal }, 'shutting down')
+  else logger.info({ signal: signal ?? 'the parent process went away' }, 'shutting down')
   if (app) {
     app.lifecycle.shuttingDown = true
     if (config.SHUTDOWN_DELAY_MS > 0 && !err) await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DELAY_MS))
@@ -45,7 +37,7 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: { error: (message: unk
 })
 
 try {
-  database = await resolveDatabase(config, (message) => logger.info(message))
+  database = await resolveDatabase(config, (message) => quiet || logger.info(message))
   const { connectionString } = database
   logger.info({ database: describeTarget(connectionString), source: database.source }, 'using database')
 
@@ -74,9 +66,31 @@ try {
 
   app = await buildApp({ config, connectionString, loggerInstance: logger })
   await app.listen({ host: config.HOST, port: config.PORT })
+  // Under `make dev` (src/dev/run.ts) the parent waits for this, and the channel going
+  // away means the parent died: stop as if signalled rather than live on as an orphan.
+  if (process.send) {
+    process.send({ event: 'listening' })
+    process.once('disconnect', () => void grace.close())
+  }
 } catch (error) {
-  logger.fatal({ err: error }, `startup failed: ${(error as Error).message}`)
+  // A failure the message explains in full is one line, and the last one; anything else
+  // is a bug, logged with what the error carries.
+  const explained = error instanceof DatabaseUnavailableError || error instanceof MigrationError || isListenError(error)
+  logger.fatal(explained ? {} : { err: error }, `startup failed: ${startupFailure(error)}`)
+  quiet = true
   await app?.close().catch(() => {})
   await database?.release().catch(() => {})
   process.exit(1)
+}
+
+function isListenError(error: unknown): boolean {
+  return ['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL'].includes((error as NodeJS.ErrnoException).code ?? '') && (error as { syscall?: string }).syscall === 'listen'
+}
+
+function startupFailure(error: unknown): string {
+  if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    return `port ${config.PORT} on ${config.HOST} is already in use (another \`make dev\` or server?): stop it, or choose another port, e.g. PORT=${config.PORT + 1}`
+  }
+  if (isListenError(error)) return `cannot listen on ${config.HOST}:${config.PORT}: ${(error as Error).message}; set HOST= or PORT=`
+  return (error as Error).message
 }

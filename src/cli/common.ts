@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type Config } from '../config.js'
+import { loadConfigOrExit, type Config } from '../config.js'
 import { describeTarget, resolveDatabase } from '../db/target.js'
 import { waitForDatabase } from '../db/wait.js'
 
@@ -22,16 +22,7 @@ export async function runCli(
   precheck: (config: Config) => void = () => {}
 ): Promise<void> {
   const say = (message: string) => process.stderr.write(`${name}: ${message}\n`)
-  let config: Config
-  try {
-    config = loadConfig()
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`)
-      process.exit(1)
-    }
-    throw error
-  }
+  const config = loadConfigOrExit()
   let release = async () => {}
   try {
     precheck(config)
