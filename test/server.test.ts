@@ -1,7 +1,9 @@
+import { appendFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import t from 'tap'
 import pg from 'pg'
 import { migrationFiles } from '../src/db/migrate.js'
-import { freePort, freshDatabase, sql, startServer, type ServerProcess } from './helper.js'
+import { freePort, freshDatabase, sql, startServer, tempDir, type ServerProcess } from './helper.js'
 
 const listening = /Server listening at/
 const allMigrations = async () => (await migrationFiles()).map((file) => file.name)
@@ -60,6 +62,24 @@ t.test('a database that never comes up: retries are logged, then exit 1 with a c
   t.match(output, /database not ready yet/)
   t.match(output, new RegExp(`startup failed: database app@127.0.0.1:${port}/app did not become ready within 2 s`))
   t.notMatch(output, 'pa55word')
+})
+
+t.test('a database host that does not resolve yet (a stopped compose service) is waited for, then used', async (t) => {
+  // The server gets a private /etc/hosts (a mount namespace of its own) that the test
+  // can change: the name resolves only once the test adds it, like a db container starting.
+  const db = new URL(await freshDatabase(t, { migrated: false }))
+  const hosts = join(await tempDir(t), 'hosts')
+  await writeFile(hosts, '127.0.0.1 localhost\n')
+  db.hostname = 'db.todos-api.test'
+  const server = await startServer(t, { DATABASE_URL: db.toString(), DATABASE_WAIT_SECONDS: '60' }, {
+    wrap: ['unshare', '--mount', '/bin/sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', hosts]
+  })
+  await server.waitFor(/database not ready yet/)
+  t.match(server.output.join('\n'), /ENOTFOUND db\.todos-api\.test/, 'the unresolvable name is retried, not fatal')
+  t.equal(server.child.exitCode, null, 'still waiting')
+  await appendFile(hosts, '127.0.0.1 db.todos-api.test\n')
+  await server.waitFor(listening)
+  t.equal((await fetch(`${server.url}/health/ready`)).status, 200)
 })
 
 /** Holds an exclusive lock on todos so that a request reading them waits, until `release`. */

@@ -20,14 +20,15 @@ export class DatabaseUnavailableError extends Error {
 }
 
 /**
- * PostgreSQL error codes and socket errors that retrying cannot fix: the server answered
- * and said no, or the host name does not exist. Waiting 30 s for those only hides them.
+ * PostgreSQL error codes that retrying cannot fix: the server answered and said no.
+ * Waiting 30 s for those only hides them. A host name that does not resolve is not one of
+ * them: in compose or Kubernetes, a stopped `db` service's name does not resolve until it
+ * starts again, so ENOTFOUND is waited out like a refused connection.
  */
 const PERMANENT: Record<string, string> = {
   '28P01': 'authentication failed: check the user name and password',
   '28000': 'the server rejected the connection (role or pg_hba.conf)',
-  '3D000': 'the database does not exist',
-  ENOTFOUND: 'the host name does not resolve'
+  '3D000': 'the database does not exist'
 }
 
 /**
