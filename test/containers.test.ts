@@ -74,6 +74,11 @@ t.test('Dockerfile: multi-stage, production dependencies only, non-root, healthc
   t.match(makefile, /\n\tnpm ci --no-audit --no-fund\n/, 'make installs with the same command as the image build')
 })
 
+t.test('Dockerfile: no parser directive that makes BuildKit fetch a frontend image from a registry', async (t) => {
+  const text = await readFile(join(ROOT, 'docker/Dockerfile'), 'utf8')
+  t.notMatch(text, /^#\s*syntax\s*=/im)
+})
+
 t.test('.dockerignore keeps local state and secrets out of the build context', async (t) => {
   const ignored = (await readFile(join(ROOT, '.dockerignore'), 'utf8')).split('\n')
   for (const entry of ['node_modules', '.env', '.data', 'dist']) t.ok(ignored.includes(entry), entry)
