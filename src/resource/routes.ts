@@ -57,9 +57,10 @@ export function resourceRoutes<Row extends BaseRow, Filters>(definition: Resourc
         description: `Sort key; prefix with - for descending. Ties are broken by id.`
       })
     ),
-    limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 100, description: 'Page size' }),
+    // Optional with a default: the validator fills it in, and OpenAPI does not mark it required.
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 100, description: 'Page size' })),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: 'Opaque cursor from a Link rel="next" header' })),
-    count: Type.Boolean({ default: false, description: 'Add X-Total-Count (rows matching the filters)' })
+    count: Type.Optional(Type.Boolean({ default: false, description: 'Add X-Total-Count (rows matching the filters)' }))
   })
   const item = Type.Ref(schemas.item)
   const NoContent = Type.Null({ description: 'No content' })
