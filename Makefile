@@ -22,8 +22,8 @@ deps: node_modules/.package-lock.json ## Install dependencies when missing or st
 dev: deps ## Run the service: embedded PostgreSQL unless configured, migrations, demo data if empty, reload on change, pretty logs
 	LOG_PRETTY=$${LOG_PRETTY:-true} SEED_ON_START=$${SEED_ON_START:-if-empty} $(TSX) src/dev/run.ts
 
-test: deps ## Type-check and run the whole tap suite against a real PostgreSQL
-	npm test
+test: deps ## Type-check and run the whole tap suite against a real PostgreSQL; prints how long it took
+	@start=$$(date +%s); npm test; status=$$?; echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
 
 typecheck: deps ## Type-check only
 	npm run typecheck
