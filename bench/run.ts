@@ -8,9 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded.js'
+import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../src/dev/embedded.js'
 import { runMigrations } from '../src/db/migrate.js'
-import { SEED_TODOS, seedDatabase } from '../src/db/seed.js'
+import { SEED_TODOS, seedDatabase } from '../src/dev/seed.js'
 import { freePort } from '../test/support/ports.js'
 
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 5)

@@ -1,30 +1,24 @@
 import { createRequire } from 'node:module'
 import fastifyEnv from '@fastify/env'
-import fastifyHelmet from '@fastify/helmet'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { ConfigSchema, type Config } from './config.js'
-import { HttpProblem } from './lib/problem.js'
-import { loggerOptions } from './logger.js'
-import { checkHost } from './lib/urls.js'
+import crudPlugin from './crud/plugin.js'
 import { httpValidatorCompiler, registerBodyParsers } from './lib/validation.js'
+import { loggerOptions } from './logger.js'
 import corsPlugin from './plugins/cors.js'
 import dbPlugin from './plugins/db.js'
 import docsPlugin from './plugins/docs.js'
 import errorsPlugin from './plugins/errors.js'
+import lifecyclePlugin from './plugins/lifecycle.js'
+import securityPlugin from './plugins/security.js'
 import healthRoutes from './routes/health.js'
+import { RESOURCES } from './routes/resources.js'
 import rootRoutes from './routes/root.js'
-import catsRoutes from './routes/cats/index.js'
-import todosRoutes from './routes/todos/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     config: Config
-    /**
-     * `shuttingDown`: a signal arrived; readiness answers 503 so load balancers stop
-     * sending traffic. `closing`: the server is closing; every new request answers 503.
-     */
-    lifecycle: { shuttingDown: boolean; closing: boolean }
   }
 }
 
@@ -32,7 +26,7 @@ const packageJson = createRequire(import.meta.url)('../package.json') as { name:
 
 export interface BuildAppOptions {
   config: Config
-  /** The resolved database (see db/target.ts); the app never starts one itself. */
+  /** The resolved database (see db/connect.ts); the app never starts one itself. */
   connectionString: string
   /** The process logger (server.ts); when absent one is built from config. */
   loggerInstance?: FastifyBaseLogger
@@ -40,21 +34,18 @@ export interface BuildAppOptions {
   logger?: FastifyServerOptions['logger']
 }
 
-export const RESOURCES = [
-  { path: '/todos', description: 'Todos: list, create, read, update, delete' },
-  { path: '/cats', description: 'Cats: list, create, read, update, delete' }
-]
-
 /**
  * Builds the service from its plugins without listening, so tests exercise exactly what
- * `server.ts` runs. The database must already be reachable and migrated.
+ * `server.ts` runs. The database must already be reachable and migrated. The order is the
+ * order their hooks run in: the 503 of a closing server first, then the Host check and
+ * headers, then CORS.
  */
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options
   const app = Fastify({
     ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? loggerOptions(config) }),
     trustProxy: config.TRUST_PROXY,
-    // Our own hook answers requests that arrive during shutdown, as problem+json.
+    // The lifecycle plugin answers requests that arrive during shutdown, as problem+json.
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
     // A builder rather than setValidatorCompiler(): a plugin that adds shared schemas gets
@@ -67,64 +58,17 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   registerBodyParsers(app)
-
   await app.register(fastifyEnv, { schema: ConfigSchema, data: config, env: false, dotenv: false })
-
-  app.decorate('lifecycle', { shuttingDown: false, closing: false })
-  app.addHook('preClose', async () => {
-    app.lifecycle.shuttingDown = true
-    app.lifecycle.closing = true
-  })
-
   await app.register(errorsPlugin)
-  app.addHook('onRequest', async (request) => {
-    if (app.lifecycle.closing) {
-      throw new HttpProblem(503, 'SHUTTING_DOWN', 'the service is shutting down; retry on another instance', { retryAfterSeconds: 5 })
-    }
-    checkHost(request, config)
-  })
-  app.addHook('onSend', async (request, reply) => {
-    // While shutting down, every answer closes its connection: a keep-alive socket left
-    // open by a request that was in flight would otherwise hold the server open.
-    if (app.lifecycle.shuttingDown) reply.header('Connection', 'close')
-    // HSTS means something only over HTTPS (RFC 6797 §7.2: not sent on plain HTTP);
-    // behind a TLS-terminating proxy, TRUST_PROXY makes X-Forwarded-Proto count.
-    if (request.protocol === 'https') reply.header('Strict-Transport-Security', 'max-age=31536000; includeSubDomains')
-  })
-
-  await app.register(fastifyHelmet, {
-    // A JSON API and one documentation page, all served from here: nothing else is trusted.
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'", "'unsafe-inline'"],
-        imgSrc: ["'self'", 'data:'],
-        fontSrc: ["'self'", 'data:'],
-        connectSrc: ["'self'"],
-        objectSrc: ["'none'"],
-        baseUri: ["'self'"],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"]
-      }
-    },
-    // Responses are read by other origins through CORS; CORP same-origin would block them.
-    crossOriginResourcePolicy: { policy: 'cross-origin' },
-    // Sent only over HTTPS, above.
-    strictTransportSecurity: false
-  })
+  await app.register(lifecyclePlugin)
+  await app.register(securityPlugin)
   await app.register(corsPlugin)
   await app.register(dbPlugin, { connectionString: options.connectionString })
-  await app.register(docsPlugin, { version: packageJson.version })
+  await app.register(docsPlugin, { version: packageJson.version, resources: RESOURCES })
 
-  await app.register(rootRoutes, {
-    info: { name: packageJson.name, version: packageJson.version, description: packageJson.description },
-    resources: RESOURCES
-  })
+  await app.register(rootRoutes, { info: { name: packageJson.name, version: packageJson.version, description: packageJson.description }, resources: RESOURCES })
   await app.register(healthRoutes)
-  await app.register(todosRoutes)
-  await app.register(catsRoutes)
+  for (const resource of RESOURCES) await app.register(crudPlugin, { prefix: resource.path, resource })
 
   return app
 }

@@ -2,11 +2,9 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { loadConfigOrExit } from './config.js'
-import { withClient } from './db/client.js'
-import { MigrationError, pendingMigrations, runMigrations } from './db/migrate.js'
-import { isEmpty, seedDatabase } from './db/seed.js'
-import { describeTarget, resolveDatabase, type DatabaseTarget } from './db/target.js'
-import { DatabaseUnavailableError, waitForDatabase } from './db/wait.js'
+import { connectDatabase, type DatabaseTarget } from './db/connect.js'
+import { MigrationError, runMigrations } from './db/migrate.js'
+import { DatabaseUnavailableError } from './db/wait.js'
 import { createLogger } from './logger.js'
 
 /**
@@ -28,7 +26,7 @@ const grace = closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: { error:
   if (err) logger.error({ err }, 'fatal error; shutting down')
   else logger.info({ signal: signal ?? 'the parent process went away' }, 'shutting down')
   if (app) {
-    app.lifecycle.shuttingDown = true
+    app.lifecycle.beginShutdown()
     if (config.SHUTDOWN_DELAY_MS > 0 && !err) await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DELAY_MS))
     await app.close()
   }
@@ -37,15 +35,11 @@ const grace = closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: { error:
 })
 
 try {
-  database = await resolveDatabase(config, (message) => quiet || logger.info(message))
-  const { connectionString } = database
-  logger.info({ database: describeTarget(connectionString), source: database.source }, 'using database')
-
-  await waitForDatabase(connectionString, {
-    deadlineMs: config.DATABASE_WAIT_SECONDS * 1000,
-    connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
-    onRetry: ({ attempt, delayMs, reason }) => logger.warn({ attempt, retryInMs: delayMs, reason }, 'database not ready yet')
+  database = await connectDatabase(config, {
+    info: (message) => quiet || logger.info(message),
+    retry: ({ attempt, delayMs, reason }) => logger.warn({ attempt, retryInMs: delayMs, reason }, 'database not ready yet')
   })
+  const { connectionString } = database
 
   if (config.MIGRATE_ON_START) {
     const applied = await runMigrations(connectionString, { logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) } })
@@ -55,13 +49,9 @@ try {
   }
 
   if (config.SEED_ON_START !== 'false') {
-    const pending = await withClient(connectionString, (client) => pendingMigrations(client))
-    if (pending.length > 0) {
-      logger.warn({ pending }, 'SEED_ON_START: not seeding, migrations are pending')
-    } else if (config.SEED_ON_START === 'true' || (await isEmpty(connectionString))) {
-      const seeded = await seedDatabase(connectionString)
-      logger.info(seeded, `demo data: added ${seeded.todos.added} todos and ${seeded.cats.added} cats`)
-    }
+    // Demo data is development code (src/dev/): loaded only when asked for.
+    const { seedOnStart } = await import('./dev/seed.js')
+    await seedOnStart(connectionString, config.SEED_ON_START, logger)
   }
 
   app = await buildApp({ config, connectionString, loggerInstance: logger })

@@ -20,7 +20,8 @@ interface Dev {
 
 /** `make dev` in `dir`, in a process group of its own (a terminal's foreground job), JSON logs. */
 async function makeDev(t: Test, dir: string, env: Record<string, string>): Promise<Dev> {
-  const child = spawn('make', ['--no-print-directory', 'dev'], {
+  // -o: never (re)install here; a copied project's node_modules is a link to the real one.
+  const child = spawn('make', ['--no-print-directory', '-o', 'node_modules/.package-lock.json', 'dev'], {
     cwd: dir,
     detached: true,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_PRETTY: 'false', SEED_ON_START: 'false', ...env },
@@ -77,7 +78,7 @@ const messages = (output: string[]) =>
 
 /** The postmaster's pid, or undefined when no server runs on the cluster. */
 async function postmaster(dataDir: string): Promise<number | undefined> {
-  const { clusterDir } = await import('../src/db/embedded-host.js')
+  const { clusterDir } = await import('../src/dev/machine.js')
   const pidFile = join(await clusterDir(dataDir), 'postmaster.pid')
   if (!existsSync(pidFile)) return undefined
   const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0])

@@ -9,7 +9,7 @@ import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 import { withClient } from '../src/db/client.js'
-import { destroyEmbeddedPostgres } from '../src/db/embedded.js'
+import { destroyEmbeddedPostgres } from '../src/dev/embedded.js'
 import { readClusterState } from './setup/cluster.js'
 import { freePort } from './support/ports.js'
 

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { migrationFiles } from '../src/db/migrate.js'
-import { SEED_CATS, SEED_TODOS } from '../src/db/seed.js'
+import { SEED_CATS, SEED_TODOS } from '../src/dev/seed.js'
 import { freshDatabase, runScript, sql } from './helper.js'
 
 const counts = async (db: string) =>

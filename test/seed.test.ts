@@ -1,5 +1,5 @@
 import t from 'tap'
-import { SEED_CATS, SEED_TODOS, seedDatabase } from '../src/db/seed.js'
+import { SEED_CATS, SEED_TODOS, seedDatabase } from '../src/dev/seed.js'
 import { buildTestApp, freshDatabase, runScript, sql, startServer } from './helper.js'
 
 const counts = async (db: string) =>

@@ -1,7 +1,7 @@
 import { relative } from 'node:path'
 import { withClient } from '../db/client.js'
 import { createMigration, pendingMigrations, runMigrations } from '../db/migrate.js'
-import { runCli } from './common.js'
+import { runTool } from './run-tool.js'
 
 /**
  * `migrate up` applies every pending migration, `migrate down` reverts the last one,
@@ -19,13 +19,13 @@ if (command === 'create') {
     process.exitCode = 1
   }
 } else if (command === 'up' || command === 'down') {
-  await runCli('migrate', async ({ connectionString, say }) => {
+  await runTool('migrate', async ({ connectionString, say }) => {
     const names = await runMigrations(connectionString, { direction: command, logger: { info: () => {}, warn: say } })
     if (names.length === 0) say(command === 'up' ? 'nothing to apply: the schema is up to date' : 'nothing to revert')
     for (const name of names) say(`${command === 'up' ? 'applied' : 'reverted'} ${name}`)
   })
 } else if (command === 'status') {
-  await runCli('migrate', async ({ connectionString, say }) => {
+  await runTool('migrate', async ({ connectionString, say }) => {
     const pending = await withClient(connectionString, (client) => pendingMigrations(client))
     say(pending.length === 0 ? 'up to date' : `pending: ${pending.join(', ')}`)
   })

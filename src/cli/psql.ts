@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process'
 import { childProcessEnv } from '../config.js'
-import { runCli } from './common.js'
+import { runTool } from './run-tool.js'
 
 /**
  * Opens psql on the configured database (starting the embedded one if needed). The
  * password travels in PGPASSWORD, not on the command line where `ps` would show it.
  */
-await runCli('psql', async ({ connectionString, say }) => {
+await runTool('psql', async ({ connectionString, say }) => {
   const url = new URL(connectionString)
   const password = decodeURIComponent(url.password)
   url.password = ''

@@ -1,7 +1,7 @@
 import type { Config } from '../config.js'
 import { runMigrations } from '../db/migrate.js'
-import { seedDatabase } from '../db/seed.js'
-import { runCli } from './common.js'
+import { seedDatabase } from '../dev/seed.js'
+import { runTool } from './run-tool.js'
 
 /**
  * `make resetdb [seed=1] [FORCE=1]`: every migration down to zero (dropping everything
@@ -24,7 +24,7 @@ const refuseProduction = (config: Config) => {
   }
 }
 
-await runCli('resetdb', async ({ connectionString, say }) => {
+await runTool('resetdb', async ({ connectionString, say }) => {
   const reverted = await runMigrations(connectionString, { direction: 'down', count: Number.POSITIVE_INFINITY })
   say(reverted.length ? `reverted ${reverted.length} migration(s): ${reverted.join(', ')} (their tables and data are gone)` : 'no migrations to revert')
   const applied = await runMigrations(connectionString)

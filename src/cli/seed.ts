@@ -1,8 +1,8 @@
-import { seedDatabase } from '../db/seed.js'
-import { runCli } from './common.js'
+import { seedDatabase } from '../dev/seed.js'
+import { runTool } from './run-tool.js'
 
 /** `make seed`: adds the demo todos and cats that are not there yet. */
-await runCli('seed', async ({ connectionString, say }) => {
+await runTool('seed', async ({ connectionString, say }) => {
   const { todos, cats } = await seedDatabase(connectionString)
   say(`added ${todos.added} todos (${todos.total} in all) and ${cats.added} cats (${cats.total} in all)`)
 })

@@ -1,5 +1,10 @@
 import pg from 'pg'
 
+/** What repositories query through: the request pool, with failures to reach the server as 503s (plugins/db.ts). */
+export interface Database {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>
+}
+
 /**
  * Runs `use` on a connection of its own, closed afterwards whatever happens: for the
  * one-off work outside the request pool (migrations, seeding, start-up checks).
@@ -14,5 +19,31 @@ export async function withClient<T>(connectionString: string, use: (client: pg.C
     return await use(client)
   } finally {
     await client.end().catch(() => {})
+  }
+}
+
+/**
+ * Transaction-scoped advisory locks that serialise work two instances may start at the
+ * same moment; one list, so no two jobs ever share a key by accident. (node-pg-migrate's
+ * own migration lock is separate.)
+ */
+export const LOCKS = {
+  /** Creating the migration checksum table (IF NOT EXISTS alone still races in the catalog). */
+  checksumsTable: 7_241_865_325_823_966,
+  /** Loading the demo data (two instances starting with SEED_ON_START). */
+  seed: 7_241_865_325_823_965
+} as const
+
+/** `use` inside one transaction holding the advisory lock `lock`: committed if it returns, rolled back if it throws. */
+export async function inLockedTransaction<T>(client: pg.ClientBase, lock: number, use: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN')
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [lock])
+    const result = await use()
+    await client.query('COMMIT')
+    return result
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
   }
 }

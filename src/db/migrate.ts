@@ -4,7 +4,8 @@ import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Migration, runner } from 'node-pg-migrate'
 import type pg from 'pg'
-import { withClient } from './client.js'
+import { errorLine } from '../logger.js'
+import { LOCKS, inLockedTransaction, withClient } from './client.js'
 
 /** `migrations/` at the project root, from `src/db` (tsx) and `dist/db` (compiled) alike. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url))
@@ -73,7 +74,7 @@ export async function runMigrations(connectionString: string, options: RunMigrat
       }
     }).catch((error: unknown) => {
       const which = current ? `migration ${current} failed` : 'migrating failed'
-      throw new MigrationError(`${which}, nothing was applied: ${errorSummary(error)}`, { cause: error })
+      throw new MigrationError(`${which}, nothing was applied: ${errorLine(error)}`, { cause: error })
     })
     const names = ran.map((migration) => migration.name)
     if (direction === 'up') await recordChecksums(client, files)
@@ -122,21 +123,12 @@ export async function createMigration(name: string, dir = MIGRATIONS_DIR): Promi
   return Migration.create(name, dir, { filenameFormat: 'index', language: 'sql' })
 }
 
-/** Serialises instances creating the checksum table (IF NOT EXISTS alone still races in the catalog). */
-const CHECKSUMS_TABLE_LOCK = 7_241_865_325_823_966
-
-async function ensureChecksumsTable(client: pg.Client) {
-  await client.query('BEGIN')
-  try {
-    await client.query('SELECT pg_advisory_xact_lock($1)', [CHECKSUMS_TABLE_LOCK])
-    await client.query(
+function ensureChecksumsTable(client: pg.Client) {
+  return inLockedTransaction(client, LOCKS.checksumsTable, () =>
+    client.query(
       `CREATE TABLE IF NOT EXISTS ${CHECKSUMS_TABLE} (name text PRIMARY KEY, sha256 text NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now())`
     )
-    await client.query('COMMIT')
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  }
+  )
 }
 
 async function verifyChecksums(client: pg.Client, files: MigrationFile[]) {
@@ -159,12 +151,6 @@ async function recordChecksums(client: pg.Client, files: MigrationFile[]) {
     `INSERT INTO ${CHECKSUMS_TABLE} (name, sha256) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (name) DO NOTHING`,
     [rows.map((row) => row.name), rows.map((row) => row.sha256)]
   )
-}
-
-function errorSummary(error: unknown): string {
-  const { message, code } = error as { message?: string; code?: string }
-  const first = (message ?? String(error)).split('\n')[0] ?? ''
-  return code ? `${first} (SQLSTATE ${code})` : first
 }
 
 const silentLogger: MigrationLogger = { info: () => {}, warn: () => {} }

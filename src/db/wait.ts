@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { describeTarget } from './target.js'
+import { errorLine } from '../logger.js'
 
 export interface WaitOptions {
   /** Give up after this long; 0 means a single attempt. */
@@ -45,7 +45,7 @@ export async function waitForDatabase(connectionString: string, options: WaitOpt
     const error = await tryConnect(connectionString, Math.max(100, Math.min(connectTimeoutMs, remaining)))
     if (error === undefined) return
     const code = (error as { code?: string }).code ?? ''
-    const reason = reasonFor(error)
+    const reason = errorLine(error)
     if (code in PERMANENT) {
       throw new DatabaseUnavailableError(`cannot use database ${target}: ${PERMANENT[code]} (${reason})`, true)
     }
@@ -77,9 +77,13 @@ async function tryConnect(connectionString: string, timeoutMs: number): Promise<
   }
 }
 
-/** A one-line reason from a pg or socket error, without anything from the connection string. */
-export function reasonFor(error: unknown): string {
-  const { code, message } = error as { code?: string; message?: string }
-  const text = (message ?? String(error)).split('\n')[0] ?? ''
-  return code && !text.includes(code) ? `${code}: ${text}` : text
+/** `user@host:port/database` for log lines and error messages: never the password. */
+export function describeTarget(connectionString: string): string {
+  try {
+    const url = new URL(connectionString)
+    const user = url.username ? `${decodeURIComponent(url.username)}@` : ''
+    return `${user}${url.hostname}:${url.port || '5432'}${url.pathname}`
+  } catch {
+    return '(unparseable connection string)'
+  }
 }

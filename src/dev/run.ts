@@ -3,7 +3,8 @@ import { existsSync, watch, type FSWatcher } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { childProcessEnv, loadConfigOrExit } from '../config.js'
-import { describeTarget, resolveDatabase, type DatabaseTarget } from '../db/target.js'
+import { resolveDatabase, type DatabaseTarget } from '../db/connect.js'
+import { describeTarget } from '../db/wait.js'
 import { createLogger } from '../logger.js'
 
 /**

@@ -46,3 +46,6 @@ export const PATTERN_MESSAGES: Record<string, string> = {
   '\\S': 'must not be blank',
   [FOUR_DIGIT_YEAR]: 'must have a year from 1000 to 9999'
 }
+
+/** `todos` → `Todos`, for titles and operation ids. */
+export const capitalise = (word: string) => `${word.charAt(0).toUpperCase()}${word.slice(1)}`

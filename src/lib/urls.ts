@@ -1,5 +1,4 @@
 import type { FastifyRequest } from 'fastify'
-import type { Config } from '../config.js'
 import { badRequest } from './problem.js'
 
 /**
@@ -7,16 +6,16 @@ import { badRequest } from './problem.js'
  * a proxy or under a path prefix), else the scheme and Host of the request itself (the
  * X-Forwarded-* ones with TRUST_PROXY), checked by `checkHost` when the request arrived.
  */
-export function baseUrl(request: FastifyRequest, config: Pick<Config, 'PUBLIC_BASE_URL'>): string {
-  return config.PUBLIC_BASE_URL ?? `${request.protocol}://${request.host || 'localhost'}`
+export function baseUrl(request: FastifyRequest, publicBaseUrl: string | undefined): string {
+  return publicBaseUrl ?? `${request.protocol}://${request.host || 'localhost'}`
 }
 
 /**
  * A Host that is not a host name (`a b`, `x:99999`) would end up in the URLs the API
  * returns; RFC 9112 says to answer 400, and it is answered before anything is written.
  */
-export function checkHost(request: FastifyRequest, config: Pick<Config, 'PUBLIC_BASE_URL'>): void {
-  if (config.PUBLIC_BASE_URL || !request.host) return
+export function checkHost(request: FastifyRequest): void {
+  if (!request.host) return
   try {
     new URL(`${request.protocol}://${request.host}`)
   } catch {

@@ -2,13 +2,14 @@ import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import type { AnyResource } from '../crud/definition.js'
 
 /**
  * OpenAPI 3.1, generated from the route schemas (so it cannot drift from what the routes
  * validate), at `/docs/json`, and Swagger UI at `/docs`. The UI's assets ship inside
  * @fastify/swagger-ui and are served from here: the docs work offline.
  */
-async function docsPlugin(app: FastifyInstance, options: { version: string }) {
+async function docsPlugin(app: FastifyInstance, options: { version: string; resources: readonly AnyResource[] }) {
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
@@ -21,8 +22,7 @@ async function docsPlugin(app: FastifyInstance, options: { version: string }) {
           'in `If-Match` to update or delete only the version you saw (412 otherwise), or in `If-None-Match` to get 304.'
       },
       tags: [
-        { name: 'todos', description: 'Todo items (Todo-Backend compatible)' },
-        { name: 'cats', description: 'Cats for sale, priced in cents' },
+        ...options.resources.map((resource) => ({ name: resource.plural, description: resource.description })),
         { name: 'health', description: 'Liveness and readiness probes' },
         { name: 'service', description: 'About the service' }
       ]

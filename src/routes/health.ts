@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { HttpProblem, problemResponses } from '../lib/problem.js'
+import { shuttingDownProblem } from '../plugins/lifecycle.js'
 
 const Check = Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) })
 
@@ -37,12 +38,9 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (_request, reply) => {
       if (app.lifecycle.shuttingDown) {
-        throw new HttpProblem(503, 'SHUTTING_DOWN', 'the service is shutting down', {
-          checks: { shutdown: { status: 'failing', detail: 'shutting down' } },
-          retryAfterSeconds: 5
-        })
+        throw shuttingDownProblem('the service is shutting down', { checks: { shutdown: { status: 'failing', detail: 'shutting down' } } })
       }
-      const report = await app.checkDatabase()
+      const report = await app.lifecycle.checkDatabase()
       if (!report.ready) {
         const failed = Object.entries(report.checks).filter(([, check]) => check.status !== 'ok')
         const detail = failed.map(([name, check]) => `${name} check failed: ${check.detail ?? 'failing'}`).join('; ')

@@ -1,4 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { AnyResource } from '../crud/definition.js'
+import { capitalise } from '../lib/schema.js'
 import { baseUrl } from '../lib/urls.js'
 
 export interface ServiceInfo {
@@ -10,7 +12,15 @@ export interface ServiceInfo {
 const Link = Type.Object({ href: Type.String(), description: Type.String() })
 
 /** `GET /`: what this service is and where its endpoints are, so it can be explored with curl. */
-const rootRoutes: FastifyPluginAsyncTypebox<{ info: ServiceInfo; resources: Array<{ path: string; description: string }> }> = async (app, options) => {
+const rootRoutes: FastifyPluginAsyncTypebox<{ info: ServiceInfo; resources: readonly AnyResource[] }> = async (app, options) => {
+  const paths: Array<[name: string, path: string, description: string]> = [
+    ['self', '/', 'This document'],
+    ['docs', '/docs', 'Interactive API reference'],
+    ['openapi', '/docs/json', 'OpenAPI 3.1 document'],
+    ['live', '/health/live', 'Liveness probe'],
+    ['ready', '/health/ready', 'Readiness probe'],
+    ...options.resources.map((resource): [string, string, string] => [resource.plural, resource.path, `${capitalise(resource.plural)}: list, create, read, update, delete`])
+  ]
   app.get(
     '/',
     {
@@ -23,17 +33,9 @@ const rootRoutes: FastifyPluginAsyncTypebox<{ info: ServiceInfo; resources: Arra
       }
     },
     async (request) => {
-      const base = baseUrl(request, app.config)
-      const links: Record<string, { href: string; description: string }> = {
-        self: { href: `${base}/`, description: 'This document' },
-        docs: { href: `${base}/docs`, description: 'Interactive API reference' },
-        openapi: { href: `${base}/docs/json`, description: 'OpenAPI 3.1 document' },
-        live: { href: `${base}/health/live`, description: 'Liveness probe' },
-        ready: { href: `${base}/health/ready`, description: 'Readiness probe' }
-      }
-      for (const resource of options.resources) {
-        links[resource.path.slice(1)] = { href: `${base}${resource.path}`, description: resource.description }
-      }
+      const base = baseUrl(request, app.config.PUBLIC_BASE_URL)
+      const links: Record<string, { href: string; description: string }> = {}
+      for (const [name, path, description] of paths) links[name] = { href: `${base}${path}`, description }
       return { ...options.info, links }
     }
   )

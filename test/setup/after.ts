@@ -1,6 +1,6 @@
 /** Runs once after the test files (tap's `after`): stops the run's embedded server. */
 import { rm } from 'node:fs/promises'
-import { destroyEmbeddedPostgres } from '../../src/db/embedded.js'
+import { destroyEmbeddedPostgres } from '../../src/dev/embedded.js'
 import { readClusterState, STATE_FILE } from './cluster.js'
 
 const state = readClusterState()

@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import pg from 'pg'
-import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded.js'
+import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../../src/dev/embedded.js'
 import { runMigrations } from '../../src/db/migrate.js'
 import { ensureChromium } from '../support/browser.js'
 import { freePort } from '../support/ports.js'

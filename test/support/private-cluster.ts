@@ -3,7 +3,8 @@ import { mkdtemp, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { Test } from 'tap'
-import { destroyEmbeddedPostgres, startEmbeddedPostgres, stopEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.js'
+import { destroyEmbeddedPostgres, startEmbeddedPostgres, stopEmbeddedPostgres, type EmbeddedPostgres } from '../../src/dev/embedded.js'
+import { clusterDir } from '../../src/dev/machine.js'
 import { freePort } from './ports.js'
 
 const run = promisify(execFile)
@@ -70,7 +71,7 @@ export class PrivateCluster {
   }
 
   private async signalAll(signal: 'STOP' | 'CONT') {
-    const postmaster = (await readFile(join(this.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0] ?? ''
+    const postmaster = (await readFile(join(await clusterDir(this.dataDir), 'postmaster.pid'), 'utf8')).split('\n')[0] ?? ''
     const children = await run('pgrep', ['-P', postmaster]).then(({ stdout }) => stdout.split('\n').filter(Boolean), () => [])
     await run('kill', [`-${signal}`, postmaster, ...children])
   }

@@ -1,15 +1,26 @@
-import { resourceRoutes } from '../../resource/routes.js'
-import { catsRepository, type CatRow } from './repository.js'
-import { CatCreateSchema, CatFilters, CatPatchSchema, CatSchema, type CatFilters as Filters } from './schemas.js'
+import { containsPattern } from '../../crud/sql.js'
+import { defineResource } from '../../crud/definition.js'
+import { CatCreateSchema, catFilters, CatPatchSchema, CatSchema } from './schemas.js'
 
-/** The cats API: the shared resource routes with cats' schemas and repository. */
-export default resourceRoutes<CatRow, Filters>({
+/** Cats: the tutorial's second resource, built from the same parts as todos. */
+export default defineResource({
   singular: 'cat',
   plural: 'cats',
   path: '/cats',
-  schemas: { item: CatSchema, create: CatCreateSchema, patch: CatPatchSchema, filters: CatFilters },
-  sorts: ['name', 'price', 'created_at'],
+  description: 'Cats for sale, priced in cents',
+  table: 'cats',
+  schemas: { item: CatSchema, create: CatCreateSchema, patch: CatPatchSchema, filters: catFilters },
+  sorts: {
+    name: { type: 'text' },
+    price: { type: 'integer' },
+    created_at: { type: 'timestamptz' }
+  },
   defaultSort: 'name',
   trim: ['name', 'breed'],
-  repository: (app) => catsRepository(app.db)
+  filter(filters, parts) {
+    if (filters.breed !== undefined) parts.where(`lower(breed) = lower(${parts.param(filters.breed)})`)
+    if (filters.min_price !== undefined) parts.where(`price >= ${parts.param(filters.min_price)}`)
+    if (filters.max_price !== undefined) parts.where(`price <= ${parts.param(filters.max_price)}`)
+    if (filters.q !== undefined) parts.where(`name ILIKE ${parts.param(containsPattern(filters.q))}`)
+  }
 })

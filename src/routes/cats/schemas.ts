@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import { DateTime, Nullable } from '../../lib/schema.js'
 
 const Name = Type.String({ maxLength: 200, pattern: '\\S', description: '1 to 200 characters, not blank; trimmed' })
@@ -28,12 +28,9 @@ export const CatPatchSchema = Type.Object(
   { additionalProperties: false, title: 'CatPatch', description: 'Fields to change; null clears the breed' }
 )
 
-export const CatFilters = {
+export const catFilters = {
   breed: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Exact breed, ignoring case' })),
   min_price: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, description: 'Only cats costing at least this (cents)' })),
   max_price: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647, description: 'Only cats costing at most this (cents)' })),
   q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Case-insensitive substring of the name' }))
 }
-
-const CatFiltersSchema = Type.Object(CatFilters)
-export type CatFilters = Static<typeof CatFiltersSchema>

@@ -1,16 +1,32 @@
-import { resourceRoutes } from '../../resource/routes.js'
-import { todosRepository, type TodoRow } from './repository.js'
-import { TodoCreateSchema, TodoFilters, TodoPatchSchema, TodoSchema, type TodoFilters as Filters } from './schemas.js'
+import { defineResource } from '../../crud/definition.js'
+import { containsPattern } from '../../crud/sql.js'
+import { TodoCreateSchema, todoFilters, TodoPatchSchema, TodoSchema } from './schemas.js'
 
-/** The todos API: the shared resource routes with todos' schemas and repository. */
-export default resourceRoutes<TodoRow, Filters>({
+/** Todos: the Todo-Backend resource. Everything the engine (src/crud/) needs to serve it. */
+export default defineResource({
   singular: 'todo',
   plural: 'todos',
   path: '/todos',
-  schemas: { item: TodoSchema, create: TodoCreateSchema, patch: TodoPatchSchema, filters: TodoFilters },
-  sorts: ['order', 'created_at', 'due_date', 'title'],
+  description: 'Todo items (Todo-Backend compatible)',
+  table: 'todos',
+  schemas: { item: TodoSchema, create: TodoCreateSchema, patch: TodoPatchSchema, filters: todoFilters },
+  sorts: {
+    // NULLs sort after every int4 order; after every date (indexes: migrations/0003).
+    order: { type: 'integer', nulls: { cast: 'bigint', last: '2147483648' } },
+    created_at: { type: 'timestamptz' },
+    due_date: { type: 'timestamptz', nulls: { last: "'infinity'::timestamptz" } },
+    title: { type: 'text' }
+  },
   defaultSort: 'order',
   trim: ['title'],
   deleteAll: true,
-  repository: (app) => todosRepository(app.db)
+  filter(filters, parts) {
+    if (filters.completed !== undefined) parts.where(`completed = ${parts.param(filters.completed)}`)
+    if (filters.due_before !== undefined) parts.where(`due_date < ${parts.param(filters.due_before)}::timestamptz`)
+    if (filters.due_after !== undefined) parts.where(`due_date > ${parts.param(filters.due_after)}::timestamptz`)
+    if (filters.q !== undefined) {
+      const pattern = parts.param(containsPattern(filters.q))
+      parts.where(`(title ILIKE ${pattern} OR description ILIKE ${pattern})`)
+    }
+  }
 })

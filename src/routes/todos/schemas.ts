@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import { DateTime, DateTimeInput, Int32, Nullable } from '../../lib/schema.js'
 
 const Title = Type.String({
@@ -40,12 +40,9 @@ export const TodoPatchSchema = Type.Object(
   { additionalProperties: false, title: 'TodoPatch', description: 'Fields to change; null clears an optional field' }
 )
 
-export const TodoFilters = {
+export const todoFilters = {
   completed: Type.Optional(Type.Boolean({ description: 'Only completed (true) or open (false) todos' })),
   due_before: Type.Optional(DateTimeInput({ description: 'Only todos due before this instant' })),
   due_after: Type.Optional(DateTimeInput({ description: 'Only todos due after this instant' })),
   q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Case-insensitive substring of title or description' }))
 }
-
-const TodoFiltersSchema = Type.Object(TodoFilters)
-export type TodoFilters = Static<typeof TodoFiltersSchema>

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import type { Config } from '../config.js'
-import { startEmbeddedPostgres } from './embedded.js'
+import { describeTarget, waitForDatabase } from './wait.js'
 
 /** Where the database is and how to let go of it when done. */
 export interface DatabaseTarget {
@@ -13,7 +13,8 @@ export interface DatabaseTarget {
 /**
  * Resolves the database the way the boot sequence describes: `DATABASE_URL`, else the
  * `POSTGRES_*` parts (the variable names the official postgres image uses), else, outside
- * production, an embedded PostgreSQL kept under `EMBEDDED_POSTGRES_DIR`.
+ * production, an embedded PostgreSQL kept under `EMBEDDED_POSTGRES_DIR`. The embedded
+ * server's code (src/dev/) is loaded only then, so production never loads it.
  */
 export async function resolveDatabase(config: Config, log: (message: string) => void): Promise<DatabaseTarget> {
   const release = async () => {}
@@ -31,6 +32,7 @@ export async function resolveDatabase(config: Config, log: (message: string) => 
     // loadConfig already refuses this; kept so no code path can start one in production.
     throw new Error('no database configured: set DATABASE_URL')
   }
+  const { startEmbeddedPostgres } = await import('../dev/embedded.js')
   const embedded = await startEmbeddedPostgres({
     dataDir: resolve(config.EMBEDDED_POSTGRES_DIR),
     port: config.EMBEDDED_POSTGRES_PORT,
@@ -42,13 +44,26 @@ export async function resolveDatabase(config: Config, log: (message: string) => 
   return { connectionString: embedded.connectionString, source: 'embedded', release: () => embedded.release() }
 }
 
-/** `user@host:port/database` for log lines and error messages: never the password. */
-export function describeTarget(connectionString: string): string {
+/**
+ * Resolves the database, says which one (never the password) and waits until it answers,
+ * as the server and every command-line tool start. Lets go of an embedded server again if
+ * the wait fails.
+ */
+export async function connectDatabase(
+  config: Config,
+  say: { info(message: string): void; retry(info: { attempt: number; delayMs: number; reason: string }): void }
+): Promise<DatabaseTarget> {
+  const target = await resolveDatabase(config, (message) => say.info(message))
+  say.info(`using database ${describeTarget(target.connectionString)} (${target.source})`)
   try {
-    const url = new URL(connectionString)
-    const user = url.username ? `${decodeURIComponent(url.username)}@` : ''
-    return `${user}${url.hostname}:${url.port || '5432'}${url.pathname}`
-  } catch {
-    return '(unparseable connection string)'
+    await waitForDatabase(target.connectionString, {
+      deadlineMs: config.DATABASE_WAIT_SECONDS * 1000,
+      connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+      onRetry: (info) => say.retry(info)
+    })
+  } catch (error) {
+    await target.release().catch(() => {})
+    throw error
   }
+  return target
 }

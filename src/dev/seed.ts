@@ -1,4 +1,5 @@
-import { withClient } from './client.js'
+import { LOCKS, inLockedTransaction, withClient } from '../db/client.js'
+import { pendingMigrations } from '../db/migrate.js'
 
 /**
  * Demo data: a few hundred todos and cats that look like real use (varied completion,
@@ -15,14 +16,9 @@ export interface SeedResult {
 export const SEED_TODOS = 300
 export const SEED_CATS = 200
 
-/** Serialises concurrent seeders (two instances starting with SEED_ON_START). */
-const SEED_LOCK = 7_241_865_325_823_965
-
 export function seedDatabase(connectionString: string): Promise<SeedResult> {
-  return withClient(connectionString, async (client) => {
-    await client.query('BEGIN')
-    try {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [SEED_LOCK])
+  return withClient(connectionString, (client) =>
+    inLockedTransaction(client, LOCKS.seed, async () => {
       const todos = demoTodos()
       const addedTodos = await client.query(
         `INSERT INTO todos (title, description, completed, "order", due_date)
@@ -41,16 +37,30 @@ export function seedDatabase(connectionString: string): Promise<SeedResult> {
       const { rows } = await client.query<{ todos: number; cats: number }>(
         'SELECT (SELECT count(*) FROM todos)::int AS todos, (SELECT count(*) FROM cats)::int AS cats'
       )
-      await client.query('COMMIT')
       return {
         todos: { added: addedTodos.rowCount ?? 0, total: rows[0]?.todos ?? 0 },
         cats: { added: addedCats.rowCount ?? 0, total: rows[0]?.cats ?? 0 }
       }
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw error
-    }
-  })
+    })
+  )
+}
+
+/**
+ * SEED_ON_START: `true` seeds (adding what is missing), `if-empty` only an empty
+ * database; neither while migrations are pending (the tables may not be there).
+ */
+export async function seedOnStart(
+  connectionString: string,
+  mode: 'true' | 'if-empty',
+  logger: { info(fields: object, message: string): void; warn(fields: object, message: string): void }
+): Promise<void> {
+  const pending = await withClient(connectionString, (client) => pendingMigrations(client))
+  if (pending.length > 0) {
+    logger.warn({ pending }, 'SEED_ON_START: not seeding, migrations are pending')
+  } else if (mode === 'true' || (await isEmpty(connectionString))) {
+    const seeded = await seedDatabase(connectionString)
+    logger.info(seeded, `demo data: added ${seeded.todos.added} todos and ${seeded.cats.added} cats`)
+  }
 }
 
 /** True when there are neither todos nor cats (SEED_ON_START=if-empty). */

@@ -1,0 +1,197 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest, preValidationAsyncHookHandler } from 'fastify'
+import { notFound, preconditionFailed, problemResponses } from '../lib/problem.js'
+import { IdParams, StringEnum, capitalise } from '../lib/schema.js'
+import { baseUrl, withQueryParameter } from '../lib/urls.js'
+import { etagFor, ifNoneMatchHits, parseIfMatch } from './conditional.js'
+import type { AnyResource } from './definition.js'
+import { createRepository, type BaseRow, type WriteResult } from './repository.js'
+
+const MAX_PAGE = 1000
+
+/**
+ * The routes every resource has, registered once per resource with its definition and
+ * its path as the prefix: a keyset-paginated list with a `Link` next header, create with
+ * `Location` and `ETag`, conditional reads (304) and writes (412), and deletes.
+ */
+const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (app, { resource }) => {
+  const { singular, plural, path, schemas } = resource
+  const Singular = capitalise(singular)
+  const Plural = capitalise(plural)
+  const tags = [plural]
+  const repository = createRepository(app.db, resource)
+
+  const ListQuery = Type.Object({
+    ...schemas.filters,
+    sort: Type.Optional(
+      StringEnum(Object.keys(resource.sorts).flatMap((name) => [name, `-${name}`]), {
+        default: resource.defaultSort,
+        description: `Sort key; prefix with - for descending. Ties are broken by id.`
+      })
+    ),
+    // Optional with a default: the validator fills it in, and OpenAPI does not mark it required.
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 100, description: 'Page size' })),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: 'Opaque cursor from a Link rel="next" header' })),
+    count: Type.Optional(Type.Boolean({ default: false, description: 'Add X-Total-Count (rows matching the filters)' }))
+  })
+  app.addSchema(schemas.item)
+  const Item = Type.Ref(schemas.item)
+  const NoContent = Type.Null({ description: 'No content' })
+
+  const itemUrl = (request: FastifyRequest, id: number) => `${baseUrl(request, app.config.PUBLIC_BASE_URL)}${path}/${id}`
+  // The item schema decides what a client sees: its serializer writes only the schema's
+  // properties, so the row version stays internal.
+  const show = (request: FastifyRequest, row: BaseRow) => ({ ...row, url: itemUrl(request, row.id) })
+  const describe = (id: number) => `${singular} ${id}`
+
+  /** The outcome of a write as HTTP; with If-Match, a missing item is a 412 (RFC 9110 §13.2.2). */
+  const settle = <T>(result: WriteResult<T>, id: number, conditional: boolean): T => {
+    if (result.status === 'not-found') {
+      if (!conditional) throw notFound(`${describe(id)} does not exist`)
+      throw preconditionFailed(`${describe(id)} does not exist, so If-Match cannot match`)
+    }
+    if (result.status === 'stale') {
+      throw preconditionFailed(`${describe(id)} has changed since the version in If-Match; fetch it again and retry with its current ETag`)
+    }
+    return result.row
+  }
+
+  const trimFields: preValidationAsyncHookHandler = async (request) => {
+    const body = request.body
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) return
+    for (const field of resource.trim ?? []) {
+      const value = (body as Record<string, unknown>)[field]
+      if (typeof value === 'string') (body as Record<string, unknown>)[field] = value.trim()
+    }
+  }
+
+  app.get(
+    '',
+    {
+      schema: {
+        tags,
+        operationId: `list${Plural}`,
+        summary: `List ${plural}`,
+        description: 'A plain JSON array. When more rows match, `Link: <url>; rel="next"` points to the next page.',
+        querystring: ListQuery,
+        response: { 200: Type.Array(Item, { description: `A page of ${plural}` }), ...problemResponses(400) }
+      }
+    },
+    async (request, reply) => {
+      const { sort, limit = 100, cursor, count, ...filters } = request.query
+      const page = await repository.list(filters, { sort, limit, cursor })
+      if (count) reply.header('X-Total-Count', String(await repository.count(filters)))
+      if (page.next !== undefined) {
+        reply.header('Link', `<${withQueryParameter(baseUrl(request, app.config.PUBLIC_BASE_URL), request.url, 'cursor', page.next)}>; rel="next"`)
+      }
+      return page.rows.map((row) => show(request, row))
+    }
+  )
+
+  app.post(
+    '',
+    {
+      preValidation: trimFields,
+      schema: {
+        tags,
+        operationId: `create${Singular}`,
+        summary: `Create a ${singular}`,
+        description: 'Answers 201 with the new item, its `Location` and `ETag`.',
+        body: schemas.create,
+        response: { 201: Item, ...problemResponses(400, 409, 415) }
+      }
+    },
+    async (request, reply) => {
+      const row = await repository.create(request.body)
+      reply.code(201).header('Location', itemUrl(request, row.id)).header('ETag', etagFor(row.version))
+      return show(request, row)
+    }
+  )
+
+  app.get(
+    '/:id',
+    {
+      schema: {
+        tags,
+        operationId: `get${Singular}`,
+        summary: `Get a ${singular}`,
+        description: 'Sends an `ETag`; with `If-None-Match` carrying it, answers 304 without a body.',
+        params: IdParams,
+        response: { 200: Item, 304: Type.Null({ description: 'Not modified' }), ...problemResponses(400, 404) }
+      }
+    },
+    async (request, reply) => {
+      const { id } = request.params
+      const row = await repository.get(id)
+      if (row === undefined) throw notFound(`${describe(id)} does not exist`)
+      const etag = etagFor(row.version)
+      reply.header('ETag', etag).header('Cache-Control', 'no-cache')
+      if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null)
+      return show(request, row)
+    }
+  )
+
+  app.patch(
+    '/:id',
+    {
+      preValidation: trimFields,
+      schema: {
+        tags,
+        operationId: `update${Singular}`,
+        summary: `Update a ${singular}`,
+        description:
+          'Partial update (JSON Merge Patch: `null` clears an optional field). With `If-Match`, applies only if the ' +
+          `${singular} is still at that version, else 412 and nothing changes.`,
+        params: IdParams,
+        body: schemas.patch,
+        response: { 200: Item, ...problemResponses(400, 404, 409, 412, 415) }
+      }
+    },
+    async (request, reply) => {
+      const { id } = request.params
+      const precondition = parseIfMatch(request.headers['if-match'])
+      const row = settle(await repository.update(id, request.body, precondition), id, precondition !== undefined)
+      reply.header('ETag', etagFor(row.version))
+      return show(request, row)
+    }
+  )
+
+  app.delete(
+    '/:id',
+    {
+      schema: {
+        tags,
+        operationId: `delete${Singular}`,
+        summary: `Delete a ${singular}`,
+        description: 'Honours `If-Match` like PATCH.',
+        params: IdParams,
+        response: { 204: NoContent, ...problemResponses(400, 404, 412) }
+      }
+    },
+    async (request, reply) => {
+      const { id } = request.params
+      const precondition = parseIfMatch(request.headers['if-match'])
+      settle(await repository.remove(id, precondition), id, precondition !== undefined)
+      return reply.code(204).send(null)
+    }
+  )
+
+  if (!resource.deleteAll) return
+  app.delete(
+    '',
+    {
+      schema: {
+        tags,
+        operationId: `deleteAll${Plural}`,
+        summary: `Delete every ${singular}`,
+        response: { 204: NoContent, ...problemResponses() }
+      }
+    },
+    async (_request, reply) => {
+      await repository.removeAll()
+      return reply.code(204).send(null)
+    }
+  )
+}
+
+export default crudPlugin
