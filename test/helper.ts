@@ -3,11 +3,12 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
 import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
+import type { Problem } from '../src/lib/problem.js'
 import { withClient } from '../src/db/client.js'
 import { destroyEmbeddedPostgres } from '../src/dev/embedded.js'
 import { readClusterState } from './setup/cluster.js'
@@ -51,6 +52,28 @@ export async function buildTestApp(
   return { app, db }
 }
 
+
+/**
+ * Asserts an error answer: its status, the problem+json content type, and that its body
+ * matches `expected` (RFC 9457 fields, `code`, `errors`...). Returns the body.
+ */
+export function expectProblem(t: Test, response: LightMyRequestResponse, status: number, expected: object = {}, label?: string): Problem {
+  const prefix = label === undefined ? '' : `${label}: `
+  t.equal(response.statusCode, status, `${prefix}status ${status}`)
+  t.equal(response.headers['content-type'], 'application/problem+json', `${prefix}problem+json`)
+  const body = response.json() as Problem
+  t.match(body, expected, `${prefix}the problem's fields`)
+  return body
+}
+
+/**
+ * Adds `count` todos in one statement; each column is an SQL expression of `i`, the
+ * row's number from 1 (e.g. `{ title: "'todo ' || i", completed: 'i % 3 = 0' }`).
+ */
+export async function insertTodos(connectionString: string, count: number, columns: Record<string, string>): Promise<void> {
+  const names = Object.keys(columns).map((name) => `"${name}"`).join(', ')
+  await sql(connectionString, `INSERT INTO todos (${names}) SELECT ${Object.values(columns).join(', ')} FROM generate_series(1, ${count}) i`)
+}
 
 /** Runs one statement on its own connection and returns the rows. */
 export const sql = <R extends pg.QueryResultRow = Record<string, unknown>>(connectionString: string, text: string, values: unknown[] = []) =>

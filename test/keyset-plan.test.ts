@@ -5,7 +5,7 @@
 import t from 'tap'
 import { listStatement } from '../src/crud/repository.js'
 import todos from '../src/routes/todos/index.js'
-import { buildTestApp, sql, withClient } from './helper.js'
+import { buildTestApp, insertTodos, sql, withClient } from './helper.js'
 import { nextLink } from './support/http.js'
 
 interface PlanNode {
@@ -20,13 +20,12 @@ const nodes = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatM
 
 t.test('deep pages of every sort, filtered or not, are index range scans from the cursor', async (t) => {
   const { app, db } = await buildTestApp(t)
-  await sql(
-    db,
-    `INSERT INTO todos (title, "order", due_date, completed)
-     SELECT 'Task ' || (i % 997), CASE WHEN i % 10 = 0 THEN NULL ELSE (i * 7919) % 5000 END,
-            CASE WHEN i % 7 = 0 THEN NULL ELSE timestamptz '2026-01-01' + (i % 365) * interval '1 day' END, i % 3 = 0
-     FROM generate_series(1, 20000) i`
-  )
+  await insertTodos(db, 20000, {
+    title: "'Task ' || (i % 997)",
+    order: 'CASE WHEN i % 10 = 0 THEN NULL ELSE (i * 7919) % 5000 END',
+    due_date: "CASE WHEN i % 7 = 0 THEN NULL ELSE timestamptz '2026-01-01' + (i % 365) * interval '1 day' END",
+    completed: 'i % 3 = 0'
+  })
   await sql(db, 'ANALYZE todos')
 
   for (const sort of ['order', '-order', 'due_date', '-due_date', 'title', '-title', 'created_at', '-created_at']) {

@@ -1,14 +1,14 @@
 import t, { type Test } from 'tap'
 import { migrationFiles } from '../src/db/migrate.js'
 import { SEED_CATS, SEED_TODOS } from '../src/dev/seed.js'
-import { freshDatabase, runScript, sql } from './helper.js'
+import { freshDatabase, insertTodos, runScript, sql } from './helper.js'
 
 const counts = async (db: string) =>
   (await sql<{ todos: number; cats: number }>(db, 'SELECT (SELECT count(*) FROM todos)::int AS todos, (SELECT count(*) FROM cats)::int AS cats'))[0]
 
 async function withData(t: Test) {
   const db = await freshDatabase(t)
-  await sql(db, `INSERT INTO todos (title) SELECT 'todo ' || i FROM generate_series(1, 5) i`)
+  await insertTodos(db, 5, { title: "'todo ' || i" })
   await sql(db, `INSERT INTO cats (name, price) VALUES ('Tom', 100)`)
   return db
 }

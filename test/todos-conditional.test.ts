@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildTestApp, sql } from './helper.js'
+import { buildTestApp, expectProblem, sql } from './helper.js'
 import { jsonClient } from './support/http.js'
 
 t.test('If-None-Match with the current ETag gives 304 without a body', async (t) => {
@@ -29,9 +29,7 @@ t.test('PATCH with the current ETag in If-Match applies; a stale one is 412 and 
 
   const before = await sql(db, 'SELECT * FROM todos')
   const stale = await api.patch(`/todos/${todo.id}`, { title: 'lost update' }, { 'if-match': '"1"' })
-  t.equal(stale.statusCode, 412)
-  t.equal(stale.headers['content-type'], 'application/problem+json')
-  t.match(stale.json(), { status: 412, title: 'Precondition Failed', code: 'PRECONDITION_FAILED', detail: /has changed since the version in If-Match/ })
+  expectProblem(t, stale, 412, { status: 412, title: 'Precondition Failed', code: 'PRECONDITION_FAILED', detail: /has changed since the version in If-Match/ })
   t.same(await sql(db, 'SELECT * FROM todos'), before, 'nothing changed')
 
   for (const header of ['W/"2"', 'garbage', '""']) {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildTestApp, sql } from './helper.js'
+import { buildTestApp, expectProblem, insertTodos, sql } from './helper.js'
 import { jsonClient, nextLink, walk } from './support/http.js'
 
 interface Todo {
@@ -41,7 +41,7 @@ t.test('filters: completed, due_before, due_after, q, and their combinations', a
 
 t.test('count=true adds X-Total-Count: every matching row, not the page', async (t) => {
   const { app, db } = await buildTestApp(t)
-  await sql(db, `INSERT INTO todos (title, completed) SELECT 'todo ' || i, i % 3 = 0 FROM generate_series(1, 250) i`)
+  await insertTodos(db, 250, { title: "'todo ' || i", completed: 'i % 3 = 0' })
   const response = await app.inject('/todos?completed=true&limit=10&count=true')
   t.equal(response.headers['x-total-count'], '83')
   t.equal(response.json().length, 10)
@@ -50,7 +50,7 @@ t.test('count=true adds X-Total-Count: every matching row, not the page', async 
 
 t.test('Link points to the next page, keeps the filters, and is absent on the last page', async (t) => {
   const { app, db } = await buildTestApp(t)
-  await sql(db, `INSERT INTO todos (title, completed) SELECT 'todo ' || i, i % 2 = 0 FROM generate_series(1, 25) i`)
+  await insertTodos(db, 25, { title: "'todo ' || i", completed: 'i % 2 = 0' })
   const first = await app.inject({ url: '/todos?completed=true&limit=10&sort=-title', headers: { host: 'api.test' } })
   t.equal(first.json().length, 10)
   const link = String(first.headers.link)
@@ -81,13 +81,11 @@ function compare(key: SortKey, descending: boolean) {
 
 t.test('every sort order, both directions, on rows with ties and NULLs', async (t) => {
   const { app, db } = await buildTestApp(t)
-  await sql(
-    db,
-    `INSERT INTO todos (title, "order", due_date)
-     SELECT 'Task ' || (i % 7), CASE WHEN i % 5 = 0 THEN NULL ELSE i % 4 END,
-            CASE WHEN i % 3 = 0 THEN NULL ELSE timestamptz '2026-01-01' + (i % 4) * interval '1 day' END
-     FROM generate_series(1, 60) i`
-  )
+  await insertTodos(db, 60, {
+    title: "'Task ' || (i % 7)",
+    order: 'CASE WHEN i % 5 = 0 THEN NULL ELSE i % 4 END',
+    due_date: "CASE WHEN i % 3 = 0 THEN NULL ELSE timestamptz '2026-01-01' + (i % 4) * interval '1 day' END"
+  })
   for (const key of SORTS) {
     for (const descending of [false, true]) {
       const sort = `${descending ? '-' : ''}${key}`
@@ -102,14 +100,12 @@ t.test('every sort order, both directions, on rows with ties and NULLs', async (
 
 t.test('walking thousands of rows while others are inserted and deleted: no row missed or repeated', async (t) => {
   const { app, db } = await buildTestApp(t)
-  await sql(
-    db,
-    `INSERT INTO todos (title, "order", due_date, description)
-     SELECT 'Task ' || (i % 800), CASE WHEN i % 10 = 0 THEN NULL ELSE (i * 7919) % 500 END,
-            CASE WHEN i % 7 = 0 THEN NULL ELSE timestamptz '2026-01-01' + (i % 365) * interval '1 day' END,
-            'bulk'
-     FROM generate_series(1, 3000) i`
-  )
+  await insertTodos(db, 3000, {
+    title: "'Task ' || (i % 800)",
+    order: 'CASE WHEN i % 10 = 0 THEN NULL ELSE (i * 7919) % 500 END',
+    due_date: "CASE WHEN i % 7 = 0 THEN NULL ELSE timestamptz '2026-01-01' + (i % 365) * interval '1 day' END",
+    description: "'bulk'"
+  })
   const original = new Set((await sql<{ id: number }>(db, 'SELECT id FROM todos')).map((row) => row.id))
   for (const sort of ['order', '-due_date', 'title', '-created_at']) {
     const deleted = new Set<number>()
@@ -117,13 +113,11 @@ t.test('walking thousands of rows while others are inserted and deleted: no row 
     // Between pages, another client inserts rows at random positions and deletes some.
     const churn = async () => {
       round++
-      await sql(
-        db,
-        `INSERT INTO todos (title, "order", due_date)
-         SELECT chr(65 + floor(random() * 26)::int) || ' late ' || md5(random()::text), CASE WHEN random() < 0.2 THEN NULL ELSE floor(random() * 500)::int END,
-                timestamptz '2026-01-01' + floor(random() * 365) * interval '1 day'
-         FROM generate_series(1, 15)`
-      )
+      await insertTodos(db, 15, {
+        title: "chr(65 + floor(random() * 26)::int) || ' late ' || md5(random()::text)",
+        order: 'CASE WHEN random() < 0.2 THEN NULL ELSE floor(random() * 500)::int END',
+        due_date: "timestamptz '2026-01-01' + floor(random() * 365) * interval '1 day'"
+      })
       const gone = await sql<{ id: number }>(db, `DELETE FROM todos WHERE id IN (SELECT id FROM todos WHERE description = 'bulk' ORDER BY random() LIMIT 2) RETURNING id`)
       for (const row of gone) deleted.add(row.id)
     }
@@ -144,7 +138,7 @@ t.test('walking thousands of rows while others are inserted and deleted: no row 
 
 t.test('bad list parameters are 400 problems naming the parameter', async (t) => {
   const { app, db } = await buildTestApp(t)
-  await sql(db, `INSERT INTO todos (title, "order") SELECT 'todo ' || i, i FROM generate_series(1, 5) i`)
+  await insertTodos(db, 5, { title: "'todo ' || i", order: 'i' })
   const cases: Array<[string, string, RegExp | string]> = [
     ['completed=maybe', 'completed', 'must be boolean'],
     ['limit=0', 'limit', 'must be >= 1'],
@@ -157,9 +151,7 @@ t.test('bad list parameters are 400 problems naming the parameter', async (t) =>
   ]
   for (const [query, field, message] of cases) {
     const response = await app.inject(`/todos?${query}`)
-    t.equal(response.statusCode, 400, query)
-    t.equal(response.headers['content-type'], 'application/problem+json')
-    t.match(response.json(), { code: 'VALIDATION_FAILED', errors: [{ in: 'querystring', field, message }] }, query)
+    expectProblem(t, response, 400, { code: 'VALIDATION_FAILED', errors: [{ in: 'querystring', field, message }] }, query)
   }
 
   const page = await app.inject('/todos?limit=2&sort=order')
