@@ -9,6 +9,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { ROOT, embeddedClusterDir, freePort, tempDir } from './helper.js'
+import { watchOutput } from './support/output.js'
 
 interface Dev {
   output: string[]
@@ -27,40 +28,14 @@ async function makeDev(t: Test, dir: string, env: Record<string, string>): Promi
     env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_PRETTY: 'false', SEED_ON_START: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  const output: string[] = []
-  const wakers = new Set<() => void>()
-  for (const stream of [child.stdout, child.stderr]) {
-    let partial = ''
-    stream.setEncoding('utf8').on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n')
-      partial = lines.pop() ?? ''
-      output.push(...lines)
-      for (const wake of wakers) wake()
-    })
-  }
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => (wakers.forEach((wake) => wake()), resolve(code))))
+  const { output, waitFor: waitForLine } = watchOutput(child)
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
   t.teardown(() => {
     try {
       process.kill(-(child.pid as number), 'SIGKILL')
     } catch {}
   })
-  const waitFor = (pattern: RegExp, from = 0) =>
-    new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => finish(new Error(`timed out waiting for ${pattern}:\n${output.join('\n')}`)), 60_000)
-      const check = () => {
-        const index = output.findIndex((line, i) => i >= from && pattern.test(line))
-        if (index >= 0) finish(undefined, index)
-        else if (child.exitCode !== null) finish(new Error(`make dev exited before ${pattern}:\n${output.join('\n')}`))
-      }
-      const finish = (error?: Error, index?: number) => {
-        clearTimeout(timer)
-        wakers.delete(check)
-        if (error) reject(error)
-        else resolve(index as number)
-      }
-      wakers.add(check)
-      check()
-    })
+  const waitFor = (pattern: RegExp, from = 0) => waitForLine(pattern, { from, timeoutMs: 60_000 })
   return { output, exited, waitFor, interrupt: () => process.kill(-(child.pid as number), 'SIGINT') }
 }
 

@@ -12,6 +12,7 @@ import type { Problem } from '../src/lib/problem.js'
 import { withClient } from '../src/db/client.js'
 import { destroyEmbeddedPostgres } from '../src/dev/embedded.js'
 import { readClusterState } from './setup/cluster.js'
+import { watchOutput } from './support/output.js'
 import { freePort } from './support/ports.js'
 
 export { freePort, withClient }
@@ -120,44 +121,12 @@ export async function startServer(
     env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  const output: string[] = []
-  const waiters = new Set<() => void>()
-  for (const stream of [child.stdout, child.stderr]) {
-    let buffered = ''
-    stream?.setEncoding('utf8').on('data', (chunk: string) => {
-      buffered += chunk
-      const lines = buffered.split('\n')
-      buffered = lines.pop() ?? ''
-      output.push(...lines)
-      for (const wake of waiters) wake()
-    })
-  }
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      for (const wake of waiters) wake()
-      resolve({ code, signal })
-    })
-  )
+  const { output, waitFor: waitForLine } = watchOutput(child)
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })
-  const waitFor = (pattern: RegExp, timeoutMs = 30_000) =>
-    new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`timed out waiting for ${pattern}; output:\n${output.join('\n')}`)), timeoutMs)
-      const check = () => {
-        const line = output.find((candidate) => pattern.test(candidate))
-        if (line !== undefined) done(undefined, line)
-        else if (child.exitCode !== null || child.signalCode !== null) done(new Error(`server exited before ${pattern}; output:\n${output.join('\n')}`))
-      }
-      const done = (error?: Error, line?: string) => {
-        clearTimeout(timer)
-        waiters.delete(check)
-        if (error) reject(error)
-        else resolve(line as string)
-      }
-      waiters.add(check)
-      check()
-    })
+  const waitFor = async (pattern: RegExp, timeoutMs = 30_000) => output[await waitForLine(pattern, { timeoutMs })] as string
   return { child, port, url: `http://127.0.0.1:${port}`, output, exited, waitFor }
 }
 
