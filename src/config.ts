@@ -28,6 +28,7 @@ export const ConfigSchema = Type.Object({
   DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 5000 }),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 10_000 }),
   DATABASE_WAIT_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 30 }),
+  DATABASE_PREPARED_STATEMENTS: Type.Boolean({ default: true }),
 
   MIGRATE_ON_START: Type.Boolean({ default: true }),
   SEED_ON_START: StringEnum(['false', 'true', 'if-empty'], { default: 'false' }),

@@ -1,0 +1,59 @@
+/**
+ * What each request costs, as behaviour: statements prepared once per connection, one
+ * access line per request. (How fast it is, is for `make bench`.)
+ */
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
+import t from 'tap'
+import { buildApp } from '../src/app.js'
+import { buildTestApp, freshDatabase, testConfig } from './helper.js'
+
+const preparedOnTheConnection = async (app: Awaited<ReturnType<typeof buildTestApp>>['app']) =>
+  (await app.pg.pool.query<{ name: string; statement: string }>('SELECT name, statement FROM pg_prepared_statements ORDER BY name')).rows
+
+t.test('every repository statement is a named prepared statement, one name per distinct text', async (t) => {
+  // One connection, so the session the requests used is the one asked afterwards.
+  const { app } = await buildTestApp(t, { env: { DATABASE_POOL_MAX: '1' } })
+  const created = await app.inject({ method: 'POST', url: '/todos', payload: { title: 'prepared' } })
+  for (let i = 0; i < 3; i++) {
+    t.equal((await app.inject('/todos/1')).statusCode, 200)
+    t.equal((await app.inject('/todos?limit=5')).statusCode, 200)
+  }
+  t.equal(created.statusCode, 201)
+  const prepared = await preparedOnTheConnection(app)
+  t.equal(prepared.length, 3, 'insert, get and list: three statements, however often they ran')
+  t.ok(prepared.every((statement) => /^todos_api_\d+$/.test(statement.name)), 'under our own names')
+  t.match(prepared.map((statement) => statement.statement).join('\n'), /FROM "todos" t WHERE id = \$2/)
+})
+
+t.test('DATABASE_PREPARED_STATEMENTS=false: nothing is prepared (for poolers that cannot carry it)', async (t) => {
+  const { app } = await buildTestApp(t, { env: { DATABASE_POOL_MAX: '1', DATABASE_PREPARED_STATEMENTS: 'false' } })
+  t.equal((await app.inject('/todos/1')).statusCode, 404)
+  t.equal((await app.inject('/todos')).statusCode, 200)
+  t.same(await preparedOnTheConnection(app), [])
+})
+
+t.test('one access line per request at info, with what an operator needs and nothing secret', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>)
+      done()
+    }
+  })
+  const db = await freshDatabase(t)
+  const config = testConfig({ DATABASE_URL: db, LOG_LEVEL: 'info' })
+  const app = await buildApp({ config, connectionString: db, loggerInstance: pino({ level: 'info' }, sink) })
+  t.teardown(() => app.close())
+
+  await app.inject({ url: '/todos?limit=2', headers: { authorization: 'Bearer secret-token', cookie: 'session=secret' } })
+  await app.inject('/todos/999')
+  await app.inject('/health/ready')
+  await app.inject('/health/live')
+  const access = lines.filter((line) => line.msg === 'request')
+  t.equal(access.length, 2, 'one line for each of the two API requests; none for the probes')
+  t.match(access[0], { level: 30, method: 'GET', url: '/todos?limit=2', route: '/todos', status: 200, ms: Number, reqId: String })
+  t.match(access[1], { method: 'GET', route: '/todos/:id', status: 404 })
+  t.notOk(lines.some((line) => line.msg === 'incoming request' || line.msg === 'request completed'), "not Fastify's two lines as well")
+  t.notMatch(JSON.stringify(lines), /secret/, 'no header value is logged')
+})
