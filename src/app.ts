@@ -1,11 +1,12 @@
 import { createRequire } from 'node:module'
 import fastifyEnv from '@fastify/env'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { ConfigSchema, type Config } from './config.js'
 import crudPlugin from './crud/plugin.js'
 import { httpValidatorCompiler, registerBodyParsers } from './lib/validation.js'
 import { loggerOptions } from './logger.js'
+import accessLogPlugin from './plugins/access-log.js'
 import corsPlugin from './plugins/cors.js'
 import dbPlugin from './plugins/db.js'
 import docsPlugin from './plugins/docs.js'
@@ -45,6 +46,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const app = Fastify({
     ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? loggerOptions(config) }),
     trustProxy: config.TRUST_PROXY,
+    // One access line per request instead (plugins/access-log.ts).
+    logController: new LogController({ disableRequestLogging: true }),
     // The lifecycle plugin answers requests that arrive during shutdown, as problem+json.
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
@@ -60,6 +63,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   registerBodyParsers(app)
   await app.register(fastifyEnv, { schema: ConfigSchema, data: config, env: false, dotenv: false })
   await app.register(errorsPlugin)
+  await app.register(accessLogPlugin)
   await app.register(lifecyclePlugin)
   await app.register(securityPlugin)
   await app.register(corsPlugin)

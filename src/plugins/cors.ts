@@ -14,10 +14,11 @@ async function corsPlugin(app: FastifyInstance) {
 
   // Chrome asks before a public page may call a service on localhost or a private
   // network (Private Network Access); say yes wherever CORS already says yes.
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     if (request.method === 'OPTIONS' && request.headers['access-control-request-private-network'] === 'true') {
       reply.header('Access-Control-Allow-Private-Network', 'true')
     }
+    done()
   })
 
   await app.register(fastifyCors, {

@@ -70,11 +70,13 @@ async function lifecyclePlugin(app: FastifyInstance) {
     shuttingDown = true
     closing = true
   })
-  app.addHook('onRequest', async () => {
-    if (closing) throw shuttingDownProblem('the service is shutting down; retry on another instance')
+  // Callback hooks: these run on every request, and an async hook costs a promise each.
+  app.addHook('onRequest', (_request, _reply, done) => {
+    done(closing ? shuttingDownProblem('the service is shutting down; retry on another instance') : undefined)
   })
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (shuttingDown) reply.header('Connection', 'close')
+    done(null, payload)
   })
 }
 

@@ -1,43 +1,94 @@
-import fastifyHelmet from '@fastify/helmet'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import helmet, { type HelmetOptions } from 'helmet'
 import { checkHost } from '../lib/urls.js'
 
 /**
- * Response headers that protect browsers (helmet), HSTS over HTTPS only, and the Host
- * check that keeps a malformed Host out of the URLs the API returns.
+ * Security headers, the HSTS rule and the Host check.
+ *
+ * The headers are helmet's, worked out once at start-up rather than by running helmet on
+ * every request (what @fastify/helmet does: about 45 µs a request). Two sets, by what the
+ * answer is:
+ * - JSON (every API answer): what OWASP's REST Security Cheat Sheet lists for an API:
+ *   a CSP that allows nothing (`default-src 'none'; frame-ancestors 'none'`),
+ *   `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, plus
+ *   `Referrer-Policy: no-referrer` and `Cross-Origin-Resource-Policy: cross-origin`
+ *   (other origins read the API through CORS). The headers that only mean something to a
+ *   page a browser renders (COOP, Origin-Agent-Cluster, X-DNS-Prefetch-Control,
+ *   X-Download-Options, X-Permitted-Cross-Domain-Policies, X-XSS-Protection) are left off.
+ * - HTML (the /docs page): helmet's full set, with a CSP that allows only this origin.
+ * HSTS goes on every answer over HTTPS and never over plain HTTP (RFC 6797 §7.2).
  */
+const PAGE_POLICY: HelmetOptions = {
+  // A documentation page served from here: nothing else is trusted.
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: {
+      defaultSrc: ["'self'"],
+      scriptSrc: ["'self'"],
+      styleSrc: ["'self'", "'unsafe-inline'"],
+      imgSrc: ["'self'", 'data:'],
+      fontSrc: ["'self'", 'data:'],
+      connectSrc: ["'self'"],
+      objectSrc: ["'none'"],
+      baseUri: ["'self'"],
+      formAction: ["'self'"],
+      frameAncestors: ["'none'"]
+    }
+  },
+  crossOriginResourcePolicy: { policy: 'cross-origin' },
+  strictTransportSecurity: false
+}
+
+const API_POLICY: HelmetOptions = {
+  contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  xFrameOptions: { action: 'deny' },
+  crossOriginResourcePolicy: { policy: 'cross-origin' },
+  crossOriginOpenerPolicy: false,
+  originAgentCluster: false,
+  xDnsPrefetchControl: false,
+  xDownloadOptions: false,
+  xPermittedCrossDomainPolicies: false,
+  xXssProtection: false,
+  strictTransportSecurity: false
+}
+
+const HSTS = 'max-age=31536000; includeSubDomains'
+
+/** The headers helmet would set with `options`, captured once. */
+export function helmetHeaders(options: HelmetOptions): Record<string, string> {
+  const headers: Record<string, string> = {}
+  const response = {
+    setHeader: (name: string, value: string | number | readonly string[]) => {
+      headers[name] = String(value)
+    },
+    removeHeader: () => {}
+  }
+  helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, () => {})
+  return headers
+}
+
 async function securityPlugin(app: FastifyInstance) {
   // With PUBLIC_BASE_URL set, the request's Host never reaches a URL we return.
-  if (!app.config.PUBLIC_BASE_URL) app.addHook('onRequest', async (request) => checkHost(request))
-
-  await app.register(fastifyHelmet, {
-    // A JSON API and one documentation page, all served from here: nothing else is trusted.
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'", "'unsafe-inline'"],
-        imgSrc: ["'self'", 'data:'],
-        fontSrc: ["'self'", 'data:'],
-        connectSrc: ["'self'"],
-        objectSrc: ["'none'"],
-        baseUri: ["'self'"],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"]
+  if (!app.config.PUBLIC_BASE_URL) {
+    app.addHook('onRequest', (request, _reply, done) => {
+      try {
+        checkHost(request)
+        done()
+      } catch (error) {
+        done(error as Error)
       }
-    },
-    // Responses are read by other origins through CORS; CORP same-origin would block them.
-    crossOriginResourcePolicy: { policy: 'cross-origin' },
-    // Sent only over HTTPS, below.
-    strictTransportSecurity: false
-  })
+    })
+  }
 
-  // HSTS means something only over HTTPS (RFC 6797 §7.2: not sent on plain HTTP);
-  // behind a TLS-terminating proxy, TRUST_PROXY makes X-Forwarded-Proto count.
-  app.addHook('onSend', async (request, reply) => {
-    if (request.protocol === 'https') reply.header('Strict-Transport-Security', 'max-age=31536000; includeSubDomains')
+  const api = helmetHeaders(API_POLICY)
+  const page = helmetHeaders(PAGE_POLICY)
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const type = reply.getHeader('content-type')
+    reply.headers(typeof type === 'string' && type.startsWith('text/html') ? page : api)
+    if (request.protocol === 'https') reply.header('Strict-Transport-Security', HSTS)
+    done(null, payload)
   })
 }
 
