@@ -1,11 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest, preValidationAsyncHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
 import { notFound, preconditionFailed, problemResponses } from '../lib/problem.js'
 import { IdParams, StringEnum, capitalise } from '../lib/schema.js'
 import { baseUrl, withQueryParameter } from '../lib/urls.js'
 import { etagFor, ifNoneMatchHits, parseIfMatch } from './conditional.js'
 import type { AnyResource } from './definition.js'
-import { createRepository, type BaseRow, type WriteResult } from './repository.js'
+import { createRepository, type WriteResult } from './repository.js'
 
 const MAX_PAGE = 1000
 
@@ -14,6 +14,14 @@ const MAX_PAGE = 1000
  * its path as the prefix: a keyset-paginated list with a `Link` next header, create with
  * `Location` and `ETag`, conditional reads (304) and writes (412), and deletes.
  */
+/**
+ * Sends JSON text written by PostgreSQL (every item and page: crud/repository.ts) in the
+ * shape the route's response schema describes, which stays the documentation of the
+ * answer. Fastify sends a string with a JSON content type as it is; the type provider
+ * knows only the parsed shape, hence `never`.
+ */
+const sendJsonText = (reply: FastifyReply, json: string) => reply.type('application/json; charset=utf-8').send(json as never)
+
 const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (app, { resource }) => {
   const { singular, plural, path, schemas } = resource
   const Singular = capitalise(singular)
@@ -38,10 +46,8 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
   const Item = Type.Ref(schemas.item)
   const NoContent = Type.Null({ description: 'No content' })
 
-  const itemUrl = (request: FastifyRequest, id: number) => `${baseUrl(request, app.config.PUBLIC_BASE_URL)}${path}/${id}`
-  // The item schema decides what a client sees: its serializer writes only the schema's
-  // properties, so the row version stays internal.
-  const show = (request: FastifyRequest, row: BaseRow) => ({ ...row, url: itemUrl(request, row.id) })
+  /** What this resource's item URLs start with, for this request: `https://host/todos/`. */
+  const itemsUrl = (request: FastifyRequest) => `${baseUrl(request, app.config.PUBLIC_BASE_URL)}${path}/`
   const describe = (id: number) => `${singular} ${id}`
 
   /** The outcome of a write as HTTP; with If-Match, a missing item is a 412 (RFC 9110 §13.2.2). */
@@ -56,13 +62,16 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
     return result.row
   }
 
-  const trimFields: preValidationAsyncHookHandler = async (request) => {
+  const trim = resource.trim ?? []
+  const trimFields: preValidationHookHandler = (request, _reply, done) => {
     const body = request.body
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) return
-    for (const field of resource.trim ?? []) {
-      const value = (body as Record<string, unknown>)[field]
-      if (typeof value === 'string') (body as Record<string, unknown>)[field] = value.trim()
+    if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+      for (const field of trim) {
+        const value = (body as Record<string, unknown>)[field]
+        if (typeof value === 'string') (body as Record<string, unknown>)[field] = value.trim()
+      }
     }
+    done()
   }
 
   app.get(
@@ -79,12 +88,11 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
     },
     async (request, reply) => {
       const { sort, limit = 100, cursor, count, ...filters } = request.query
-      const page = await repository.list(filters, { sort, limit, cursor })
+      const base = baseUrl(request, app.config.PUBLIC_BASE_URL)
+      const page = await repository.list(filters, { sort, limit, cursor, urlBase: itemsUrl(request) })
       if (count) reply.header('X-Total-Count', String(await repository.count(filters)))
-      if (page.next !== undefined) {
-        reply.header('Link', `<${withQueryParameter(baseUrl(request, app.config.PUBLIC_BASE_URL), request.url, 'cursor', page.next)}>; rel="next"`)
-      }
-      return page.rows.map((row) => show(request, row))
+      if (page.next !== undefined) reply.header('Link', `<${withQueryParameter(base, request.url, 'cursor', page.next)}>; rel="next"`)
+      return sendJsonText(reply, page.json)
     }
   )
 
@@ -102,9 +110,10 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
       }
     },
     async (request, reply) => {
-      const row = await repository.create(request.body)
-      reply.code(201).header('Location', itemUrl(request, row.id)).header('ETag', etagFor(row.version))
-      return show(request, row)
+      const base = itemsUrl(request)
+      const item = await repository.create(request.body, base)
+      reply.code(201).header('Location', `${base}${item.id}`).header('ETag', etagFor(item.version))
+      return sendJsonText(reply, item.json)
     }
   )
 
@@ -122,12 +131,12 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
     },
     async (request, reply) => {
       const { id } = request.params
-      const row = await repository.get(id)
-      if (row === undefined) throw notFound(`${describe(id)} does not exist`)
-      const etag = etagFor(row.version)
+      const item = await repository.get(id, itemsUrl(request))
+      if (item === undefined) throw notFound(`${describe(id)} does not exist`)
+      const etag = etagFor(item.version)
       reply.header('ETag', etag).header('Cache-Control', 'no-cache')
       if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null)
-      return show(request, row)
+      return sendJsonText(reply, item.json)
     }
   )
 
@@ -150,9 +159,9 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
     async (request, reply) => {
       const { id } = request.params
       const precondition = parseIfMatch(request.headers['if-match'])
-      const row = settle(await repository.update(id, request.body, precondition), id, precondition !== undefined)
-      reply.header('ETag', etagFor(row.version))
-      return show(request, row)
+      const item = settle(await repository.update(id, request.body, precondition, itemsUrl(request)), id, precondition !== undefined)
+      reply.header('ETag', etagFor(item.version))
+      return sendJsonText(reply, item.json)
     }
   )
 
