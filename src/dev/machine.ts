@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
-import { chmod, chown, cp, lstat, mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, cp, lstat, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { arch, platform, userInfo } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
@@ -54,9 +54,10 @@ export async function loadBinaries(options: { nativeDir?: string; log?: (message
   if (!isRoot()) return binariesIn(native)
   const runAs = await postgresUser()
   if (await reachable(native, runAs)) return binariesIn(native)
-  const copy = `/var/tmp/todos-api-postgres-${found.version}-${hash(native)}`
+  const copy = `${COPY_PREFIX}${found.version}-${hash(native)}`
   const done = join(copy, '.complete')
   if (existsSync(done) && (await ownedSafely(copy, runAs))) return binariesIn(join(copy, 'native'))
+  await removeOrphanedCopies()
   options.log?.(`the postgres user cannot reach ${native}; copying the PostgreSQL binaries to ${copy} (once)`)
   // Copy beside the target and rename: a concurrent starter either sees nothing or a whole copy.
   const staging = `${copy}.${process.pid}.tmp`
@@ -65,7 +66,7 @@ export async function loadBinaries(options: { nativeDir?: string; log?: (message
     await mkdir(staging, { mode: 0o700 })
     await cp(native, join(staging, 'native'), { recursive: true, verbatimSymlinks: true })
     await chownTree(staging, runAs)
-    await writeFile(join(staging, '.complete'), '')
+    await writeFile(join(staging, '.complete'), native) // which installation it copies
     await rm(copy, { recursive: true, force: true })
     await rename(staging, copy)
   } catch (error) {
@@ -73,6 +74,18 @@ export async function loadBinaries(options: { nativeDir?: string; log?: (message
     if (!existsSync(done)) throw error // another process won the race: use its copy
   }
   return binariesIn(join(copy, 'native'))
+}
+
+const COPY_PREFIX = '/var/tmp/todos-api-postgres-'
+
+/** Copies whose installation is gone (a deleted clone) would otherwise stay, 60 MB each. */
+async function removeOrphanedCopies(): Promise<void> {
+  for (const name of await readdir('/var/tmp').catch(() => [])) {
+    const dir = join('/var/tmp', name)
+    if (!dir.startsWith(COPY_PREFIX) || dir.endsWith('.tmp')) continue
+    const source = await readFile(join(dir, '.complete'), 'utf8').catch(() => undefined)
+    if (source && !existsSync(source)) await rm(dir, { recursive: true, force: true })
+  }
 }
 
 const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12)
