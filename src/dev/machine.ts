@@ -46,7 +46,7 @@ const binariesIn = (native: string): Binaries => ({
  * `postgres` user, which cannot enter a project under /root or a `mktemp -d` directory
  * (mode 0700), so the binaries under node_modules are out of its reach. They are then
  * copied once per installation into a directory only that user (and root) can read,
- * under /var/tmp, and reused by every cluster of that installation.
+ * under /var/lib/todos-api, and reused by every cluster of that installation.
  */
 export async function loadBinaries(options: { nativeDir?: string; log?: (message: string) => void } = {}): Promise<Binaries> {
   const found = nativeDir()
@@ -54,10 +54,11 @@ export async function loadBinaries(options: { nativeDir?: string; log?: (message
   if (!isRoot()) return binariesIn(native)
   const runAs = await postgresUser()
   if (await reachable(native, runAs)) return binariesIn(native)
-  const copy = `${COPY_PREFIX}${found.version}-${hash(native)}`
+  const root = await stateRoot()
+  const copy = join(root, `postgres-${found.version}-${hash(native)}`)
   const done = join(copy, '.complete')
   if (existsSync(done) && (await ownedSafely(copy, runAs))) return binariesIn(join(copy, 'native'))
-  await removeOrphanedCopies()
+  await removeOrphanedCopies(root)
   options.log?.(`the postgres user cannot reach ${native}; copying the PostgreSQL binaries to ${copy} (once)`)
   // Copy beside the target and rename: a concurrent starter either sees nothing or a whole copy.
   const staging = `${copy}.${process.pid}.tmp`
@@ -71,26 +72,43 @@ export async function loadBinaries(options: { nativeDir?: string; log?: (message
     await rename(staging, copy)
   } catch (error) {
     await rm(staging, { recursive: true, force: true })
-    if (!existsSync(done)) throw error // another process won the race: use its copy
+    // Another process won the race: use its copy.
+    if (!existsSync(done) || !(await ownedSafely(copy, runAs))) throw error
   }
   return binariesIn(join(copy, 'native'))
 }
 
-const COPY_PREFIX = '/var/tmp/todos-api-postgres-'
+/**
+ * Where root keeps what it prepares for the postgres user: copies of the binaries and the
+ * clusters of projects that user cannot reach. Not /tmp or /var/tmp: anyone can create
+ * names there first (a symlink to /etc, say) for root to chown or delete; nobody but
+ * root can write here.
+ */
+const STATE_ROOT = '/var/lib/todos-api'
+
+async function stateRoot(): Promise<string> {
+  await mkdir(STATE_ROOT, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error
+  })
+  const info = await lstat(STATE_ROOT)
+  if (!info.isDirectory() || info.uid !== 0) throw new Error(`refusing to use ${STATE_ROOT}: it must be a directory owned by root`)
+  // Searchable by the postgres user, writable by root alone.
+  if ((info.mode & 0o777) !== 0o755) await chmod(STATE_ROOT, 0o755)
+  return STATE_ROOT
+}
 
 /** Copies whose installation is gone (a deleted clone) would otherwise stay, 60 MB each. */
-async function removeOrphanedCopies(): Promise<void> {
-  for (const name of await readdir('/var/tmp').catch(() => [])) {
-    const dir = join('/var/tmp', name)
-    if (!dir.startsWith(COPY_PREFIX) || dir.endsWith('.tmp')) continue
-    const source = await readFile(join(dir, '.complete'), 'utf8').catch(() => undefined)
-    if (source && !existsSync(source)) await rm(dir, { recursive: true, force: true })
+async function removeOrphanedCopies(root: string): Promise<void> {
+  for (const name of await readdir(root).catch(() => [])) {
+    if (!name.startsWith('postgres-') || name.endsWith('.tmp')) continue
+    const source = await readFile(join(root, name, '.complete'), 'utf8').catch(() => undefined)
+    if (source && !existsSync(source)) await rm(join(root, name), { recursive: true, force: true })
   }
 }
 
 const hash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 12)
 
-/** A directory under a world-writable /var/tmp is trusted only if root or the server's user made it, private. */
+/** A directory is used only if root or the server's user made it, and it is private (never a symlink). */
 async function ownedSafely(dir: string, runAs: RunAs): Promise<boolean> {
   const info = await lstat(dir).catch(() => undefined)
   return !!info && info.isDirectory() && (info.uid === 0 || info.uid === runAs.uid) && (info.mode & 0o077) === 0
@@ -116,8 +134,8 @@ async function reachable(path: string, runAs: RunAs): Promise<boolean> {
 
 /**
  * Where the cluster for `dataDir` lives. As root, when the `postgres` user cannot reach
- * `dataDir`, the cluster is kept under /var/tmp (which survives reboots) instead, in a
- * directory only that user can enter, and the log says where.
+ * `dataDir`, the cluster is kept under /var/lib/todos-api instead, in a directory only
+ * that user can enter, and the log says where.
  */
 export async function clusterDir(requested: string, log: (message: string) => void = () => {}): Promise<string> {
   const dataDir = resolve(requested)
@@ -127,37 +145,36 @@ export async function clusterDir(requested: string, log: (message: string) => vo
   return fallback
 }
 
-const fallbackRoot = (dataDir: string) => join('/var/tmp', `todos-api-${hash(dataDir)}`)
+const fallbackRoot = (dataDir: string) => join(STATE_ROOT, `cluster-${hash(dataDir)}`)
+const isFallback = (dir: string) => dirname(dir).startsWith(`${STATE_ROOT}/cluster-`)
 
 /**
  * Creates the directory a new cluster goes in, owned by the server's user and private.
  * Returns a function that removes what this call created (for a failed initdb).
  */
 export async function prepareClusterDir(dataDir: string, runAs: RunAs): Promise<() => Promise<void>> {
+  if (isFallback(dataDir)) await stateRoot()
   const created = await mkdir(dataDir, { recursive: true, mode: 0o700 })
   await chmod(dataDir, 0o700)
   if (runAs.uid !== undefined && runAs.gid !== undefined) {
     await chown(dataDir, runAs.uid, runAs.gid)
-    // The /var/tmp fallback's parent: private to the server's user too.
-    const parent = dirname(dataDir)
-    if (parent.startsWith('/var/tmp/todos-api-')) {
-      await chmod(parent, 0o700)
-      await chown(parent, runAs.uid, runAs.gid)
+    // The fallback's parent: private to the server's user too.
+    if (isFallback(dataDir)) {
+      await chmod(dirname(dataDir), 0o700)
+      await chown(dirname(dataDir), runAs.uid, runAs.gid)
     }
   }
   return async () => {
     if (created !== undefined) await rm(created, { recursive: true, force: true })
-    const parent = dirname(dataDir)
-    if (parent.startsWith('/var/tmp/todos-api-')) await rmdir(parent).catch(() => {}) // only if empty: another cluster may share it
+    if (isFallback(dataDir)) await rmdir(dirname(dataDir)).catch(() => {}) // only if empty: another cluster may share it
   }
 }
 
-/** Removes a cluster's data, and the /var/tmp directory it fell back to, if it did. */
+/** Removes a cluster's data, and the directory it fell back to, if it did. */
 export async function removeClusterDir(requested: string): Promise<void> {
   const dataDir = await clusterDir(requested)
   await rm(dataDir, { recursive: true, force: true })
-  const parent = dirname(dataDir)
-  if (parent.startsWith('/var/tmp/todos-api-')) await rm(parent, { recursive: true, force: true })
+  if (isFallback(dataDir)) await rm(dirname(dataDir), { recursive: true, force: true })
   await rm(resolve(requested), { recursive: true, force: true })
 }
 

@@ -5,8 +5,9 @@ import { join } from 'node:path'
 const TOOL_CACHES = /^\/tmp\/(tsx-\d+|jiti|v8-compile-cache-\d+|hsperfdata_\w+|node-compile-cache)(\/|$)/
 
 /**
- * Files under /tmp and /var/tmp that another user could read: readable by others, in
- * directories every user can search. Compare a snapshot before and after.
+ * Files under /tmp, /var/tmp and /var/lib/todos-api that another user could read:
+ * readable by others, in directories every user can search. Compare a snapshot before
+ * and after.
  */
 export async function exposedFiles(): Promise<Set<string>> {
   const found = new Set<string>()
@@ -26,6 +27,7 @@ export async function exposedFiles(): Promise<Set<string>> {
   }
   await visit('/tmp')
   await visit('/var/tmp')
+  await visit('/var/lib/todos-api')
   return found
 }
 
