@@ -11,7 +11,13 @@ t.test('If-None-Match with the current ETag gives 304 without a body', async (t)
     t.equal(response.statusCode, 304, header)
     t.equal(response.body, '', header)
     t.equal(response.headers.etag, '"1"')
+    // RFC 9110 §8.6: a Content-Length on a 304 must be the 200's; with no body, none at all.
+    t.equal(response.headers['content-length'], undefined, `${header}: no Content-Length`)
+    t.equal(response.headers['content-type'], undefined, `${header}: no Content-Type`)
   }
+  const deleted = await api.delete(`/todos/${(await api.create('/todos', { title: 'gone' })).id}`)
+  t.equal(deleted.statusCode, 204)
+  t.same([deleted.headers['content-length'], deleted.headers['content-type']], [undefined, undefined], '204: no Content-Length or Content-Type either')
   t.equal((await api.get(`/todos/${todo.id}`, { 'if-none-match': '"2"' })).statusCode, 200, 'another version: full answer')
   await api.patch(`/todos/${todo.id}`, { completed: true })
   const changed = await api.get(`/todos/${todo.id}`, { 'if-none-match': '"1"' })

@@ -10,11 +10,6 @@ import { createRepository, type WriteResult } from './repository.js'
 const MAX_PAGE = 1000
 
 /**
- * The routes every resource has, registered once per resource with its definition and
- * its path as the prefix: a keyset-paginated list with a `Link` next header, create with
- * `Location` and `ETag`, conditional reads (304) and writes (412), and deletes.
- */
-/**
  * Sends JSON text written by PostgreSQL (every item and page: crud/repository.ts) in the
  * shape the route's response schema describes, which stays the documentation of the
  * answer. Fastify sends a string with a JSON content type as it is; the type provider
@@ -22,6 +17,11 @@ const MAX_PAGE = 1000
  */
 const sendJsonText = (reply: FastifyReply, json: string) => reply.type('application/json; charset=utf-8').send(json as never)
 
+/**
+ * The routes every resource has, registered once per resource with its definition and
+ * its path as the prefix: a keyset-paginated list with a `Link` next header, create with
+ * `Location` and `ETag`, conditional reads (304) and writes (412), and deletes.
+ */
 const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (app, { resource }) => {
   const { singular, plural, path, schemas } = resource
   const Singular = capitalise(singular)
@@ -135,7 +135,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
       if (item === undefined) throw notFound(`${describe(id)} does not exist`)
       const etag = etagFor(item.version)
       reply.header('ETag', etag).header('Cache-Control', 'no-cache')
-      if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null)
+      if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(undefined as never) // no body, so no Content-Length (RFC 9110 §8.6)
       return sendJsonText(reply, item.json)
     }
   )
@@ -181,7 +181,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
       const { id } = request.params
       const precondition = parseIfMatch(request.headers['if-match'])
       settle(await repository.remove(id, precondition), id, precondition !== undefined)
-      return reply.code(204).send(null)
+      return reply.code(204).send(undefined as never)
     }
   )
 
@@ -198,7 +198,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
     },
     async (_request, reply) => {
       await repository.removeAll()
-      return reply.code(204).send(null)
+      return reply.code(204).send(undefined as never)
     }
   )
 }
