@@ -8,7 +8,8 @@ import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import pg from 'pg'
 import t from 'tap'
-import { columnsOf, type AnyResource } from '../src/crud/definition.js'
+import { columnsOf, defineResource, type AnyResource } from '../src/crud/definition.js'
+import { createRepository } from '../src/crud/repository.js'
 import { isoTimestampTypes } from '../src/db/timestamps.js'
 import { seedDatabase } from '../src/dev/seed.js'
 import cats from '../src/routes/cats/index.js'
@@ -104,4 +105,16 @@ t.test('cats too, and an empty page is []', async (t) => {
   }
   const one = await app.inject('/cats/3')
   t.equal(`[${one.body}]`, await reference(db, cats, [3], 'http://localhost:80/cats/'), 'GET by id')
+})
+
+t.test('a schema the SQL writer cannot reproduce exactly is refused when the resource is set up', async (t) => {
+  const item = Type.Object({ id: Type.Integer(), weight: Type.Number(), url: Type.String(), created_at: Type.String({ format: 'date-time' }), updated_at: Type.String({ format: 'date-time' }) })
+  const unusable = defineResource({
+    singular: 'box', plural: 'boxes', path: '/boxes', description: 'x', table: 'boxes',
+    schemas: { item, create: Type.Object({}), patch: Type.Object({}), filters: {} },
+    sorts: { created_at: { type: 'timestamptz' } }, defaultSort: 'created_at', filter() {}
+  })
+  const db = { query: () => Promise.reject(new Error('not reached')) }
+  t.throws(() => createRepository(db, unusable), /boxes\.weight: the JSON writer handles string, date-time, integer and boolean properties/)
+  t.throws(() => createRepository(db, { ...todos, sorts: { ...todos.sorts, version: { type: 'integer' } } }), /sort key version is not a property of the item schema/)
 })

@@ -14,7 +14,9 @@ const preparedOnTheConnection = async (app: Awaited<ReturnType<typeof buildTestA
 t.test('every repository statement is a named prepared statement, one name per distinct text', async (t) => {
   // One connection, so the session the requests used is the one asked afterwards.
   const { app } = await buildTestApp(t, { env: { DATABASE_POOL_MAX: '1' } })
-  const created = await app.inject({ method: 'POST', url: '/todos', payload: { title: 'prepared' } })
+  const created = await app.inject({ method: 'POST', url: '/todos', payload: { title: 'prepared', completed: true } })
+  // The same columns in another order: the same statement, not a new one per key order.
+  t.equal((await app.inject({ method: 'POST', url: '/todos', payload: { completed: false, title: 'prepared again' } })).statusCode, 201)
   for (let i = 0; i < 3; i++) {
     t.equal((await app.inject('/todos/1')).statusCode, 200)
     t.equal((await app.inject('/todos?limit=5')).statusCode, 200)

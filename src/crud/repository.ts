@@ -53,14 +53,14 @@ export interface Repository {
 }
 
 /** What the SQL of a resource needs from its definition, worked out once per definition. */
-const compiled = new WeakMap<AnyResource, { table: string; sorts: Record<string, SortKey>; writable: Set<string>; itemJson: (urlParam: string) => string }>()
+const compiled = new WeakMap<AnyResource, { table: string; sorts: Record<string, SortKey>; writable: string[]; itemJson: (urlParam: string) => string }>()
 function compile(resource: AnyResource) {
   let parts = compiled.get(resource)
   if (parts === undefined) {
     parts = {
       table: ident(resource.table),
-      sorts: Object.fromEntries(Object.entries(resource.sorts).map(([column, key]) => [column, { column, ...key }])),
-      writable: new Set(writableOf(resource)),
+      sorts: sortKeysOf(resource),
+      writable: writableOf(resource),
       itemJson: itemJsonExpression(resource)
     }
     compiled.set(resource, parts)
@@ -80,20 +80,34 @@ function compile(resource: AnyResource) {
 function itemJsonExpression(resource: AnyResource): (urlParam: string) => string {
   const fields = Object.entries(resource.schemas.item.properties).map(([name, schema]) => {
     const key = JSON.stringify(name).replaceAll("'", "''") // inside an SQL string literal
-    if (name === 'url') return `${key}:' || URL_PARAM || t.id || '"`
+    if (name === 'url') return `${key}:' || $URL || t.id || '"`
     const { type, format } = schema as { type?: string | string[]; format?: string }
     const types = Array.isArray(type) ? type : [type]
+    const kind = types.find((candidate) => candidate !== 'null')
     const column = `t.${ident(name)}`
-    const value =
-      format === 'date-time'
-        ? `'"' || to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"'`
-        : types.includes('integer') || types.includes('boolean')
-          ? `${column}::text`
-          : `to_json(${column})::text`
-    return `${key}:' || ${types.includes('null') ? `coalesce(${value}, 'null')` : value} || '`
+    let value: string
+    if (kind === 'string' && format === 'date-time') value = `'"' || to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"'`
+    else if (kind === 'string') value = `to_json(${column})::text`
+    else if (kind === 'integer' || kind === 'boolean') value = `${column}::text`
+    else {
+      // Floats, numerics, objects and unions are written differently by PostgreSQL and by
+      // the serializer (1e+20 vs 100000000000000000000, spacing, key order): refuse them
+      // here rather than send bytes the schema does not promise.
+      throw new Error(`${resource.plural}.${name}: the JSON writer handles string, date-time, integer and boolean properties, not ${JSON.stringify(type)}`)
+    }
+    // Every value falls back to null, so a NULL column can never make the whole item NULL.
+    return `${key}:' || coalesce(${value}, 'null') || '`
   })
-  const expression = `'{${fields.join(',')}}'`
-  return (urlParam) => expression.replace('URL_PARAM', urlParam)
+  const [before, after] = `'{${fields.join(',')}}'`.split('$URL') as [string, string]
+  return (urlParam) => `${before}${urlParam}${after}`
+}
+
+/** The sort keys by name, each with its column; every one must be an item property (the cursor reads it from the item). */
+function sortKeysOf(resource: AnyResource): Record<string, SortKey> {
+  for (const column of Object.keys(resource.sorts)) {
+    if (!(column in resource.schemas.item.properties)) throw new Error(`${resource.plural}: sort key ${column} is not a property of the item schema`)
+  }
+  return Object.fromEntries(Object.entries(resource.sorts).map(([column, key]) => [column, { column, ...key }]))
 }
 
 /** What item URLs start with, as the opening of a JSON string (for $1 of the item expression). */
@@ -128,8 +142,10 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
   const { table, writable, itemJson } = compile(resource)
   const getStatement = `SELECT ${itemJson('$1')} AS json, id, version FROM ${table} t WHERE id = $2`
 
-  const writableEntries = (input: Record<string, unknown>) =>
-    Object.entries(input).filter(([key, value]) => writable.has(key) && value !== undefined)
+  // In the definition's order, not the client's: one statement text (and one prepared
+  // statement) per set of columns, whatever order a body lists them in.
+  const writableEntries = (input: Record<string, unknown>): Array<[string, unknown]> =>
+    writable.filter((key) => input[key] !== undefined).map((key) => [key, input[key]])
 
   const versionCondition = (precondition: Precondition | undefined, parts: QueryParts) => {
     if (precondition !== undefined && precondition !== 'any') parts.where(`version = ANY(${parts.param(precondition)}::int[])`)
