@@ -34,6 +34,11 @@ const grace = closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: { error:
   logger.info('shutdown complete')
 })
 
+// Under `make dev` the service runs in a process group of its own, so its parent's IPC
+// channel closing is how it learns the parent died, at any point of its life: stop as
+// if signalled rather than live on as an orphan holding the port.
+if (process.send) process.once('disconnect', () => void grace.close())
+
 try {
   database = await connectDatabase(config, {
     info: (message) => quiet || logger.info(message),
@@ -56,12 +61,8 @@ try {
 
   app = await buildApp({ config, connectionString, loggerInstance: logger })
   await app.listen({ host: config.HOST, port: config.PORT })
-  // Under `make dev` (src/dev/run.ts) the parent waits for this, and the channel going
-  // away means the parent died: stop as if signalled rather than live on as an orphan.
-  if (process.send) {
-    process.send({ event: 'listening' })
-    process.once('disconnect', () => void grace.close())
-  }
+  // Under `make dev` (src/dev/run.ts) the parent waits for this.
+  if (process.send && process.connected) process.send({ event: 'listening' })
 } catch (error) {
   // A failure the message explains in full is one line, and the last one; anything else
   // is a bug, logged with what the error carries.

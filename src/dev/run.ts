@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, watch, type FSWatcher } from 'node:fs'
-import { join, relative } from 'node:path'
+import { watch, type FSWatcher } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { childProcessEnv, loadConfigOrExit } from '../config.js'
 import { resolveDatabase, type DatabaseTarget } from '../db/connect.js'
@@ -23,7 +23,6 @@ import { createLogger } from '../logger.js'
  */
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const SERVER = fileURLToPath(new URL('../server.ts', import.meta.url))
-const WATCHED = ['src', 'migrations', '.env']
 
 const config = loadConfigOrExit()
 const logger = createLogger(config)
@@ -42,7 +41,8 @@ if (database.source === 'embedded') logger.info({ database: describeTarget(datab
 let child: ChildProcess | undefined
 let everListened = false
 let stopping = false
-let restarting: Promise<unknown> | undefined
+/** Each server's stop, once: a second SIGTERM would make it exit without draining. */
+const stops = new WeakMap<ChildProcess, Promise<number>>()
 
 function startServer() {
   const env = database.source === 'embedded' ? childProcessEnv({ DATABASE_URL: database.connectionString }) : childProcessEnv({})
@@ -53,7 +53,7 @@ function startServer() {
   })
   server.on('exit', (code, signal) => {
     if (child === server) child = undefined
-    if (stopping || restarting) return
+    if (stopping || stops.has(server)) return // we stopped it
     if (!everListened) {
       // Failed before it ever served: nothing a file change would fix. Its error is the last line.
       void finish(code || 1, { quiet: true })
@@ -66,15 +66,20 @@ function startServer() {
 /** SIGTERM, then SIGKILL if it has not exited by the end of its grace period; resolves with its exit code. */
 function stopServer(): Promise<number> {
   const server = child
-  if (!server || server.exitCode !== null || server.signalCode !== null) return Promise.resolve(0)
-  return new Promise((resolve) => {
-    const killer = setTimeout(() => server.kill('SIGKILL'), config.SHUTDOWN_GRACE_MS + 2000)
-    server.once('exit', (code) => {
-      clearTimeout(killer)
-      resolve(code ?? 1)
+  if (!server || server.exitCode !== null || server.signalCode !== null) return Promise.resolve(server?.exitCode ?? 0)
+  let stop = stops.get(server)
+  if (stop === undefined) {
+    stop = new Promise((resolve) => {
+      const killer = setTimeout(() => server.kill('SIGKILL'), config.SHUTDOWN_GRACE_MS + 2000)
+      server.once('exit', (code) => {
+        clearTimeout(killer)
+        resolve(code ?? 1)
+      })
+      server.kill('SIGTERM')
     })
-    server.kill('SIGTERM')
-  })
+    stops.set(server, stop)
+  }
+  return stop
 }
 
 let pending: NodeJS.Timeout | undefined
@@ -84,39 +89,47 @@ function onChange(path: string) {
   changed.add(path)
   clearTimeout(pending)
   // Editors write a file in several steps: restart once they are done.
-  pending = setTimeout(() => {
-    const files = [...changed].join(', ')
-    changed.clear()
-    void restart(files)
-  }, 150)
+  pending = setTimeout(() => void restart(), 150)
 }
 
-async function restart(files: string) {
-  if (restarting) await restarting
-  if (stopping) return
-  logger.info(`make dev: ${files} changed; restarting the service`)
-  restarting = stopServer()
-  await restarting
-  restarting = undefined
-  if (!stopping) startServer()
+/** One restart at a time; changes made while one runs lead to one more, not to one each. */
+let restarting: Promise<void> | undefined
+function restart(): Promise<void> {
+  restarting ??= (async () => {
+    while (changed.size > 0 && !stopping) {
+      logger.info(`make dev: ${[...changed].join(', ')} changed; restarting the service`)
+      changed.clear()
+      await stopServer()
+      if (changed.size === 0 && !stopping) startServer()
+    }
+    restarting = undefined
+  })()
+  return restarting
 }
 
-const watchers: FSWatcher[] = WATCHED.filter((name) => existsSync(join(ROOT, name))).map((name) => {
-  const path = join(ROOT, name)
-  return watch(path, { recursive: name !== '.env' }, (_event, file) => onChange(relative(ROOT, file ? join(path, file) : path))).on('error', () => {})
-})
+// src/ and migrations/ recursively; .env through the project directory, so an editor that
+// saves by renaming (a new inode) or a .env created later is still seen.
+const watchers: FSWatcher[] = [
+  ...['src', 'migrations'].map((name) => watch(join(ROOT, name), { recursive: true }, (_event, file) => onChange(join(name, file ?? '')))),
+  watch(ROOT, (_event, file) => file === '.env' && onChange('.env'))
+]
+for (const watcher of watchers) watcher.on('error', (error) => logger.warn(`make dev: watching for changes failed: ${error.message}`))
 
-/** Stops the service, then lets go of the embedded PostgreSQL; `code` overrides the service's exit code. */
-async function finish(code?: number, options: { quiet?: boolean } = {}) {
-  stopping = true
-  quiet = options.quiet ?? false
-  for (const watcher of watchers) watcher.close()
-  clearTimeout(pending)
-  const exitCode = code ?? (await stopServer())
-  await database.release().catch((error: Error) => logger.error(`make dev: could not stop the embedded PostgreSQL: ${error.message}`))
-  if (!quiet) logger.info('make dev: shutdown complete')
-  // pino-pretty writes from a worker thread: let it finish before exiting.
-  logger.flush(() => process.exit(exitCode))
+/** Stops the service, then lets go of the embedded PostgreSQL; `code` overrides the service's exit code. Once. */
+let finishing: Promise<void> | undefined
+function finish(code?: number, options: { quiet?: boolean } = {}): Promise<void> {
+  finishing ??= (async () => {
+    stopping = true
+    quiet = options.quiet ?? false
+    for (const watcher of watchers) watcher.close()
+    clearTimeout(pending)
+    const exitCode = code ?? (await stopServer())
+    await database.release().catch((error: Error) => logger.error(`make dev: could not stop the embedded PostgreSQL: ${error.message}`))
+    if (!quiet) logger.info('make dev: shutdown complete')
+    // pino-pretty writes from a worker thread: let it finish before exiting.
+    logger.flush(() => process.exit(exitCode))
+  })()
+  return finishing
 }
 
 // A parent that relays the terminal's signal (npm run) delivers the same Ctrl-C twice in
