@@ -27,7 +27,13 @@ const server = createServer((request, response) => {
   } else if (url === '/todos' && request.method === 'POST') {
     let body = ''
     request.setEncoding('utf8').on('data', (chunk) => (body += chunk)).on('end', () => {
-      pool.query({ ...insert, values: [JSON.parse(body).title] }).then(({ rows }) => send(response, 201, rows[0]), () => send(response, 500, {}))
+      let title
+      try {
+        title = JSON.parse(body).title
+      } catch {
+        return send(response, 400, {})
+      }
+      pool.query({ ...insert, values: [title] }).then(({ rows }) => send(response, 201, rows[0]), () => send(response, 500, {}))
     })
   } else {
     send(response, 404, {})

@@ -14,14 +14,7 @@ export function loggerOptions(config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>):
   }
 }
 
-/**
- * The process logger. Lines go to stdout asynchronously: while one write is in flight the
- * next lines queue and leave together, instead of one write(2) per line on the request
- * path (about 4 µs a request under load). pino flushes what is queued when the process
- * exits, fatal errors included.
- */
-export const createLogger = (config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>) =>
-  config.LOG_PRETTY ? pino(loggerOptions(config)) : pino(loggerOptions(config), pino.destination({ dest: 1, sync: false }))
+export const createLogger = (config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>) => pino(loggerOptions(config))
 
 /**
  * What an error contributes to a log line: its kind, code and message, and for

@@ -48,6 +48,20 @@ t.test('deep pages of every sort, filtered or not, are index range scans from th
       t.notOk(all.some((node) => node['Node Type'] === 'Sort' || node['Node Type'] === 'Seq Scan'), `${label}: no sort, no sequential scan`)
       const skipped = all.reduce((sum, node) => sum + (node['Rows Removed by Filter'] ?? 0), 0)
       t.ok(skipped < 1000, `${label}: ${skipped} rows filtered out, not the ${query ? 10000 : 15000} before the cursor`)
+
+      // The statement is a named prepared statement: after a few runs PostgreSQL may plan
+      // it once for any parameters (a generic plan). That plan must be the same range scan.
+      const [{ 'QUERY PLAN': [{ Plan: generic }] }] = (await withClient(db, async (client) => {
+        await client.query('SET plan_cache_mode = force_generic_plan')
+        await client.query(`PREPARE page AS ${text}`)
+        const literals = values.map((value) => (value === null ? 'NULL' : typeof value === 'number' ? String(value) : client.escapeLiteral(String(value))))
+        return (await client.query(`EXPLAIN (FORMAT JSON) EXECUTE page(${literals.join(', ')})`)).rows
+      })) as [{ 'QUERY PLAN': [{ Plan: PlanNode }] }]
+      const genericNodes = nodes(generic)
+      const genericScan = genericNodes.find((node) => /Index/.test(node['Node Type']))
+      t.equal(genericScan?.['Index Name'], scan?.['Index Name'], `${label}: the generic plan scans the same index`)
+      t.match(genericScan?.['Index Cond'], /id\) [<>]/, `${label}: with the cursor as its index condition`)
+      t.notOk(genericNodes.some((node) => node['Node Type'] === 'Sort' || node['Node Type'] === 'Seq Scan'), `${label}: generic plan, no sort, no sequential scan`)
     }
   }
 })

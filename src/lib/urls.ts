@@ -15,20 +15,21 @@ export function baseUrl(request: FastifyRequest, publicBaseUrl: string | undefin
  * returns; RFC 9112 says to answer 400, and it is answered before anything is written.
  */
 export function checkHost(request: FastifyRequest): void {
-  const host = request.host
+  if (!request.host) return
+  const origin = `${request.protocol}://${request.host}`
   // A service sees a handful of Host values; parsing a URL for each request is not free.
-  if (!host || validHosts.has(host)) return
+  if (validOrigins.has(origin)) return
   try {
-    new URL(`${request.protocol}://${host}`)
+    new URL(origin)
   } catch {
     throw badRequest('INVALID_HOST', 'the Host header is not a valid host name and port')
   }
-  if (validHosts.size >= MAX_REMEMBERED_HOSTS) validHosts.clear()
-  validHosts.add(host)
+  if (validOrigins.size >= MAX_REMEMBERED) validOrigins.clear()
+  validOrigins.add(origin)
 }
 
-const validHosts = new Set<string>()
-const MAX_REMEMBERED_HOSTS = 1000
+const validOrigins = new Set<string>()
+const MAX_REMEMBERED = 1000
 
 /** `url` with its query parameter `name` set to `value`, without re-parsing the rest. */
 export function withQueryParameter(base: string, url: string, name: string, value: string): string {

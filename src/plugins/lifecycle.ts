@@ -45,7 +45,8 @@ export const shuttingDownProblem = (detail: string, extra: ConstructorParameters
 async function lifecyclePlugin(app: FastifyInstance) {
   let shuttingDown = false
   let closing = false
-  let expected: Promise<string[]> | undefined
+  // Read once, at start-up: the files this release expects to find applied.
+  const expected = (await migrationFiles()).map((file) => file.name)
   let inFlight: Promise<ReadinessReport> | undefined
 
   app.decorate<Lifecycle>('lifecycle', {
@@ -56,10 +57,9 @@ async function lifecyclePlugin(app: FastifyInstance) {
       shuttingDown = true
     },
     checkDatabase() {
-      expected ??= migrationFiles().then((files) => files.map((file) => file.name))
       // One probe at a time: a hung database must not make every probe take a pool slot.
       // The pool is the db plugin's, registered after this one (its hooks must run first).
-      inFlight ??= expected.then((names) => probe(app.pg.pool, names)).finally(() => {
+      inFlight ??= probe(app.pg.pool, expected).finally(() => {
         inFlight = undefined
       })
       return inFlight
