@@ -65,7 +65,7 @@ down: ## Stop the containers (the database volume is kept)
 logs: ## Follow the containers' logs
 	docker compose logs --follow
 
-bench: deps ## Load benchmarks: the API against a bare node:http + pg baseline (about 40 s)
+bench: deps ## Load benchmark: the compiled service against the bare node:http + pg floor, with wrk (about 4 min)
 	$(TSX) bench/run.ts
 
 clean: ## Remove build output and test artefacts (not the database in .data/)
