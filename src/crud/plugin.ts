@@ -89,7 +89,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
     async (request, reply) => {
       const { sort, limit = 100, cursor, count, ...filters } = request.query
       const base = baseUrl(request, app.config.PUBLIC_BASE_URL)
-      const page = await repository.list(filters, { sort, limit, cursor, urlBase: itemsUrl(request) })
+      const page = await repository.list(filters, { sort, limit, cursor, urlBase: `${base}${path}/` })
       if (count) reply.header('X-Total-Count', String(await repository.count(filters)))
       if (page.next !== undefined) reply.header('Link', `<${withQueryParameter(base, request.url, 'cursor', page.next)}>; rel="next"`)
       return sendJsonText(reply, page.json)

@@ -151,6 +151,21 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
     if (precondition !== undefined && precondition !== 'any') parts.where(`version = ANY(${parts.param(precondition)}::int[])`)
   }
 
+  /** The INSERT for a set of columns, built once per set (at most one per subset of the writable columns). */
+  const inserts = new Map<string, string>()
+  const insertStatement = (columns: string[]) => {
+    const key = columns.join(',')
+    let sql = inserts.get(key)
+    if (sql === undefined) {
+      const returning = `RETURNING ${itemJson(`$${columns.length + 1}`)} AS json, id, version`
+      sql = columns.length
+        ? `INSERT INTO ${table} AS t (${columns.map(ident).join(', ')}) VALUES (${columns.map((_, index) => `$${index + 1}`).join(', ')}) ${returning}`
+        : `INSERT INTO ${table} AS t DEFAULT VALUES ${returning}`
+      inserts.set(key, sql)
+    }
+    return sql
+  }
+
   /** After a conditional write touched no row: was it missing, or was the version stale? */
   const missingOrStale = async (id: number): Promise<WriteResult<never>> => {
     const { rowCount } = await db.query(`SELECT 1 FROM ${table} WHERE id = $1`, [id])
@@ -186,13 +201,7 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
 
     async create(input, urlBase) {
       const entries = writableEntries(input)
-      const columns = entries.map(([key]) => ident(key)).join(', ')
-      const values = entries.map((_, index) => `$${index + 1}`).join(', ')
-      const returning = `RETURNING ${itemJson(`$${entries.length + 1}`)} AS json, id, version`
-      const sql = entries.length
-        ? `INSERT INTO ${table} AS t (${columns}) VALUES (${values}) ${returning}`
-        : `INSERT INTO ${table} AS t DEFAULT VALUES ${returning}`
-      const { rows } = await db.query<Item>(sql, [...entries.map(([, value]) => value), jsonUrlBase(urlBase)])
+      const { rows } = await db.query<Item>(insertStatement(entries.map(([key]) => key)), [...entries.map(([, value]) => value), jsonUrlBase(urlBase)])
       return rows[0] as Item
     },
 
