@@ -36,7 +36,9 @@ try {
   logger.fatal(`make dev: ${(error as Error).message}`)
   process.exit(1)
 }
-if (database.source === 'embedded') logger.info({ database: describeTarget(database.connectionString) }, 'embedded PostgreSQL ready; it stays up across restarts')
+if (database.source === 'embedded') {
+  logger.info(`make dev: embedded PostgreSQL ${describeTarget(database.connectionString)} ready; it stays up across restarts, and the service gets it as DATABASE_URL`)
+}
 
 let child: ChildProcess | undefined
 let everListened = false
