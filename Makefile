@@ -31,8 +31,8 @@ typecheck: deps ## Type-check only
 build: deps ## Compile to dist/ (npm run build)
 	npm run build
 
-start: build ## Run the compiled server (node dist/server.js)
-	node dist/server.js
+start: build ## Run the compiled server as the container does (node --max-semi-space-size=8 dist/server.js)
+	node --max-semi-space-size=8 dist/server.js
 
 migrate: deps ## Apply all pending migrations (DATABASE_URL, POSTGRES_*, or the embedded database)
 	$(TSX) src/cli/migrate.ts up

@@ -2,7 +2,7 @@
  * `make bench`: the service against the bare floor (bench/baseline-server.mjs), side by
  * side on one throwaway embedded PostgreSQL holding 100 000 todos.
  *
- * - The service runs compiled (`node dist/server.js`) as in production: NODE_ENV=production,
+ * - The service runs compiled, with `npm start`'s command (as the image does), as in production: NODE_ENV=production,
  *   LOG_LEVEL=info (its log goes to /dev/null), the default pool.
  * - The load comes from wrk (Debian's package, installed when missing), a process of its
  *   own, one thread, 32 connections.
@@ -118,8 +118,10 @@ try {
   const ports = { floor: await freePort(), api: await freePort(), quiet: await freePort() }
   const apiEnv = (port: number, level: string) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: url, LOG_LEVEL: level })
   const floor = await start('floor', ['bench/baseline-server.mjs', url, String(ports.floor)], {}, ports.floor)
-  const api = await start('api', ['dist/server.js'], apiEnv(ports.api, 'info'), ports.api)
-  const quiet = await start('api (warn)', ['dist/server.js'], apiEnv(ports.quiet, 'warn'), ports.quiet)
+  // Exactly as the image runs it: npm start's command, without npm.
+  const startArgs = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(' ').slice(1)
+  const api = await start('api', startArgs, apiEnv(ports.api, 'info'), ports.api)
+  const quiet = await start('api (warn)', startArgs, apiEnv(ports.quiet, 'warn'), ports.quiet)
   servers.push(floor, api, quiet)
 
   // Warm-up: JIT, pool connections, prepared statements, on every server and scenario.

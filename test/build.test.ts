@@ -35,10 +35,11 @@ t.test('build, install production dependencies only, and run the compiled server
   await rm(join(image, 'dist', 'dev'), { recursive: true })
   await cp(join(ROOT, 'migrations'), join(image, 'migrations'), { recursive: true })
 
-  const [node, entry] = (finalStage?.cmd ?? '').split(' ')
+  const [node, ...args] = (finalStage?.cmd ?? '').split(' ')
+  const entry = args.pop()
   t.equal(node, 'node')
   const db = await freshDatabase(t, { migrated: false })
-  const server = await startServer(t, { NODE_ENV: 'production', DATABASE_URL: db }, { entry: join(image, entry ?? ''), cwd: image })
+  const server = await startServer(t, { NODE_ENV: 'production', DATABASE_URL: db }, { entry: join(image, entry ?? ''), cwd: image, nodeArgs: args })
   await server.waitFor(/Server listening/)
   t.equal((await fetch(`${server.url}/health/ready`)).status, 200)
   const created = await fetch(`${server.url}/todos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"title":"from the image"}' })
@@ -46,7 +47,7 @@ t.test('build, install production dependencies only, and run the compiled server
   server.child.kill('SIGTERM')
   t.equal((await server.exited).code, 0)
 
-  const badPort = await startServer(t, { NODE_ENV: 'production', DATABASE_URL: db, PORT: 'abc' }, { entry: join(image, entry ?? ''), cwd: image })
+  const badPort = await startServer(t, { NODE_ENV: 'production', DATABASE_URL: db, PORT: 'abc' }, { entry: join(image, entry ?? ''), cwd: image, nodeArgs: args })
   t.equal((await badPort.exited).code, 1)
   t.match(badPort.output.join('\n'), /PORT must be integer/)
 })

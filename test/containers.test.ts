@@ -66,7 +66,9 @@ t.test('Dockerfile: multi-stage, production dependencies only, non-root, healthc
   if (!final) return
   t.match(final.instructions.find((i) => i.keyword === 'USER')?.args, /^(node|\d{4,})$/, 'runs as an unprivileged user')
   t.match(final.instructions.find((i) => i.keyword === 'HEALTHCHECK')?.args, /\/health\/ready/)
-  t.equal(final.cmd, 'node dist/server.js')
+  const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
+  t.equal(final.cmd, manifest.scripts.start, 'the image runs what npm start runs')
+  t.match(await readFile(join(ROOT, 'Makefile'), 'utf8'), `\n\t${manifest.scripts.start}\n`, 'and so does make start (not through npm, which relays signals twice)')
   const copiedModules = final.instructions.find((i) => i.keyword === 'COPY' && /node_modules/.test(i.args))
   const from = /--from=(\S+)/.exec(copiedModules?.args ?? '')?.[1]
   const depsStage = dockerfile.stages.find((stage) => stage.name === from)

@@ -109,11 +109,11 @@ const TSX = import.meta.resolve('tsx')
 export async function startServer(
   t: Test,
   env: Record<string, string>,
-  { entry = join(ROOT, 'src/server.ts'), cwd, wrap = [] }: { entry?: string; cwd?: string; wrap?: string[] } = {}
+  { entry = join(ROOT, 'src/server.ts'), cwd, wrap = [], nodeArgs = [] }: { entry?: string; cwd?: string; wrap?: string[]; nodeArgs?: string[] } = {}
 ): Promise<ServerProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort()
   const workdir = cwd ?? (await tempDir(t))
-  const args = entry.endsWith('.ts') ? ['--import', TSX, entry] : [entry]
+  const args = [...nodeArgs, ...(entry.endsWith('.ts') ? ['--import', TSX, entry] : [entry])]
   // `wrap`: a command the server runs under (e.g. unshare), given node and its arguments.
   const [file = process.execPath, ...rest] = [...wrap, process.execPath, ...args]
   const child = spawn(file, rest, {
