@@ -68,3 +68,11 @@ t.test('gives up at the deadline with a clear message that names the database bu
   t.match((error as Error).message, new RegExp(`database app@127.0.0.1:${port}/app did not become ready within 1 s \\(last error: .*ECONNREFUSED`))
   t.notMatch((error as Error).message, 'secret')
 })
+
+t.test('a single attempt (deadline 0) gets the whole connect timeout, not the 100 ms left of a deadline', async (t) => {
+  const cluster = await PrivateCluster.create(t)
+  await cluster.pause() // the server is there, but answers nothing until resumed
+  const thaw = new Promise((resolve) => setTimeout(resolve, 400)).then(() => cluster.resume())
+  await t.resolves(waitForDatabase(cluster.connectionString, { deadlineMs: 0, connectTimeoutMs: 5000 }))
+  await thaw
+})

@@ -42,7 +42,9 @@ export async function waitForDatabase(connectionString: string, options: WaitOpt
   let delayMs = initialDelayMs
   for (let attempt = 1; ; attempt++) {
     const remaining = giveUpAt - Date.now()
-    const error = await tryConnect(connectionString, Math.max(100, Math.min(connectTimeoutMs, remaining)))
+    // A single attempt (deadline 0) gets the whole connect timeout; later attempts never
+    // outlast the deadline.
+    const error = await tryConnect(connectionString, deadlineMs === 0 ? connectTimeoutMs : Math.max(100, Math.min(connectTimeoutMs, remaining)))
     if (error === undefined) return
     const code = (error as { code?: string }).code ?? ''
     const reason = errorLine(error)
