@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
-import { chmod, chown, cp, lstat, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, cp, lstat, mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { arch, platform, userInfo } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
@@ -119,16 +119,19 @@ async function chownTree(dir: string, runAs: RunAs): Promise<void> {
   await run('chown', ['-R', '--no-dereference', `${runAs.uid}:${runAs.gid}`, dir])
 }
 
-/** Whether `runAs` can walk down to `path` (every directory above it searchable). */
+/**
+ * Whether `runAs` can enter `path`, or the nearest directory above it that exists (the rest
+ * is created for it, searchable). Asked of the system as that user, not worked out from
+ * mode bits, so ACLs and mount options count too.
+ */
 async function reachable(path: string, runAs: RunAs): Promise<boolean> {
-  for (let dir = dirname(resolve(path)); ; dir = dirname(dir)) {
-    const info = await stat(dir).catch(() => undefined)
-    if (info) {
-      const searchable =
-        info.mode & 0o001 || (runAs.uid !== undefined && ((info.uid === runAs.uid && info.mode & 0o100) || (info.gid === runAs.gid && info.mode & 0o010)))
-      if (!searchable) return false
-    }
-    if (dir === dirname(dir)) return true
+  let dir = resolve(path)
+  while (!existsSync(dir)) dir = dirname(dir)
+  try {
+    await run('/bin/sh', ['-c', 'cd -- "$1"', 'sh', dir], runAs)
+    return true
+  } catch {
+    return false
   }
 }
 
@@ -154,7 +157,13 @@ const isFallback = (dir: string) => dirname(dir).startsWith(`${STATE_ROOT}/clust
  */
 export async function prepareClusterDir(dataDir: string, runAs: RunAs): Promise<() => Promise<void>> {
   if (isFallback(dataDir)) await stateRoot()
-  const created = await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  // The directories above it that are missing (.data/, say) are made searchable whatever
+  // the umask: the server's user has to walk through them.
+  const createdAbove = await mkdir(dirname(dataDir), { recursive: true })
+  if (createdAbove !== undefined && !isFallback(dataDir)) {
+    for (let dir = dirname(dataDir); dir.startsWith(createdAbove); dir = dirname(dir)) await chmod(dir, 0o755)
+  }
+  const created = createdAbove ?? (await mkdir(dataDir, { recursive: true, mode: 0o700 }))
   await chmod(dataDir, 0o700)
   if (runAs.uid !== undefined && runAs.gid !== undefined) {
     await chown(dataDir, runAs.uid, runAs.gid)
