@@ -163,7 +163,8 @@ export async function prepareClusterDir(dataDir: string, runAs: RunAs): Promise<
   if (createdAbove !== undefined && !isFallback(dataDir)) {
     for (let dir = dirname(dataDir); dir.startsWith(createdAbove); dir = dirname(dir)) await chmod(dir, 0o755)
   }
-  const created = createdAbove ?? (await mkdir(dataDir, { recursive: true, mode: 0o700 }))
+  const createdHere = await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  const created = createdAbove ?? createdHere
   await chmod(dataDir, 0o700)
   if (runAs.uid !== undefined && runAs.gid !== undefined) {
     await chown(dataDir, runAs.uid, runAs.gid)
