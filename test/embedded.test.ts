@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import t from 'tap'
@@ -75,6 +75,27 @@ t.test('as root, a project in a 0700 directory (under /root, mktemp -d) still ge
   const again = await startEmbeddedPostgres(options)
   t.equal(again.startedHere, true, 'starts again from the same data and the same copy')
   await again.release()
+})
+
+t.test('a project in a searchable directory keeps its cluster in place, under missing directories it can walk through', async (t) => {
+  // CI clones into such a directory: `.data/` does not exist yet, and a umask of 077 must
+  // not make it private to root (initdb, as the postgres user, then cannot enter it).
+  const project = await mkdtemp(join(tmpdir(), 'todos-api-open-'))
+  await chmod(project, 0o755)
+  t.teardown(() => rm(project, { recursive: true, force: true }))
+  const dataDir = join(project, '.data', 'nested', 'pg')
+  t.teardown(() => destroyEmbeddedPostgres(dataDir))
+  const umask = process.umask(0o077)
+  t.teardown(() => void process.umask(umask))
+  const messages: string[] = []
+  const server = await startEmbeddedPostgres({ dataDir, port: await freePort(), user: 'dev', password: 'dev', database: 'dev', ephemeral: true, log: (m) => messages.push(m) })
+  t.teardown(() => server.release())
+  t.ok(await reachable(server.connectionString), 'the server answers')
+  t.notMatch(messages.join('\n'), /keeping the embedded cluster/, 'no fallback: the cluster is where it was asked for')
+  t.ok(existsSync(join(dataDir, 'PG_VERSION')), 'in place')
+  t.equal((await stat(join(project, '.data'))).mode & 0o777, 0o755, '.data/ is searchable')
+  t.equal((await stat(join(project, '.data', 'nested'))).mode & 0o777, 0o755, 'and so is the directory under it')
+  t.equal((await stat(dataDir)).mode & 0o777, 0o700, 'the cluster itself is private')
 })
 
 t.test('a start that fails leaves nothing behind', async (t) => {
