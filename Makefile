@@ -7,7 +7,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 
 .PHONY: help deps dev test typecheck build start migrate migrate-down migration migrate-status \
-        seed resetdb psql up down logs bench clean
+        seed user resetdb psql up down logs bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -19,8 +19,8 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 deps: node_modules/.package-lock.json ## Install dependencies when missing or stale
 
-dev: deps ## Run the service: embedded PostgreSQL unless configured, migrations, demo data if empty, reload on change, pretty logs
-	LOG_PRETTY=$${LOG_PRETTY:-true} SEED_ON_START=$${SEED_ON_START:-if-empty} $(TSX) src/dev/run.ts
+dev: deps ## Run the service: embedded PostgreSQL unless configured, migrations, demo data if empty, no token needed (AUTH_MODE=local), reload on change, pretty logs
+	LOG_PRETTY=$${LOG_PRETTY:-true} SEED_ON_START=$${SEED_ON_START:-if-empty} AUTH_MODE=$${AUTH_MODE:-local} $(TSX) src/dev/run.ts
 
 test: deps ## Type-check and run the whole tap suite against a real PostgreSQL; prints how long it took
 	@start=$$(date +%s); npm test; status=$$?; echo "make test: $$(( $$(date +%s) - start )) s"; exit $$status
@@ -49,6 +49,10 @@ migration: deps ## Create the next numbered migration: make migration name=add_x
 
 seed: deps ## Fill the database with demo todos and cats (idempotent: a second run adds nothing)
 	$(TSX) src/cli/seed.ts
+
+user: deps ## Create a user and print a first token (only the token on stdout): make user email=ada@example.com name=Ada
+	@if [ -z "$(email)" ] || [ -z "$(name)" ]; then echo "usage: make user email=ada@example.com name=Ada" >&2; exit 2; fi
+	@$(TSX) src/cli/users.ts create --email "$(email)" --name "$(name)"
 
 resetdb: deps ## Revert every migration and migrate again; seed=1 also seeds; refuses production unless FORCE=1
 	$(TSX) src/cli/resetdb.ts $(if $(filter 1 true yes,$(seed)),--seed) $(if $(filter 1 true yes,$(FORCE)),--force)

@@ -3,7 +3,9 @@
  * side on one throwaway embedded PostgreSQL holding 100 000 todos.
  *
  * - The service runs compiled, with `npm start`'s command (as the image does), as in production: NODE_ENV=production,
- *   LOG_LEVEL=info (its log goes to /dev/null), the default pool.
+ *   LOG_LEVEL=info (its log goes to /dev/null), the default pool, every request with a bearer token.
+ * - The price of the token: a second instance in AUTH_MODE=local (otherwise the same
+ *   settings) answers the same requests without a token and with one, side by side.
  * - The load comes from wrk (Debian's package, installed when missing), a process of its
  *   own, one thread, 32 connections.
  * - Rounds alternate which server goes first; each figure is the median over the rounds,
@@ -18,6 +20,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { newToken } from '../src/auth/tokens.js'
 import { withClient } from '../src/db/client.js'
 import { runMigrations } from '../src/db/migrate.js'
 import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../src/dev/embedded.js'
@@ -54,6 +57,10 @@ const SCRIPTS = {
   'POST /todos': `wrk.method = "POST"\nwrk.path = "/todos"\nwrk.body = '{"title":"bench: water the plants"}'\nwrk.headers["Content-Type"] = "application/json"`
 } as const
 type Scenario = keyof typeof SCRIPTS
+/** The scenarios whose token price is measured (AUTH_MODE=local, without and with a token). */
+const AUTH_SCENARIOS = ['GET /todos/:id', 'GET /todos?limit=100'] as const
+/** A script that also sends the token (the floor ignores the header). */
+const withToken = (script: string, token: string) => `${script}\nwrk.headers["Authorization"] = "Bearer ${token}"`
 
 /** Seconds → ms from wrk's latency text (`812.00us`, `2.31ms`, `1.02s`). */
 const toMs = (text: string) => {
@@ -102,30 +109,44 @@ const servers: ChildProcess[] = []
 try {
   await runMigrations(database.connectionString)
   console.error(`loading ${ROWS} todos`)
+  // The local user's, who also has a token: without a token (AUTH_MODE=local) and with it,
+  // a request sees the same rows.
+  const token = newToken()
   await withClient(database.connectionString, async (client) => {
     await client.query(
-      `INSERT INTO todos (title, description, completed, "order", due_date)
-       SELECT 'Task ' || i || ': ' || md5(i::text), CASE WHEN i % 3 = 0 THEN 'notes for ' || i END, i % 4 = 0,
+      `INSERT INTO todos (owner_id, title, description, completed, "order", due_date)
+       SELECT (SELECT id FROM users WHERE builtin), 'Task ' || i || ': ' || md5(i::text), CASE WHEN i % 3 = 0 THEN 'notes for ' || i END, i % 4 = 0,
               CASE WHEN i % 10 = 0 THEN NULL ELSE i END, CASE WHEN i % 5 = 0 THEN NULL ELSE now() + (i % 365) * interval '1 day' END
        FROM generate_series(1, ${ROWS}) i`
     )
-    await client.query('VACUUM ANALYZE todos')
+    await client.query(`INSERT INTO api_tokens (user_id, name, token_hash, prefix) SELECT id, 'bench', $1, $2 FROM users WHERE builtin`, [token.hash, token.display])
+    await client.query('VACUUM ANALYZE')
   })
-  for (const [name, text] of Object.entries(SCRIPTS)) await writeFile(join(scripts, `${name.replace(/\W+/g, '_')}.lua`), text)
-  const scriptFor = (scenario: Scenario) => join(scripts, `${scenario.replace(/\W+/g, '_')}.lua`)
+  const scriptFile = (name: string) => join(scripts, `${name.replace(/\W+/g, '_')}.lua`)
+  for (const [name, text] of Object.entries(SCRIPTS)) {
+    await writeFile(scriptFile(name), withToken(text, token.secret))
+    await writeFile(scriptFile(`${name} anonymous`), text)
+  }
+  const scriptFor = (scenario: Scenario, anonymous = false) => scriptFile(anonymous ? `${scenario} anonymous` : scenario)
 
   const url = database.connectionString
-  const ports = { floor: await freePort(), api: await freePort(), quiet: await freePort() }
+  const ports = { floor: await freePort(), api: await freePort(), quiet: await freePort(), local: await freePort() }
   const apiEnv = (port: number, level: string) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: url, LOG_LEVEL: level })
+  // AUTH_MODE=local is refused in production; the only other differences of `development`
+  // are defaults, set here to production's (no CORS).
+  const localEnv = { ...apiEnv(ports.local, 'info'), NODE_ENV: 'development', AUTH_MODE: 'local', CORS_ORIGINS: 'none' }
   const floor = await start('floor', ['bench/baseline-server.mjs', url, String(ports.floor)], {}, ports.floor)
   // Exactly as the image runs it: npm start's command, without npm.
   const startArgs = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(' ').slice(1)
   const api = await start('api', startArgs, apiEnv(ports.api, 'info'), ports.api)
   const quiet = await start('api (warn)', startArgs, apiEnv(ports.quiet, 'warn'), ports.quiet)
-  servers.push(floor, api, quiet)
+  const local = await start('api (local)', startArgs, localEnv, ports.local)
+  servers.push(floor, api, quiet, local)
 
   // Warm-up: JIT, pool connections, prepared statements, on every server and scenario.
   for (const port of Object.values(ports)) for (const scenario of Object.keys(SCRIPTS) as Scenario[]) await load(wrk, scriptFor(scenario), port, 1)
+  for (const scenario of AUTH_SCENARIOS) await load(wrk, scriptFor(scenario, true), ports.local, 1)
+  const tokenPrice: Record<string, { local: Run[]; token: Run[] }> = {}
 
   const results: Record<string, Record<string, Run[]>> = {}
   const rss: Record<string, number[]> = { floor: [], api: [] }
@@ -136,12 +157,19 @@ try {
     }
     // The cost of the access log: the same service at LOG_LEVEL=warn, on the lookup by id.
     ;((results['GET /todos/:id (LOG_LEVEL=warn)'] ??= {}).api ??= []).push(await load(wrk, scriptFor('GET /todos/:id'), ports.quiet, SECONDS))
+    // The price of the token, on one AUTH_MODE=local instance: the same request without and with it.
+    for (const scenario of AUTH_SCENARIOS) {
+      const runs = (tokenPrice[scenario] ??= { local: [], token: [] })
+      for (const anonymous of round % 2 === 0 ? [true, false] : [false, true]) {
+        ;(anonymous ? runs.local : runs.token).push(await load(wrk, scriptFor(scenario, anonymous), ports.local, SECONDS))
+      }
+    }
     ;(rss.floor as number[]).push(await rssMiB(floor.pid ?? 0))
     ;(rss.api as number[]).push(await rssMiB(api.pid ?? 0))
   }
 
   const lines = [
-    `${ROWS} todos, wrk with ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s per scenario and server, alternating which goes first; medians (lowest–highest)`,
+    `${ROWS} todos, todos-api at production settings with a bearer token; wrk with ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s per scenario and server, alternating which goes first; medians (lowest–highest)`,
     '',
     '| scenario | floor req/s | todos-api req/s | ratio | floor p99 ms | todos-api p99 ms | failed |',
     '| --- | --- | --- | --- | --- | --- | --- |'
@@ -155,6 +183,22 @@ try {
       `| ${scenario} | ${byServer.floor ? `${median(base.map((r) => r.rps)).toFixed(0)} (${spread(base.map((r) => r.rps))})` : '(as above)'} | ` +
         `${median(app.map((r) => r.rps)).toFixed(0)} (${spread(app.map((r) => r.rps))}) | ${median(ratios).toFixed(2)}× (${spread(ratios, 2)}) | ` +
         `${byServer.floor ? median(base.map((r) => r.p99)).toFixed(2) : '–'} | ${median(app.map((r) => r.p99)).toFixed(2)} | ${failed} |`
+    )
+  }
+  lines.push(
+    '',
+    'The price of the token: one AUTH_MODE=local instance, the same requests without a token (as the local user) and with one (of the same user)',
+    '',
+    '| scenario | no token req/s | with token req/s | ratio | no token p99 ms | with token p99 ms | failed |',
+    '| --- | --- | --- | --- | --- | --- | --- |'
+  )
+  for (const [scenario, runs] of Object.entries(tokenPrice)) {
+    const ratios = runs.token.map((run, i) => run.rps / (runs.local[i]?.rps ?? 1))
+    const failed = [...runs.local, ...runs.token].reduce((sum, run) => sum + run.failed, 0)
+    lines.push(
+      `| ${scenario} | ${median(runs.local.map((r) => r.rps)).toFixed(0)} (${spread(runs.local.map((r) => r.rps))}) | ` +
+        `${median(runs.token.map((r) => r.rps)).toFixed(0)} (${spread(runs.token.map((r) => r.rps))}) | ${median(ratios).toFixed(2)}× (${spread(ratios, 2)}) | ` +
+        `${median(runs.local.map((r) => r.p99)).toFixed(2)} | ${median(runs.token.map((r) => r.p99)).toFixed(2)} | ${failed} |`
     )
   }
   lines.push('', `RSS after ${ROUNDS * Object.keys(SCRIPTS).length * SECONDS} s of load: floor ${(rss.floor as number[]).at(-1)} MiB, todos-api ${(rss.api as number[]).at(-1)} MiB (per round: ${(rss.api as number[]).join(', ')})`)

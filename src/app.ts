@@ -7,12 +7,14 @@ import crudPlugin from './crud/plugin.js'
 import { httpValidatorCompiler, registerBodyParsers } from './lib/validation.js'
 import { loggerOptions } from './logger.js'
 import accessLogPlugin from './plugins/access-log.js'
+import authPlugin from './plugins/auth.js'
 import corsPlugin from './plugins/cors.js'
 import dbPlugin from './plugins/db.js'
 import docsPlugin from './plugins/docs.js'
 import errorsPlugin from './plugins/errors.js'
 import lifecyclePlugin from './plugins/lifecycle.js'
 import securityPlugin from './plugins/security.js'
+import accountRoutes from './routes/accounts.js'
 import healthRoutes from './routes/health.js'
 import { RESOURCES } from './routes/resources.js'
 import rootRoutes from './routes/root.js'
@@ -68,10 +70,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(securityPlugin)
   await app.register(corsPlugin)
   await app.register(dbPlugin, { connectionString: options.connectionString })
+  await app.register(authPlugin)
   await app.register(docsPlugin, { version: packageJson.version, resources: RESOURCES })
 
   await app.register(rootRoutes, { info: { name: packageJson.name, version: packageJson.version, description: packageJson.description }, resources: RESOURCES })
   await app.register(healthRoutes)
+  await app.register(accountRoutes)
   for (const resource of RESOURCES) await app.register(crudPlugin, { prefix: resource.path, resource })
 
   return app

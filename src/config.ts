@@ -30,6 +30,10 @@ export const ConfigSchema = Type.Object({
   DATABASE_WAIT_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 30 }),
   DATABASE_PREPARED_STATEMENTS: Type.Boolean({ default: true }),
 
+  AUTH_MODE: StringEnum(['required', 'local'], { default: 'required' }),
+  SIGNUP: Type.Optional(StringEnum(['open', 'closed'])),
+  AUTH_RATE_LIMIT: Type.Integer({ minimum: 1, maximum: 100_000, default: 10 }),
+
   MIGRATE_ON_START: Type.Boolean({ default: true }),
   SEED_ON_START: StringEnum(['false', 'true', 'if-empty'], { default: 'false' }),
   SHUTDOWN_DELAY_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
@@ -162,6 +166,9 @@ function crossFieldIssues(config: Config): string[] {
       'DATABASE_URL is required when NODE_ENV=production (or set POSTGRES_HOST, POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB)'
     )
   }
+  if (config.NODE_ENV === 'production' && config.AUTH_MODE === 'local') {
+    issues.push('AUTH_MODE=local is refused when NODE_ENV=production: every request there must carry a token')
+  }
   if (config.PUBLIC_BASE_URL !== undefined && !isHttpUrl(config.PUBLIC_BASE_URL)) {
     issues.push('PUBLIC_BASE_URL must be an absolute http:// or https:// URL without query or fragment')
   }
@@ -205,6 +212,9 @@ export function corsOrigins(config: Config): true | false | string[] {
     .map((origin) => origin.trim())
     .filter((origin) => origin !== '')
 }
+
+/** Whether anyone may sign up (`POST /users`): `SIGNUP`, or by default open except in production. */
+export const signupOpen = (config: Config): boolean => (config.SIGNUP ?? (config.NODE_ENV === 'production' ? 'closed' : 'open')) === 'open'
 
 /** The environment for a child process: ours plus `extra` (this file is the one reader of process.env). */
 export const childProcessEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ ...process.env, ...extra })

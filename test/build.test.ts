@@ -42,7 +42,18 @@ t.test('build, install production dependencies only, and run the compiled server
   const server = await startServer(t, { NODE_ENV: 'production', DATABASE_URL: db }, { entry: join(image, entry ?? ''), cwd: image, nodeArgs: args })
   await server.waitFor(/Server listening/)
   t.equal((await fetch(`${server.url}/health/ready`)).status, 200)
-  const created = await fetch(`${server.url}/todos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"title":"from the image"}' })
+  const json = { 'content-type': 'application/json' }
+  const anonymous = await fetch(`${server.url}/todos`, { method: 'POST', headers: json, body: '{"title":"from the image"}' })
+  t.equal(anonymous.status, 401, 'production wants a token')
+  // The operator's way in, as the image runs it: a user and a first token, printed alone on stdout.
+  const made = await sh(process.execPath, [join(image, 'dist/cli/users.js'), 'create', '--email', 'ops@example.com', '--name', 'Ops'], {
+    cwd: image,
+    env: { PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: db }
+  })
+  const token = made.stdout.trim()
+  t.match(token, /^tapi_[\w-]{43}$/, 'users.js printed the token and nothing else on stdout')
+  t.match(made.stderr, /created user \d+ \(ops@example\.com\)/)
+  const created = await fetch(`${server.url}/todos`, { method: 'POST', headers: { ...json, authorization: `Bearer ${token}` }, body: '{"title":"from the image"}' })
   t.equal(created.status, 201)
   server.child.kill('SIGTERM')
   t.equal((await server.exited).code, 0)

@@ -72,7 +72,7 @@ t.test('filters: breed (exact, any case), min_price, max_price, q', async (t) =>
 
 t.test('sorting by name, price and created_at in both directions, paginated with Link', async (t) => {
   const { app, db } = await setup(t)
-  await sql(db, `INSERT INTO cats (name, breed, price) SELECT 'Cat ' || (i % 9), 'tabby', (i * 37) % 11 * 100 FROM generate_series(1, 40) i`)
+  await sql(db, `INSERT INTO cats (name, breed, price, owner_id) SELECT 'Cat ' || (i % 9), 'tabby', (i * 37) % 11 * 100, (SELECT id FROM users WHERE builtin) FROM generate_series(1, 40) i`)
   for (const [sort, key] of [['name', 'name'], ['price', 'price'], ['created_at', 'created_at']] as const) {
     for (const descending of [false, true]) {
       const order = `${descending ? '-' : ''}${sort}`

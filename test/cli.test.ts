@@ -51,3 +51,25 @@ t.test('bad usage and bad config exit non-zero', async (t) => {
   t.equal(name.code, 1)
   t.match(name.stderr, 'a migration name is lower-case letters')
 })
+
+t.test('make user: creates a user without a password and prints a first token alone on stdout', async (t) => {
+  const db = await freshDatabase(t)
+  const made = await runScript(t, 'cli/users.ts', ['create', '--email', 'Ops@Example.com', '--name', 'Ops'], { DATABASE_URL: db })
+  t.equal(made.code, 0, made.stderr)
+  const token = made.stdout.trim()
+  t.match(made.stdout, /^tapi_[\w-]{43}\n$/, 'only the token on stdout')
+  t.match(made.stderr, /created user \d+ \(Ops@Example\.com\)/)
+  t.same(
+    await sql(db, `SELECT u.email, u.password_hash, k.name FROM users u JOIN api_tokens k ON k.user_id = u.id WHERE k.token_hash = sha256($1::bytea)`, [token]),
+    [{ email: 'Ops@Example.com', password_hash: null, name: 'first token (make user)' }],
+    'the token is stored as its hash, for a user with no password yet'
+  )
+  const again = await runScript(t, 'cli/users.ts', ['create', '--email', 'ops@example.com', '--name', 'Ops again'], { DATABASE_URL: db })
+  t.equal(again.code, 1)
+  t.match(again.stderr, 'a user with the email ops@example.com already exists')
+  t.equal(again.stdout, '', 'no token printed')
+  t.same(await sql(db, `SELECT count(*)::int AS n FROM api_tokens`), [{ n: 1 }], 'and none made')
+  const usage = await runScript(t, 'cli/users.ts', ['create', '--email', 'x@example.com'], { DATABASE_URL: db })
+  t.equal(usage.code, 2)
+  t.match(usage.stderr, 'usage: users create')
+})

@@ -30,6 +30,31 @@ t.test('/docs/json is an OpenAPI 3.1 document generated from the route schemas',
   t.equal(update.requestBody.content['application/json'].schema.additionalProperties, false)
 })
 
+t.test('the OpenAPI document declares the bearer scheme on every protected operation, and only there', async (t) => {
+  const { app } = await buildTestApp(t, { env: { AUTH_MODE: 'required' } })
+  const doc = (await app.inject('/docs/json')).json() as {
+    components: { securitySchemes: Record<string, unknown> }
+    paths: Record<string, Record<string, { security?: unknown; responses: Record<string, unknown> }>>
+  }
+  t.match(doc.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer' })
+  const publicOperations = ['get /', 'post /users', 'post /tokens', 'get /health/live', 'get /health/ready']
+  let protectedCount = 0
+  for (const [path, operations] of Object.entries(doc.paths)) {
+    if (path.startsWith('/docs')) continue
+    for (const [method, operation] of Object.entries(operations)) {
+      const name = `${method} ${path}`
+      if (publicOperations.includes(name)) {
+        t.equal(operation.security, undefined, `${name} is public`)
+      } else {
+        protectedCount++
+        t.same(operation.security, [{ bearerAuth: [] }], `${name} needs a bearer token`)
+        t.ok(operation.responses['401'], `${name} documents its 401`)
+      }
+    }
+  }
+  t.ok(protectedCount >= 16, `${protectedCount} protected operations`)
+})
+
 const chromiumProblem = readClusterState().chromiumProblem
 
 t.test('/docs renders the todos operations in a real browser, with no request leaving the service', { skip: chromiumProblem ?? false }, async (t) => {
@@ -56,5 +81,45 @@ t.test('/docs renders the todos operations in a real browser, with no request le
   const title = await page.textContent('.information-container .title')
   t.match(title, /todos-api/)
   t.same(outside, [], 'every asset came from the service itself')
+  t.same(errors, [], 'no script errors')
+})
+
+t.test('/docs in a real browser: "Authorize" with a token, then "Try it out" lists that user\'s todos', { skip: chromiumProblem ?? false }, async (t) => {
+  const { app } = await buildTestApp(t, { env: { AUTH_MODE: 'required' } })
+  await app.inject({ method: 'POST', url: '/users', payload: { email: 'ada@example.com', name: 'Ada', password: 'correct horse battery' } })
+  const { token } = (await app.inject({ method: 'POST', url: '/tokens', payload: { email: 'ada@example.com', password: 'correct horse battery' } })).json() as { token: string }
+  await app.inject({ method: 'POST', url: '/todos', headers: { authorization: `Bearer ${token}` }, payload: { title: 'visible through the docs' } })
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  const browser = await launchChromium()
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  const errors: string[] = []
+  page.on('pageerror', (error) => errors.push(error.message))
+  await page.goto(`${address}/docs#/todos/listTodos`)
+  const operation = page.locator('#operations-todos-listTodos')
+  await operation.locator('.opblock-summary').first().waitFor({ timeout: 20_000 })
+  if (!(await operation.locator('button.execute').isVisible())) await operation.locator('.opblock-summary').first().click()
+
+  const execute = async () => {
+    // Clear the previous answer first, so the one read is this request's.
+    if (await operation.locator('.btn-clear').isVisible()) await operation.locator('.btn-clear').click()
+    await operation.locator('button.execute').click()
+    const status = operation.locator('.live-responses-table tbody .response-col_status').first()
+    await status.waitFor({ timeout: 20_000 })
+    const text = (await status.textContent())?.trim() ?? ''
+    const body = (await operation.locator('.live-responses-table tbody .response-col_description').first().textContent()) ?? ''
+    return { text, body }
+  }
+  // Try-it-out is on from the start (tryItOutEnabled): the Execute button is there.
+  const before = await execute()
+  t.match(before.text, /^401/, `without a token: ${before.text}`)
+
+  await page.locator('button.btn.authorize').first().click()
+  await page.locator('.modal-ux input').first().fill(token)
+  await page.locator('.modal-ux button.authorize').first().click()
+  await page.locator('.modal-ux button.btn-done').first().click()
+  const after = await execute()
+  t.match(after.text, /^200/, `with the token: ${after.text}`)
+  t.match(after.body, /visible through the docs/, "the answer is that user's list")
   t.same(errors, [], 'no script errors')
 })

@@ -39,7 +39,7 @@ export async function freshDatabase(t: Test, { migrated = true } = {}): Promise<
 
 /** The config a test app runs with: defaults, quiet logs, plus `env`. No `.env` file. */
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env }, envFile: false })
+  return loadConfig({ env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', AUTH_MODE: 'local', ...env }, envFile: false })
 }
 
 /** The app exactly as server.ts builds it, on a fresh migrated database, closed after the test. */
@@ -72,8 +72,10 @@ export function expectProblem(t: Test, response: LightMyRequestResponse, status:
  * row's number from 1 (e.g. `{ title: "'todo ' || i", completed: 'i % 3 = 0' }`).
  */
 export async function insertTodos(connectionString: string, count: number, columns: Record<string, string>): Promise<void> {
-  const names = Object.keys(columns).map((name) => `"${name}"`).join(', ')
-  await sql(connectionString, `INSERT INTO todos (${names}) SELECT ${Object.values(columns).join(', ')} FROM generate_series(1, ${count}) i`)
+  // The local user's unless `owner_id` says otherwise (tests act as the local user: AUTH_MODE=local).
+  const all = { owner_id: '(SELECT id FROM users WHERE builtin)', ...columns }
+  const names = Object.keys(all).map((name) => `"${name}"`).join(', ')
+  await sql(connectionString, `INSERT INTO todos (${names}) SELECT ${Object.values(all).join(', ')} FROM generate_series(1, ${count}) i`)
 }
 
 /** Runs one statement on its own connection and returns the rows. */
@@ -118,7 +120,8 @@ export async function startServer(
   const [file = process.execPath, ...rest] = [...wrap, process.execPath, ...args]
   const child = spawn(file, rest, {
     cwd: workdir,
-    env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
+    // Acting as the local user without a token, as `make dev` does (production refuses that).
+    env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...(env.NODE_ENV === 'production' ? {} : { AUTH_MODE: 'local' }), ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const { output, waitFor: waitForLine } = watchOutput(child)

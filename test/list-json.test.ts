@@ -48,8 +48,8 @@ t.test('todos: every page and every item is byte for byte what the schema serial
   // Edge values: every kind of awkward text, nulls, the ends of the int4 and date ranges.
   await sql(
     db,
-    `INSERT INTO todos (title, description, completed, "order", due_date)
-     SELECT title, CASE WHEN n % 2 = 0 THEN NULL ELSE title END, n % 2 = 0,
+    `INSERT INTO todos (owner_id, title, description, completed, "order", due_date)
+     SELECT (SELECT id FROM users WHERE builtin), title, CASE WHEN n % 2 = 0 THEN NULL ELSE title END, n % 2 = 0,
             (ARRAY[NULL, -2147483648, 2147483647, 0])[n % 4 + 1],
             (ARRAY[NULL, timestamptz '1000-01-01T00:00:00Z', timestamptz '9999-12-31T23:59:59.999Z', timestamptz '2026-06-30T12:34:56.7+02:00'])[n % 4 + 1]
      FROM unnest($1::text[]) WITH ORDINALITY AS s(title, n)`,
@@ -97,7 +97,7 @@ t.test('cats too, and an empty page is []', async (t) => {
   t.equal((await app.inject('/cats')).body, '[]')
   await seedDatabase(db)
   const names = awkward.map((text) => text.slice(0, 200))
-  await sql(db, `INSERT INTO cats (name, breed, price) SELECT name, NULL, 2147483647 FROM unnest($1::text[]) AS s(name)`, [names])
+  await sql(db, `INSERT INTO cats (name, breed, price, owner_id) SELECT name, NULL, 2147483647, (SELECT id FROM users WHERE builtin) FROM unnest($1::text[]) AS s(name)`, [names])
   for (const query of ['limit=1000', 'sort=-price&limit=33', 'breed=bengal']) {
     const list = await app.inject(`/cats?${query}`)
     const ids = (list.json() as Array<{ id: number }>).map((item) => item.id)

@@ -83,3 +83,25 @@ t.test('a new migration gets the next number and both parts', async (t) => {
   t.match(await readFile(created, 'utf8'), /-- Up Migration[\s\S]*-- Down Migration/)
   await t.rejects(createMigration('Add Tags!', dir), MigrationError)
 })
+
+t.test('upgrade to users: a database with rows from before migrates forward and every row belongs to the local user', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  await runMigrations(db, { count: 3 })
+  t.notOk((await tables(db)).includes('users'), 'the schema of the release before users')
+  await sql(db, `INSERT INTO todos (title, "order") SELECT 'old ' || i, i FROM generate_series(1, 50) i`)
+  await sql(db, `INSERT INTO cats (name, price) VALUES ('Old Tom', 100)`)
+  const before = await sql(db, 'SELECT id, title, version, updated_at FROM todos ORDER BY id')
+  t.same(await runMigrations(db), ['0004_users_and_tokens'])
+  const [local] = await sql<{ id: number }>(db, 'SELECT id FROM users WHERE builtin')
+  t.ok(local, 'the built-in local user exists')
+  t.same(await sql(db, 'SELECT owner_id, count(*)::int AS n FROM todos GROUP BY owner_id'), [{ owner_id: local?.id, n: 50 }], 'every todo is the local user’s')
+  t.same(await sql(db, 'SELECT owner_id, name FROM cats'), [{ owner_id: local?.id, name: 'Old Tom' }], 'and the cat')
+  t.same(await sql(db, 'SELECT id, title, version, updated_at FROM todos ORDER BY id'), before, 'nothing else about them changed')
+  t.same(await sql(db, `SELECT column_default FROM information_schema.columns WHERE table_name = 'todos' AND column_name = 'owner_id'`), [{ column_default: null }], 'no default owner is left for new rows')
+  await t.rejects(sql(db, `INSERT INTO todos (title) VALUES ('ownerless')`), /owner_id/, 'a row without an owner is refused')
+
+  // And back: the rows stay, the users go.
+  await runMigrations(db, { direction: 'down' })
+  t.same((await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM todos'))[0]?.n, 50)
+  t.notOk((await tables(db)).includes('users'))
+})

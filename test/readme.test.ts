@@ -31,6 +31,8 @@ t.test('every setting is in the README', async (t) => {
 
 interface Example {
   command: string
+  /** `TOKEN=$(curl …)`: the variable the command's output is kept in, for the lines after it. */
+  assigns?: string
   /** What the README says it answers with, after its `#`. */
   comment: string
   expected?: number
@@ -41,6 +43,11 @@ function curlExamples(): Example[] {
   const examples: Example[] = []
   for (const [, block = ''] of readme.matchAll(/```sh\n([\s\S]*?)```/g)) {
     for (const line of block.replace(/\\\n\s*/g, ' ').split('\n')) {
+      const assignment = /^([A-Z_]+)=\$\((curl .*)\)$/.exec(line)
+      if (assignment) {
+        examples.push({ command: assignment[2] as string, comment: '', assigns: assignment[1] as string })
+        continue
+      }
       if (!line.startsWith('curl ')) continue
       const [command = '', comment = ''] = line.split(/\s+#\s+/)
       const expected = /^(\d{3})\b/.exec(comment)?.[1]
@@ -66,9 +73,16 @@ t.test('the curl examples work as written and answer what the README says', asyn
   // As `make dev` runs it: demo data on an empty database.
   const server = await startServer(t, { DATABASE_URL: db, SEED_ON_START: 'if-empty' })
   await server.waitFor(/Server listening/)
-  for (const { command, comment, expected } of examples) {
+  const variables: Record<string, string> = {}
+  for (const { command, comment, expected, assigns } of examples) {
     const local = command.replaceAll('localhost:3000', `127.0.0.1:${server.port}`)
-    const { stdout } = await sh('/bin/sh', ['-c', `${local} -w '\\n%{http_code}'`])
+    const env = { ...process.env, ...variables }
+    if (assigns) {
+      variables[assigns] = (await sh('/bin/sh', ['-c', local], { env })).stdout.trim()
+      t.ok(variables[assigns], `${assigns}=$(${command}) gave a value`)
+      continue
+    }
+    const { stdout } = await sh('/bin/sh', ['-c', `${local} -w '\\n%{http_code}'`], { env })
     const lines = stdout.trimEnd().split('\n')
     const status = Number(lines.pop())
     const { headers, body } = parseResponse(lines.join('\n'))
@@ -86,6 +100,8 @@ t.test('the curl examples work as written and answer what the README says', asyn
       t.ok(due.every((date) => date !== null), 'no undated todo among those due soonest')
       t.same([...due].sort(), due, 'earliest first')
     }
+    if (/Ada's todos only/.test(comment)) t.match(JSON.parse(body), [{ title: 'Ada’s first todo' }], "her one todo, none of the local user's demo data")
+    if (/without the secrets/.test(comment)) t.notMatch(body, /"token"/, 'no token in the list')
     if (/catty first/.test(comment)) t.match(JSON.parse(body), [{ name: 'catty mcCatFace', price: 5000 }], 'the cat just created is found')
   }
 })

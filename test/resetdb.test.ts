@@ -9,7 +9,7 @@ const counts = async (db: string) =>
 async function withData(t: Test) {
   const db = await freshDatabase(t)
   await insertTodos(db, 5, { title: "'todo ' || i" })
-  await sql(db, `INSERT INTO cats (name, price) VALUES ('Tom', 100)`)
+  await sql(db, `INSERT INTO cats (name, price, owner_id) VALUES ('Tom', 100, (SELECT id FROM users WHERE builtin))`)
   return db
 }
 
@@ -23,7 +23,7 @@ t.test('resetdb drops everything, migrates back to the latest schema and says wh
   t.match(result.stderr, 'the tables hold no rows')
   t.same(await counts(db), { todos: 0, cats: 0 })
   t.same((await sql<{ name: string }>(db, 'SELECT name FROM pgmigrations ORDER BY id')).map((row) => row.name), all)
-  const [identity] = await sql<{ id: number }>(db, `INSERT INTO todos (title) VALUES ('first again') RETURNING id`)
+  const [identity] = await sql<{ id: number }>(db, `INSERT INTO todos (title, owner_id) VALUES ('first again', (SELECT id FROM users WHERE builtin)) RETURNING id`)
   t.equal(identity?.id, 1, 'the tables really were recreated (ids start over)')
 })
 

@@ -34,8 +34,8 @@ t.test('seeding fills a realistic, varied set of todos and cats', async (t) => {
 
 t.test('seeding twice adds nothing, and rows people made are left alone', async (t) => {
   const db = await freshDatabase(t)
-  await sql(db, `INSERT INTO todos (title) VALUES ('my own todo')`)
-  await sql(db, `INSERT INTO cats (name, price) VALUES ('my own cat', 1)`)
+  await sql(db, `INSERT INTO todos (title, owner_id) VALUES ('my own todo', (SELECT id FROM users WHERE builtin))`)
+  await sql(db, `INSERT INTO cats (name, price, owner_id) VALUES ('my own cat', 1, (SELECT id FROM users WHERE builtin))`)
   await seedDatabase(db)
   const again = await seedDatabase(db)
   t.same(again, { todos: { added: 0, total: SEED_TODOS + 1 }, cats: { added: 0, total: SEED_CATS + 1 } })
@@ -80,7 +80,7 @@ t.test('SEED_ON_START: if-empty seeds only an empty database; true tops up; fals
   t.same(await counts(empty), { todos: SEED_TODOS, cats: SEED_CATS })
 
   const used = await freshDatabase(t)
-  await sql(used, `INSERT INTO todos (title) VALUES ('real work')`)
+  await sql(used, `INSERT INTO todos (title, owner_id) VALUES ('real work', (SELECT id FROM users WHERE builtin))`)
   const second = await startServer(t, { DATABASE_URL: used, SEED_ON_START: 'if-empty' })
   await second.waitFor(/Server listening/)
   t.notMatch(second.output.join('\n'), 'demo data')

@@ -103,7 +103,7 @@ t.test('SIGTERM: readiness turns red, the request in flight completes, exit 0', 
   const db = await freshDatabase(t)
   const server = await startServer(t, { DATABASE_URL: db, SHUTDOWN_DELAY_MS: '300' })
   await server.waitFor(listening)
-  await sql(db, `INSERT INTO todos (title) VALUES ('survives shutdown')`)
+  await sql(db, `INSERT INTO todos (title, owner_id) VALUES ('survives shutdown', (SELECT id FROM users WHERE builtin))`)
   const lock = await blockTodos(db)
   const inFlight = fetch(`${server.url}/todos`)
   await lock.waiting()

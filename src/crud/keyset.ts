@@ -27,6 +27,8 @@ export interface SortOrder {
 export interface Cursor {
   value: string | number | null
   id: number
+  /** Whose page it continues. */
+  owner: number
 }
 
 export function parseSort(name: string, keys: Record<string, SortKey>): SortOrder {
@@ -67,11 +69,11 @@ export function afterCursor({ key, descending }: SortOrder, cursor: Cursor, part
   return `(${keyExpression(key)}, id) ${descending ? '<' : '>'} (${value}, ${parts.param(cursor.id)})`
 }
 
-/** The opaque cursor for the page after `row`. */
-export function encodeCursor(sort: SortOrder, value: unknown, id: number): string {
+/** The opaque cursor for the page after `row` (of `owner`'s rows). */
+export function encodeCursor(sort: SortOrder, value: unknown, id: number, owner: number): string {
   // Timestamps as epoch milliseconds: exact, and valid for any year PostgreSQL stores.
   const plain = sort.key.type === 'timestamptz' && typeof value === 'string' ? Date.parse(value) : value
-  return Buffer.from(JSON.stringify([sort.name, plain, id])).toString('base64url')
+  return Buffer.from(JSON.stringify([sort.name, plain, id, owner])).toString('base64url')
 }
 
 /** Reads a cursor back, refusing one that is malformed or was made for another order. */
@@ -83,11 +85,12 @@ export function decodeCursor(token: string, sort: SortOrder): Cursor {
   } catch {
     throw invalid()
   }
-  if (!Array.isArray(decoded) || decoded.length !== 3) throw invalid()
-  const [name, value, id] = decoded as [unknown, unknown, unknown]
-  if (name !== sort.name || !Number.isSafeInteger(id) || (id as number) < 1) throw invalid()
+  if (!Array.isArray(decoded) || decoded.length !== 4) throw invalid()
+  const [name, value, id, owner] = decoded as [unknown, unknown, unknown, unknown]
+  const isId = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 1 && (n as number) <= 2147483647
+  if (name !== sort.name || !isId(id) || !isId(owner)) throw invalid()
   if (value === null ? sort.key.nulls === undefined : !valueFits(value, sort.key.type)) throw invalid()
-  return { value: value as Cursor['value'], id: id as number }
+  return { value: value as Cursor['value'], id: id as number, owner: owner as number }
 }
 
 function valueFits(value: unknown, type: ColumnType): boolean {

@@ -1,6 +1,7 @@
+import { operationSecurity } from '../plugins/auth.js'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
-import { notFound, preconditionFailed, problemResponses } from '../lib/problem.js'
+import { notFound, preconditionFailed, problemResponses, unauthenticated } from '../lib/problem.js'
 import { IdParams, StringEnum, capitalise } from '../lib/schema.js'
 import { baseUrl, withQueryParameter } from '../lib/urls.js'
 import { etagFor, ifNoneMatchHits, parseIfMatch } from './conditional.js'
@@ -28,6 +29,9 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
   const Plural = capitalise(plural)
   const tags = [plural]
   const repository = createRepository(app.db, resource)
+  // Every route here acts for an owner (plugins/auth.ts); the 401 is in every operation.
+  app.addHook('onRequest', app.auth.authenticate)
+  const security = operationSecurity(app.config.AUTH_MODE)
 
   const ListQuery = Type.Object({
     ...schemas.filters,
@@ -51,8 +55,9 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
   const describe = (id: number) => `${singular} ${id}`
 
   /** The outcome of a write as HTTP; with If-Match, a missing item is a 412 (RFC 9110 §13.2.2). */
-  const settle = <T>(result: WriteResult<T>, id: number, conditional: boolean): T => {
+  const settle = async <T>(request: FastifyRequest, result: WriteResult<T>, id: number, conditional: boolean): Promise<T> => {
     if (result.status === 'not-found') {
+      await app.auth.assertAuthenticated(request)
       if (!conditional) throw notFound(`${describe(id)} does not exist`)
       throw preconditionFailed(`${describe(id)} does not exist, so If-Match cannot match`)
     }
@@ -83,14 +88,16 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
         summary: `List ${plural}`,
         description: 'A plain JSON array. When more rows match, `Link: <url>; rel="next"` points to the next page.',
         querystring: ListQuery,
-        response: { 200: Type.Array(Item, { description: `A page of ${plural}` }), ...problemResponses(400) }
+        security,
+        response: { 200: Type.Array(Item, { description: `A page of ${plural}` }), ...problemResponses(400, 401) }
       }
     },
     async (request, reply) => {
       const { sort, limit = 100, cursor, count, ...filters } = request.query
       const base = baseUrl(request, app.config.PUBLIC_BASE_URL)
-      const page = await repository.list(filters, { sort, limit, cursor, urlBase: `${base}${path}/` })
-      if (count) reply.header('X-Total-Count', String(await repository.count(filters)))
+      const page = await repository.list(request.owner, filters, { sort, limit, cursor, urlBase: `${base}${path}/` })
+      if (page.json === '[]') await app.auth.assertAuthenticated(request)
+      if (count) reply.header('X-Total-Count', String(await repository.count(request.owner, filters)))
       if (page.next !== undefined) reply.header('Link', `<${withQueryParameter(base, request.url, 'cursor', page.next)}>; rel="next"`)
       return sendJsonText(reply, page.json)
     }
@@ -106,12 +113,14 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
         summary: `Create a ${singular}`,
         description: 'Answers 201 with the new item, its `Location` and `ETag`.',
         body: schemas.create,
-        response: { 201: Item, ...problemResponses(400, 409, 415) }
+        security,
+        response: { 201: Item, ...problemResponses(400, 401, 409, 415) }
       }
     },
     async (request, reply) => {
       const base = itemsUrl(request)
-      const item = await repository.create(request.body, base)
+      const item = await repository.create(request.owner, request.body, base)
+      if (item === undefined) throw unauthenticated(true) // only a token that is not valid has no owner
       reply.code(201).header('Location', `${base}${item.id}`).header('ETag', etagFor(item.version))
       return sendJsonText(reply, item.json)
     }
@@ -126,13 +135,17 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
         summary: `Get a ${singular}`,
         description: 'Sends an `ETag`; with `If-None-Match` carrying it, answers 304 without a body.',
         params: IdParams,
-        response: { 200: Item, 304: Type.Null({ description: 'Not modified' }), ...problemResponses(400, 404) }
+        security,
+        response: { 200: Item, 304: Type.Null({ description: 'Not modified' }), ...problemResponses(400, 401, 404) }
       }
     },
     async (request, reply) => {
       const { id } = request.params
-      const item = await repository.get(id, itemsUrl(request))
-      if (item === undefined) throw notFound(`${describe(id)} does not exist`)
+      const item = await repository.get(request.owner, id, itemsUrl(request))
+      if (item === undefined) {
+        await app.auth.assertAuthenticated(request)
+        throw notFound(`${describe(id)} does not exist`)
+      }
       const etag = etagFor(item.version)
       reply.header('ETag', etag).header('Cache-Control', 'no-cache')
       if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(undefined as never) // no body, so no Content-Length (RFC 9110 §8.6)
@@ -153,13 +166,15 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
           `${singular} is still at that version, else 412 and nothing changes.`,
         params: IdParams,
         body: schemas.patch,
-        response: { 200: Item, ...problemResponses(400, 404, 409, 412, 415) }
+        security,
+        response: { 200: Item, ...problemResponses(400, 401, 404, 409, 412, 415) }
       }
     },
     async (request, reply) => {
       const { id } = request.params
       const precondition = parseIfMatch(request.headers['if-match'])
-      const item = settle(await repository.update(id, request.body, precondition, itemsUrl(request)), id, precondition !== undefined)
+      const result = await repository.update(request.owner, id, request.body, precondition, itemsUrl(request))
+      const item = await settle(request, result, id, precondition !== undefined)
       reply.header('ETag', etagFor(item.version))
       return sendJsonText(reply, item.json)
     }
@@ -174,13 +189,14 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
         summary: `Delete a ${singular}`,
         description: 'Honours `If-Match` like PATCH.',
         params: IdParams,
-        response: { 204: NoContent, ...problemResponses(400, 404, 412) }
+        security,
+        response: { 204: NoContent, ...problemResponses(400, 401, 404, 412) }
       }
     },
     async (request, reply) => {
       const { id } = request.params
       const precondition = parseIfMatch(request.headers['if-match'])
-      settle(await repository.remove(id, precondition), id, precondition !== undefined)
+      await settle(request, await repository.remove(request.owner, id, precondition), id, precondition !== undefined)
       return reply.code(204).send(undefined as never)
     }
   )
@@ -193,11 +209,13 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
         tags,
         operationId: `deleteAll${Plural}`,
         summary: `Delete every ${singular}`,
-        response: { 204: NoContent, ...problemResponses() }
+        description: `Deletes every ${singular} of the caller's, and nobody else's.`,
+        security,
+        response: { 204: NoContent, ...problemResponses(401) }
       }
     },
-    async (_request, reply) => {
-      await repository.removeAll()
+    async (request, reply) => {
+      if ((await repository.removeAll(request.owner)) === 0) await app.auth.assertAuthenticated(request)
       return reply.code(204).send(undefined as never)
     }
   )

@@ -1,3 +1,4 @@
+import { ownerIdSql, type Owner } from '../auth/owner.js'
 import type { Database } from '../db/client.js'
 import { writableOf, type AnyResource } from './definition.js'
 import { afterCursor, decodeCursor, encodeCursor, orderBy, parseSort, type SortKey } from './keyset.js'
@@ -18,6 +19,8 @@ type Filters = Record<string, unknown>
 export type Precondition = 'any' | number[]
 
 export type WriteResult<T> = { status: 'ok'; row: T } | { status: 'not-found' } | { status: 'stale' }
+
+export type { Owner }
 
 export interface ListOptions {
   sort?: string | undefined
@@ -41,15 +44,22 @@ export interface Item {
   version: number
 }
 
-/** `urlBase` is what item URLs start with: `https://host/todos/`. */
+/**
+ * Every read and write is one owner's: the owner is the first argument of each, and every
+ * statement has `owner_id = <owner>` among its conditions, so no caller can forget it.
+ * Another owner's row is simply not found. For a token that is not valid (unknown,
+ * expired, revoked) nothing is found and nothing is written (`create` answers undefined);
+ * the caller tells that apart from an empty result by checking the token then.
+ * `urlBase` is what item URLs start with: `https://host/todos/`.
+ */
 export interface Repository {
-  list(filters: Filters, options: ListOptions): Promise<Page>
-  count(filters: Filters): Promise<number>
-  get(id: number, urlBase: string): Promise<Item | undefined>
-  create(input: Record<string, unknown>, urlBase: string): Promise<Item>
-  update(id: number, changes: Record<string, unknown>, precondition: Precondition | undefined, urlBase: string): Promise<WriteResult<Item>>
-  remove(id: number, precondition?: Precondition): Promise<WriteResult<undefined>>
-  removeAll(): Promise<number>
+  list(owner: Owner, filters: Filters, options: ListOptions): Promise<Page>
+  count(owner: Owner, filters: Filters): Promise<number>
+  get(owner: Owner, id: number, urlBase: string): Promise<Item | undefined>
+  create(owner: Owner, input: Record<string, unknown>, urlBase: string): Promise<Item | undefined>
+  update(owner: Owner, id: number, changes: Record<string, unknown>, precondition: Precondition | undefined, urlBase: string): Promise<WriteResult<Item>>
+  remove(owner: Owner, id: number, precondition?: Precondition): Promise<WriteResult<undefined>>
+  removeAll(owner: Owner): Promise<number>
 }
 
 /** What the SQL of a resource needs from its definition, worked out once per definition. */
@@ -118,18 +128,24 @@ export const jsonUrlBase = (urlBase: string) => JSON.stringify(urlBase).slice(0,
  * the keyset condition after the cursor, the sort order and one row more than the page
  * (to see whether there is a next). `urlBase` is what item URLs start with.
  */
-export function listStatement(resource: AnyResource, filters: Filters, options: Omit<ListOptions, 'urlBase'> & { urlBase?: string }) {
+export function listStatement(resource: AnyResource, owner: Owner, filters: Filters, options: Omit<ListOptions, 'urlBase'> & { urlBase?: string }) {
   const { table, sorts, itemJson } = compile(resource)
   const sort = parseSort(options.sort ?? resource.defaultSort, sorts)
   const parts = new QueryParts()
   parts.param(jsonUrlBase(options.urlBase ?? ''))
+  parts.where(`t.owner_id = ${ownerIdSql(owner, parts)}`)
   resource.filter(filters, parts)
-  if (options.cursor !== undefined) parts.where(afterCursor(sort, decodeCursor(options.cursor, sort), parts))
+  if (options.cursor !== undefined) {
+    const cursor = decodeCursor(options.cursor, sort)
+    // A cursor is its owner's: anyone else's pages after it are empty.
+    parts.where(`t.owner_id = ${parts.param(cursor.owner)}::int`)
+    parts.where(afterCursor(sort, cursor, parts))
+  }
   const limit = parts.param(options.limit + 1)
   return {
     sort,
     values: parts.values,
-    text: `SELECT ${itemJson('$1')} AS json FROM ${table} t ${parts.whereClause()} ORDER BY ${orderBy(sort)} LIMIT ${limit}`
+    text: `SELECT ${itemJson('$1')} AS json, t.owner_id AS owner FROM ${table} t ${parts.whereClause()} ORDER BY ${orderBy(sort)} LIMIT ${limit}`
   }
 }
 
@@ -140,7 +156,11 @@ export function listStatement(resource: AnyResource, filters: Filters, options: 
  */
 export function createRepository(db: Database, resource: AnyResource): Repository {
   const { table, writable, itemJson } = compile(resource)
-  const getStatement = `SELECT ${itemJson('$1')} AS json, id, version FROM ${table} t WHERE id = $2`
+  const kind = (owner: Owner) => (owner.tokenHash === undefined ? 'user' : 'token')
+  const ownerValue = (owner: Owner) => owner.tokenHash ?? owner.userId
+  // Built once per kind of owner: a user id or a token.
+  const getStatementFor = (owner: Owner) => `SELECT ${itemJson('$1')} AS json, id, version FROM ${table} t WHERE id = $2 AND owner_id = ${ownerIdSql(owner, new QueryParts().skip(2))}`
+  const getStatements = { user: getStatementFor({ userId: 0 }), token: getStatementFor({ tokenHash: Buffer.alloc(0) }) }
 
   // In the definition's order, not the client's: one statement text (and one prepared
   // statement) per set of columns, whatever order a body lists them in.
@@ -151,31 +171,42 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
     if (precondition !== undefined && precondition !== 'any') parts.where(`version = ANY(${parts.param(precondition)}::int[])`)
   }
 
-  /** The INSERT for a set of columns, built once per set (at most one per subset of the writable columns). */
+  /**
+   * The INSERT for a set of columns and a kind of owner, built once (at most one per
+   * subset of the writable columns). Its row comes from a SELECT of the owner's id, so
+   * an owner that is not valid inserts nothing.
+   */
   const inserts = new Map<string, string>()
-  const insertStatement = (columns: string[]) => {
-    const key = columns.join(',')
+  const insertStatement = (columns: string[], owner: Owner) => {
+    const key = `${kind(owner)}:${columns.join(',')}`
     let sql = inserts.get(key)
     if (sql === undefined) {
-      const returning = `RETURNING ${itemJson(`$${columns.length + 1}`)} AS json, id, version`
-      sql = columns.length
-        ? `INSERT INTO ${table} AS t (${columns.map(ident).join(', ')}) VALUES (${columns.map((_, index) => `$${index + 1}`).join(', ')}) ${returning}`
-        : `INSERT INTO ${table} AS t DEFAULT VALUES ${returning}`
+      const ownerSql = ownerIdSql(owner, new QueryParts().skip(columns.length))
+      const returning = `RETURNING ${itemJson(`$${columns.length + 2}`)} AS json, id, version`
+      const names = [...columns.map(ident), 'owner_id'].join(', ')
+      const values = [...columns.map((_, index) => `$${index + 1}`), 'o.id'].join(', ')
+      sql = `INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM (SELECT ${ownerSql} AS id) o WHERE o.id IS NOT NULL ${returning}`
       inserts.set(key, sql)
     }
     return sql
   }
 
-  /** After a conditional write touched no row: was it missing, or was the version stale? */
-  const missingOrStale = async (id: number): Promise<WriteResult<never>> => {
-    const { rowCount } = await db.query(`SELECT 1 FROM ${table} WHERE id = $1`, [id])
+  /** The condition every statement starts with: this owner's rows only. */
+  const ownerParts = (owner: Owner, parts = new QueryParts()) => parts.where(`owner_id = ${ownerIdSql(owner, parts)}`)
+
+  /** After a conditional write touched no row: was the owner's row missing, or was its version stale? */
+  const missingOrStale = async (owner: Owner, id: number): Promise<WriteResult<never>> => {
+    const parts = new QueryParts()
+    parts.where(`id = ${parts.param(id)}`)
+    ownerParts(owner, parts)
+    const { rowCount } = await db.query(`SELECT 1 FROM ${table} ${parts.whereClause()}`, parts.values)
     return rowCount ? { status: 'stale' } : { status: 'not-found' }
   }
 
   return {
-    async list(filters, options) {
-      const { text, values, sort } = listStatement(resource, filters, options)
-      const { rows } = await db.query<{ json: string }>(text, values)
+    async list(owner, filters, options) {
+      const { text, values, sort } = listStatement(resource, owner, filters, options)
+      const { rows } = await db.query<{ json: string; owner: number }>(text, values)
       const more = rows.length > options.limit
       if (more) rows.length = options.limit
       // The page is sent as PostgreSQL wrote it: no parsing, no serialising, one string.
@@ -183,56 +214,61 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
       for (let i = 0; i < rows.length; i++) json += i === 0 ? (rows[i] as { json: string }).json : `,${(rows[i] as { json: string }).json}`
       json += ']'
       if (!more) return { json }
-      const last = JSON.parse((rows[rows.length - 1] as { json: string }).json) as Row
-      return { json, next: encodeCursor(sort, last[sort.key.column], last.id) }
+      const lastRow = rows[rows.length - 1] as { json: string; owner: number }
+      const last = JSON.parse(lastRow.json) as Row
+      return { json, next: encodeCursor(sort, last[sort.key.column], last.id, lastRow.owner) }
     },
 
-    async count(filters) {
-      const parts = new QueryParts()
+    async count(owner, filters) {
+      const parts = ownerParts(owner)
       resource.filter(filters, parts)
       const { rows } = await db.query<{ count: number }>(`SELECT count(*)::int AS count FROM ${table} ${parts.whereClause()}`, parts.values)
       return rows[0]?.count ?? 0
     },
 
-    async get(id, urlBase) {
-      const { rows } = await db.query<Item>(getStatement, [jsonUrlBase(urlBase), id])
+    async get(owner, id, urlBase) {
+      const { rows } = await db.query<Item>(getStatements[kind(owner)], [jsonUrlBase(urlBase), id, ownerValue(owner)])
       return rows[0]
     },
 
-    async create(input, urlBase) {
+    async create(owner, input, urlBase) {
       const entries = writableEntries(input)
-      const { rows } = await db.query<Item>(insertStatement(entries.map(([key]) => key)), [...entries.map(([, value]) => value), jsonUrlBase(urlBase)])
-      return rows[0] as Item
+      const values = [...entries.map(([, value]) => value), ownerValue(owner), jsonUrlBase(urlBase)]
+      const { rows } = await db.query<Item>(insertStatement(entries.map(([key]) => key), owner), values)
+      return rows[0]
     },
 
-    async update(id, changes, precondition, urlBase) {
+    async update(owner, id, changes, precondition, urlBase) {
       const entries = writableEntries(changes)
       const parts = new QueryParts()
       const base = parts.param(jsonUrlBase(urlBase))
       parts.where(`id = ${parts.param(id)}`)
+      ownerParts(owner, parts)
       versionCondition(precondition, parts)
       const returning = `${itemJson(base)} AS json, id, version`
       if (entries.length === 0) {
         // Nothing to change (an empty merge patch): answer with the current row, still
         // honouring If-Match.
         const { rows } = await db.query<Item>(`SELECT ${returning} FROM ${table} t ${parts.whereClause()}`, parts.values)
-        return rows[0] ? { status: 'ok', row: rows[0] } : missingOrStale(id)
+        return rows[0] ? { status: 'ok', row: rows[0] } : missingOrStale(owner, id)
       }
       const assignments = entries.map(([key, value]) => `${ident(key)} = ${parts.param(value)}`).join(', ')
       const { rows } = await db.query<Item>(`UPDATE ${table} AS t SET ${assignments} ${parts.whereClause()} RETURNING ${returning}`, parts.values)
-      return rows[0] ? { status: 'ok', row: rows[0] } : missingOrStale(id)
+      return rows[0] ? { status: 'ok', row: rows[0] } : missingOrStale(owner, id)
     },
 
-    async remove(id, precondition) {
+    async remove(owner, id, precondition) {
       const parts = new QueryParts()
       parts.where(`id = ${parts.param(id)}`)
+      ownerParts(owner, parts)
       versionCondition(precondition, parts)
       const { rowCount } = await db.query(`DELETE FROM ${table} ${parts.whereClause()}`, parts.values)
-      return rowCount ? { status: 'ok', row: undefined } : missingOrStale(id)
+      return rowCount ? { status: 'ok', row: undefined } : missingOrStale(owner, id)
     },
 
-    async removeAll() {
-      const { rowCount } = await db.query(`DELETE FROM ${table}`)
+    async removeAll(owner) {
+      const parts = ownerParts(owner)
+      const { rowCount } = await db.query(`DELETE FROM ${table} ${parts.whereClause()}`, parts.values)
       return rowCount ?? 0
     }
   }

@@ -6,6 +6,12 @@ export class QueryParts {
   readonly values: unknown[] = []
   private readonly conditions: string[] = []
 
+  /** Leaves the first `count` placeholders to values added elsewhere (for statement texts built once). */
+  skip(count: number): this {
+    for (let i = 0; i < count; i++) this.values.push(undefined)
+    return this
+  }
+
   /** Adds a value and returns its placeholder. */
   param(value: unknown): string {
     this.values.push(value)

@@ -2,7 +2,7 @@ import { LOCKS, inLockedTransaction, withClient } from '../db/client.js'
 import { pendingMigrations } from '../db/migrate.js'
 
 /**
- * Demo data: a few hundred todos and cats that look like real use (varied completion,
+ * Demo data: a few hundred todos and cats of the local user's that look like real use (varied completion,
  * due dates in the past and the future, orders, breeds and prices). The rows are the
  * same on every run (a fixed pseudo-random sequence), and a row is only added when
  * nothing with its title (todos) or name (cats) exists, so seeding twice adds nothing and
@@ -13,6 +13,9 @@ export interface SeedResult {
   cats: { added: number; total: number }
 }
 
+/** The demo data is the built-in local user's: what `make dev` (AUTH_MODE=local) shows without a token. */
+const LOCAL_USER = '(SELECT id FROM users WHERE builtin)'
+
 export const SEED_TODOS = 300
 export const SEED_CATS = 200
 
@@ -21,21 +24,21 @@ export function seedDatabase(connectionString: string): Promise<SeedResult> {
     inLockedTransaction(client, LOCKS.seed, async () => {
       const todos = demoTodos()
       const addedTodos = await client.query(
-        `INSERT INTO todos (title, description, completed, "order", due_date)
-         SELECT s.title, s.description, s.completed, s.ord, now() + s.due_in_days * interval '1 day'
+        `INSERT INTO todos (title, description, completed, "order", due_date, owner_id)
+         SELECT s.title, s.description, s.completed, s.ord, now() + s.due_in_days * interval '1 day', ${LOCAL_USER}
          FROM unnest($1::text[], $2::text[], $3::boolean[], $4::int[], $5::int[]) AS s(title, description, completed, ord, due_in_days)
-         WHERE NOT EXISTS (SELECT 1 FROM todos t WHERE t.title = s.title)`,
+         WHERE NOT EXISTS (SELECT 1 FROM todos t WHERE t.title = s.title AND t.owner_id = ${LOCAL_USER})`,
         [todos.map((t) => t.title), todos.map((t) => t.description), todos.map((t) => t.completed), todos.map((t) => t.order), todos.map((t) => t.dueInDays)]
       )
       const cats = demoCats()
       const addedCats = await client.query(
-        `INSERT INTO cats (name, breed, price)
-         SELECT s.name, s.breed, s.price FROM unnest($1::text[], $2::text[], $3::int[]) AS s(name, breed, price)
-         WHERE NOT EXISTS (SELECT 1 FROM cats c WHERE c.name = s.name)`,
+        `INSERT INTO cats (name, breed, price, owner_id)
+         SELECT s.name, s.breed, s.price, ${LOCAL_USER} FROM unnest($1::text[], $2::text[], $3::int[]) AS s(name, breed, price)
+         WHERE NOT EXISTS (SELECT 1 FROM cats c WHERE c.name = s.name AND c.owner_id = ${LOCAL_USER})`,
         [cats.map((c) => c.name), cats.map((c) => c.breed), cats.map((c) => c.price)]
       )
       const { rows } = await client.query<{ todos: number; cats: number }>(
-        'SELECT (SELECT count(*) FROM todos)::int AS todos, (SELECT count(*) FROM cats)::int AS cats'
+        `SELECT (SELECT count(*) FROM todos WHERE owner_id = ${LOCAL_USER})::int AS todos, (SELECT count(*) FROM cats WHERE owner_id = ${LOCAL_USER})::int AS cats`
       )
       return {
         todos: { added: addedTodos.rowCount ?? 0, total: rows[0]?.todos ?? 0 },

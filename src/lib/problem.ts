@@ -41,12 +41,14 @@ export class HttpProblem extends Error {
   readonly errors: FieldError[] | undefined
   readonly checks: Problem['checks']
   readonly retryAfterSeconds: number | undefined
+  /** Headers the answer needs besides the problem (`WWW-Authenticate`). */
+  readonly headers: Record<string, string> | undefined
 
   constructor(
     status: number,
     code: string,
     detail: string,
-    extra: { errors?: FieldError[]; checks?: Problem['checks']; retryAfterSeconds?: number; cause?: unknown } = {}
+    extra: { errors?: FieldError[]; checks?: Problem['checks']; retryAfterSeconds?: number; headers?: Record<string, string>; cause?: unknown } = {}
   ) {
     super(detail, { cause: extra.cause })
     this.name = 'HttpProblem'
@@ -55,6 +57,7 @@ export class HttpProblem extends Error {
     this.errors = extra.errors
     this.checks = extra.checks
     this.retryAfterSeconds = extra.retryAfterSeconds
+    this.headers = extra.headers
   }
 
   toJSON(instance?: string): Problem {
@@ -67,6 +70,16 @@ export class HttpProblem extends Error {
 }
 
 export const notFound = (detail: string) => new HttpProblem(404, 'NOT_FOUND', detail)
+
+/**
+ * Not authenticated (RFC 6750 §3): the same body whatever went wrong (no token, an unknown,
+ * expired or revoked one, an unknown email, a wrong password), so an answer tells nobody
+ * which. A request that carried credentials also gets `error="invalid_token"`.
+ */
+export const unauthenticated = (credentialsSent: boolean) =>
+  new HttpProblem(401, 'UNAUTHENTICATED', 'authentication failed: the token, or the email and password, are missing, wrong, expired or revoked', {
+    headers: { 'WWW-Authenticate': credentialsSent ? 'Bearer realm="todos-api", error="invalid_token"' : 'Bearer realm="todos-api"' }
+  })
 
 export const preconditionFailed = (detail: string) => new HttpProblem(412, 'PRECONDITION_FAILED', detail)
 

@@ -24,8 +24,8 @@ async function corsPlugin(app: FastifyInstance) {
   await app.register(fastifyCors, {
     origin: origins === true ? '*' : origins,
     methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
-    allowedHeaders: ['Content-Type', 'If-Match', 'If-None-Match'],
-    exposedHeaders: ['ETag', 'Location', 'Link', 'X-Total-Count', 'Retry-After'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'If-None-Match'],
+    exposedHeaders: ['ETag', 'Location', 'Link', 'X-Total-Count', 'Retry-After', 'WWW-Authenticate'],
     maxAge: 600,
     strictPreflight: false
   })

@@ -19,10 +19,18 @@ async function docsPlugin(app: FastifyInstance, options: { version: string; reso
         description:
           'Todos and cats over JSON. Errors are RFC 9457 `application/problem+json`. Lists are plain arrays paginated ' +
           'with an opaque `cursor` and an RFC 8288 `Link: <...>; rel="next"` header. Items carry an `ETag`; send it back ' +
-          'in `If-Match` to update or delete only the version you saw (412 otherwise), or in `If-None-Match` to get 304.'
+          'in `If-Match` to update or delete only the version you saw (412 otherwise), or in `If-None-Match` to get 304. ' +
+          'Todos, cats and accounts are per user: send `Authorization: Bearer <token>` (get one from `POST /tokens`; ' +
+          '"Authorize" above takes it).'
+      },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'A token from `POST /tokens` (or `make user`), e.g. `tapi_...`' }
+        }
       },
       tags: [
         ...options.resources.map((resource) => ({ name: resource.plural, description: resource.description })),
+        { name: 'accounts', description: 'Sign-up, tokens and your account' },
         { name: 'health', description: 'Liveness and readiness probes' },
         { name: 'service', description: 'About the service' }
       ]

@@ -33,6 +33,7 @@ async function errorsPlugin(app: FastifyInstance) {
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: HttpProblem) {
   if (problem.retryAfterSeconds !== undefined) reply.header('Retry-After', String(problem.retryAfterSeconds))
+  if (problem.headers !== undefined) reply.headers(problem.headers)
   // The validator and serializer of the route do not apply to a problem: send it as text.
   return reply
     .code(problem.status)

@@ -1,0 +1,19 @@
+import type { QueryParts } from '../crud/sql.js'
+
+/**
+ * Who a request acts for, as every repository read and write requires it: a user id
+ * (the local user, or a user already looked up), or the hash of the bearer token the
+ * request carries. A token is not looked up on its own round trip: its user is found
+ * inside the statement that reads or writes the rows (`ownerIdSql`), so a valid token
+ * costs one index lookup in the same query, and a revoked or expired one matches no
+ * owner, and so no row, from the very next statement on, on every instance.
+ */
+export type Owner = { readonly userId: number; readonly tokenHash?: undefined } | { readonly tokenHash: Buffer; readonly userId?: undefined }
+
+/** The user of a token that is valid now, as a scalar subquery on the token's hash. */
+export const validTokenUserSql = (hashPlaceholder: string) =>
+  `(SELECT user_id FROM api_tokens WHERE token_hash = ${hashPlaceholder} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))`
+
+/** The owner's id as SQL, with its value added to `parts`: NULL for a token that is not valid. */
+export const ownerIdSql = (owner: Owner, parts: QueryParts): string =>
+  owner.tokenHash === undefined ? `${parts.param(owner.userId)}::int` : validTokenUserSql(parts.param(owner.tokenHash))

@@ -1,0 +1,126 @@
+import type { Database } from '../db/client.js'
+import { validTokenUserSql } from './owner.js'
+import { newToken } from './tokens.js'
+
+/** A user as the API shows it. */
+export interface UserRow {
+  id: number
+  email: string
+  name: string
+  builtin: boolean
+  created_at: string
+  updated_at: string
+}
+
+/** A token as its owner sees it in lists: never the token itself. */
+export interface TokenRow {
+  id: number
+  name: string
+  prefix: string
+  created_at: string
+  last_used_at: string | null
+  expires_at: string | null
+}
+
+const USER_COLUMNS = 'id, email, name, builtin, created_at, updated_at'
+const TOKEN_COLUMNS = 'id, name, prefix, created_at, last_used_at, expires_at'
+
+/** The SQL of users and their tokens. Every token statement names the user it is for. */
+export function createAccountStore(db: Database) {
+  return {
+    async localUserId(): Promise<number> {
+      const { rows } = await db.query<{ id: number }>('SELECT id FROM users WHERE builtin')
+      if (rows[0] === undefined) throw new Error('the built-in local user is missing (migrations/0004 creates it)')
+      return rows[0].id
+    },
+
+    /** The user of a token that is valid now, and the token's id; undefined otherwise. */
+    async tokenUser(hash: Buffer): Promise<{ userId: number; tokenId: number } | undefined> {
+      const { rows } = await db.query<{ userId: number; tokenId: number }>(
+        `SELECT user_id AS "userId", id AS "tokenId" FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
+        [hash]
+      )
+      return rows[0]
+    },
+
+    /** Whether a token is valid now (after a statement scoped by it found nothing). */
+    async tokenIsValid(hash: Buffer): Promise<boolean> {
+      const { rows } = await db.query<{ valid: boolean }>(`SELECT ${validTokenUserSql('$1')} IS NOT NULL AS valid`, [hash])
+      return rows[0]?.valid ?? false
+    },
+
+    /** Records use at most about once a minute per token: a write per request would cost more than the request. */
+    async touchToken(hash: Buffer): Promise<void> {
+      await db.query(
+        `UPDATE api_tokens SET last_used_at = now() WHERE token_hash = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`,
+        [hash]
+      )
+    },
+
+    async createUser(input: { email: string; name: string; passwordHash: string | null }): Promise<UserRow> {
+      const { rows } = await db.query<UserRow>(`INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING ${USER_COLUMNS}`, [
+        input.email,
+        input.name,
+        input.passwordHash
+      ])
+      return rows[0] as UserRow
+    },
+
+    async userByEmail(email: string): Promise<{ id: number; password_hash: string | null } | undefined> {
+      const { rows } = await db.query<{ id: number; password_hash: string | null }>('SELECT id, password_hash FROM users WHERE lower(email) = lower($1)', [email])
+      return rows[0]
+    },
+
+    async user(id: number): Promise<(UserRow & { password_hash: string | null }) | undefined> {
+      const { rows } = await db.query<UserRow & { password_hash: string | null }>(`SELECT ${USER_COLUMNS}, password_hash FROM users WHERE id = $1`, [id])
+      return rows[0]
+    },
+
+    /**
+     * Changes a user in one statement; with a new password, also revokes every token of
+     * theirs but `keepTokenId` (the one the change was made with), atomically.
+     */
+    async updateUser(id: number, changes: { name?: string; email?: string; passwordHash?: string }, keepTokenId: number | null): Promise<UserRow | undefined> {
+      const { rows } = await db.query<UserRow>(
+        `WITH changed AS (
+           UPDATE users SET name = coalesce($2, name), email = coalesce($3, email), password_hash = coalesce($4, password_hash)
+           WHERE id = $1 RETURNING ${USER_COLUMNS}
+         ), revoked AS (
+           UPDATE api_tokens SET revoked_at = now()
+           WHERE $4::text IS NOT NULL AND user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $5::int
+         )
+         SELECT * FROM changed`,
+        [id, changes.name ?? null, changes.email ?? null, changes.passwordHash ?? null, keepTokenId]
+      )
+      return rows[0]
+    },
+
+    /** Deletes a user and, through the foreign keys, every row and token of theirs. Never the built-in user. */
+    async deleteUser(id: number): Promise<boolean> {
+      const { rowCount } = await db.query('DELETE FROM users WHERE id = $1 AND NOT builtin', [id])
+      return (rowCount ?? 0) > 0
+    },
+
+    async createToken(userId: number, name: string, expiresAt: string | null): Promise<TokenRow & { token: string }> {
+      const token = newToken()
+      const { rows } = await db.query<TokenRow>(
+        `INSERT INTO api_tokens (user_id, name, token_hash, prefix, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING ${TOKEN_COLUMNS}`,
+        [userId, name, token.hash, token.display, expiresAt]
+      )
+      return { ...(rows[0] as TokenRow), token: token.secret }
+    },
+
+    /** The user's tokens that are not revoked (expired ones too, so they can be seen and cleaned up). */
+    async tokens(userId: number): Promise<TokenRow[]> {
+      const { rows } = await db.query<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id`, [userId])
+      return rows
+    },
+
+    async revokeToken(userId: number, tokenId: number): Promise<boolean> {
+      const { rowCount } = await db.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL', [tokenId, userId])
+      return (rowCount ?? 0) > 0
+    }
+  }
+}
+
+export type AccountStore = ReturnType<typeof createAccountStore>

@@ -1,0 +1,268 @@
+import { operationSecurity } from '../plugins/auth.js'
+import { Type, type FastifyPluginAsyncTypebox, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, hashPassword, verifyPassword } from '../auth/passwords.js'
+import { signupOpen } from '../config.js'
+import { HttpProblem, notFound, problemResponses, unauthenticated } from '../lib/problem.js'
+import { DateTime, DateTimeInput, IdParams } from '../lib/schema.js'
+import { baseUrl } from '../lib/urls.js'
+
+const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254, description: 'Unique whatever its case' })
+const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '\\S' })
+const Password = Type.String({
+  minLength: PASSWORD_MIN_LENGTH,
+  maxLength: PASSWORD_MAX_LENGTH,
+  description: `${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters`
+})
+
+const User = Type.Object(
+  { id: Type.Integer(), email: Type.String(), name: Type.String(), created_at: DateTime(), updated_at: DateTime() },
+  { $id: 'User', title: 'User' }
+)
+const Token = Type.Object(
+  {
+    id: Type.Integer(),
+    name: Type.String(),
+    prefix: Type.String({ description: 'The first characters of the token, to tell tokens apart' }),
+    created_at: DateTime(),
+    last_used_at: Type.Union([DateTime(), Type.Null()], { description: 'Updated at most once a minute' }),
+    expires_at: Type.Union([DateTime(), Type.Null()])
+  },
+  { $id: 'Token', title: 'Token' }
+)
+const NewToken = Type.Object(
+  { ...Token.properties, token: Type.String({ description: 'The token: shown this once, never again. Send it as `Authorization: Bearer <token>`.' }) },
+  { title: 'NewToken' }
+)
+
+/**
+ * Accounts: sign-up (`POST /users`), tokens for an email and password (`POST /tokens`),
+ * the caller's own tokens and account. Tokens and users are only ever the caller's own:
+ * another user's token id is a 404.
+ */
+const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const { accounts, authenticate } = app.auth
+  const security = operationSecurity(app.config.AUTH_MODE)
+  app.addSchema(User)
+  app.addSchema(Token)
+
+  // Guessing passwords and filling the table with accounts both cost attempts: each client
+  // address and each email gets AUTH_RATE_LIMIT a minute on each of these routes.
+  const limited = (): preHandlerAsyncHookHandler => {
+    const options = { max: app.config.AUTH_RATE_LIMIT, timeWindow: 60_000 }
+    const perAddress = app.createRateLimit({ ...options, keyGenerator: (request) => request.ip })
+    const perEmail = app.createRateLimit({ ...options, keyGenerator: (request) => String((request.body as { email: string }).email).toLowerCase() })
+    return async (request) => {
+      for (const limit of [perAddress, perEmail]) {
+        const result = await limit(request)
+        if (!result.isAllowed && result.isExceeded) {
+          throw new HttpProblem(429, 'RATE_LIMITED', `too many attempts; try again in ${result.ttlInSeconds} s`, { retryAfterSeconds: Math.max(1, result.ttlInSeconds) })
+        }
+      }
+    }
+  }
+
+  const publicUser = ({ id, email, name, created_at, updated_at }: { id: number; email: string; name: string; created_at: string; updated_at: string }) => ({
+    id,
+    email,
+    name,
+    created_at,
+    updated_at
+  })
+  const me = async (request: FastifyRequest) => {
+    const { userId, tokenId } = await app.auth.caller(request)
+    const user = await accounts.user(userId)
+    if (user === undefined) throw unauthenticated(true) // deleted meanwhile
+    return { user, tokenId }
+  }
+  const emailTaken = (error: unknown) => {
+    if ((error as { code?: string; constraint?: string }).constraint === 'users_email_key') {
+      return new HttpProblem(409, 'EMAIL_TAKEN', 'an account with this email already exists')
+    }
+    return error
+  }
+
+  app.post(
+    '/users',
+    {
+      preHandler: limited(),
+      schema: {
+        tags: ['accounts'],
+        operationId: 'signUp',
+        summary: 'Sign up',
+        description: 'Creates an account (when `SIGNUP=open`); then `POST /tokens` gives it a token.',
+        body: Type.Object({ email: Email, name: Name, password: Password }, { additionalProperties: false }),
+        response: { 201: Type.Ref(User), ...problemResponses(400, 403, 409, 415, 429) }
+      }
+    },
+    async (request, reply) => {
+      if (!signupOpen(app.config)) throw new HttpProblem(403, 'SIGNUP_CLOSED', 'sign-up is closed on this service; an operator creates accounts (`make user`)')
+      const { email, name, password } = request.body
+      const user = await accounts.createUser({ email, name: name.trim(), passwordHash: await hashPassword(password) }).catch((error: unknown) => {
+        throw emailTaken(error)
+      })
+      reply.code(201).header('Location', `${baseUrl(request, app.config.PUBLIC_BASE_URL)}/users/me`)
+      return publicUser(user)
+    }
+  )
+
+  app.post(
+    '/tokens',
+    {
+      preHandler: limited(),
+      schema: {
+        tags: ['accounts'],
+        operationId: 'createToken',
+        summary: 'Get a token for an email and password',
+        description:
+          'Answers with the token once; only its hash is kept. An unknown email and a wrong password get the same 401. ' +
+          'Rate-limited per client address and per email (429 with `Retry-After`).',
+        body: Type.Object(
+          {
+            email: Email,
+            password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }),
+            name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '\\S', description: 'What the token is for' })),
+            expires_at: Type.Optional(DateTimeInput({ description: 'When the token stops working; never by default' }))
+          },
+          { additionalProperties: false }
+        ),
+        response: { 201: NewToken, ...problemResponses(400, 401, 415, 429) }
+      }
+    },
+    async (request, reply) => {
+      const { email, password, name = 'API token', expires_at: expiresAt } = request.body
+      if (expiresAt !== undefined && Date.parse(expiresAt) <= Date.now()) {
+        throw new HttpProblem(400, 'VALIDATION_FAILED', 'body.expires_at must be in the future', {
+          errors: [{ in: 'body', field: 'expires_at', message: 'must be in the future' }]
+        })
+      }
+      const user = await accounts.userByEmail(email)
+      // Hashed either way: an unknown email takes as long as a wrong password.
+      const valid = await verifyPassword(password, user?.password_hash)
+      if (user === undefined || !valid) throw unauthenticated(true)
+      const token = await accounts.createToken(user.id, name.trim(), expiresAt ?? null)
+      reply.code(201).header('Cache-Control', 'no-store')
+      return token
+    }
+  )
+
+  await app.register(async (scope) => {
+    const protectedRoutes = scope.withTypeProvider<TypeBoxTypeProvider>()
+    protectedRoutes.addHook('onRequest', authenticate)
+
+    protectedRoutes.get(
+      '/tokens',
+      {
+        schema: {
+          tags: ['accounts'],
+          operationId: 'listTokens',
+          summary: "List the caller's tokens",
+          description: 'Tokens not revoked, expired ones included; never the tokens themselves.',
+          security,
+          response: { 200: Type.Array(Type.Ref(Token)), ...problemResponses(401) }
+        }
+      },
+      async (request) => accounts.tokens((await app.auth.caller(request)).userId)
+    )
+
+    protectedRoutes.delete(
+      '/tokens/:id',
+      {
+        schema: {
+          tags: ['accounts'],
+          operationId: 'revokeToken',
+          summary: 'Revoke a token',
+          description: 'Refused from the next request on, on every instance.',
+          params: IdParams,
+          security,
+          response: { 204: Type.Null({ description: 'Revoked' }), ...problemResponses(400, 401, 404) }
+        }
+      },
+      async (request, reply) => {
+        const { userId } = await app.auth.caller(request)
+        if (!(await accounts.revokeToken(userId, request.params.id))) throw notFound(`token ${request.params.id} does not exist`)
+        return reply.code(204).send(undefined as never)
+      }
+    )
+
+    protectedRoutes.get(
+      '/users/me',
+      {
+        schema: {
+          tags: ['accounts'],
+          operationId: 'getMe',
+          summary: "The caller's account",
+          security,
+          response: { 200: Type.Ref(User), ...problemResponses(401) }
+        }
+      },
+      async (request) => publicUser((await me(request)).user)
+    )
+
+    protectedRoutes.patch(
+      '/users/me',
+      {
+        schema: {
+          tags: ['accounts'],
+          operationId: 'updateMe',
+          summary: "Change the caller's account",
+          description:
+            'A new email or password needs `current_password` (unless the account has none yet). A new password revokes ' +
+            'every other token of the account; the one used for this request keeps working.',
+          body: Type.Object(
+            {
+              name: Type.Optional(Name),
+              email: Type.Optional(Email),
+              password: Type.Optional(Password),
+              current_password: Type.Optional(Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }))
+            },
+            { additionalProperties: false }
+          ),
+          security,
+          response: { 200: Type.Ref(User), ...problemResponses(400, 401, 403, 409, 415) }
+        }
+      },
+      async (request) => {
+        const { user, tokenId } = await me(request)
+        const { name, email, password, current_password: current } = request.body
+        if ((email !== undefined || password !== undefined) && user.password_hash !== null) {
+          if (current === undefined || !(await verifyPassword(current, user.password_hash))) {
+            throw new HttpProblem(403, 'CURRENT_PASSWORD_REQUIRED', 'changing the email or password needs the current password in current_password')
+          }
+        }
+        const changes = {
+          ...(name !== undefined ? { name: name.trim() } : {}),
+          ...(email !== undefined ? { email } : {}),
+          ...(password !== undefined ? { passwordHash: await hashPassword(password) } : {})
+        }
+        const updated = await accounts.updateUser(user.id, changes, tokenId).catch((error: unknown) => {
+          throw emailTaken(error)
+        })
+        if (updated === undefined) throw unauthenticated(true)
+        return publicUser(updated)
+      }
+    )
+
+    protectedRoutes.delete(
+      '/users/me',
+      {
+        schema: {
+          tags: ['accounts'],
+          operationId: 'deleteMe',
+          summary: "Delete the caller's account",
+          description: 'With every todo, cat and token of it. The built-in local user cannot be deleted.',
+          security,
+          response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(401, 409) }
+        }
+      },
+      async (request, reply) => {
+        const { user } = await me(request)
+        if (user.builtin) throw new HttpProblem(409, 'BUILTIN_USER', 'the built-in local user cannot be deleted; DELETE /todos and DELETE /cats empty its lists')
+        await accounts.deleteUser(user.id)
+        return reply.code(204).send(undefined as never)
+      }
+    )
+  })
+}
+
+export default accountRoutes
