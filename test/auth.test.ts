@@ -272,3 +272,20 @@ t.test('token creation and sign-up are rate-limited per client address and per e
   t.same(signups.map((response) => response.statusCode), [201, 201, 201, 429], 'sign-up too')
   t.same(await sql(db, 'SELECT count(*)::int AS n FROM users WHERE NOT builtin'), [{ n: 3 }], 'the limited one created nothing')
 })
+
+t.test('an unknown email costs a password hash too, so its answer does not come back sooner', async (t) => {
+  const { app } = await buildTestApp(t, { env: REQUIRED })
+  await signUp(t, app, 'ada@example.com')
+  const timed = async (email: string) => {
+    const started = process.hrtime.bigint()
+    const response = await app.inject({ method: 'POST', url: '/tokens', payload: { email, password: 'wrong horse battery' } })
+    t.equal(response.statusCode, 401)
+    return Number(process.hrtime.bigint() - started) / 1e6
+  }
+  // scrypt at these parameters takes tens of milliseconds at the very least; an answer
+  // that skipped it would take about one.
+  const unknown = await timed('nobody@example.com')
+  const wrong = await timed('ada@example.com')
+  t.ok(unknown > 20, `unknown email: ${unknown.toFixed(1)} ms, a hash was computed`)
+  t.ok(wrong > 20, `wrong password: ${wrong.toFixed(1)} ms`)
+})
