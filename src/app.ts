@@ -14,6 +14,7 @@ import docsPlugin from './plugins/docs.js'
 import errorsPlugin from './plugins/errors.js'
 import lifecyclePlugin from './plugins/lifecycle.js'
 import securityPlugin from './plugins/security.js'
+import wirePlugin, { clientErrorHandler, frameworkErrors } from './plugins/wire.js'
 import accountRoutes from './routes/accounts.js'
 import healthRoutes from './routes/health.js'
 import { RESOURCES } from './routes/resources.js'
@@ -57,14 +58,23 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // its validator rebuilt from the builder, and would otherwise fall back to coercing
     // JSON bodies.
     schemaController: { compilersFactory: { buildValidator: (() => httpValidatorCompiler) as never } },
-    // Time limits on the client side of the socket, so slow clients cannot hold it open.
-    requestTimeout: 30_000,
-    connectionTimeout: 60_000
+    // Time limits on the client side of the socket, so slow clients cannot hold it open:
+    // the whole request within REQUEST_TIMEOUT_MS, and no socket silent for longer than a
+    // minute. Node enforces requestTimeout only when headersTimeout is no longer (its
+    // default is 60 s: a trickled body ran for minutes), and checks every
+    // connectionsCheckingInterval (default 30 s; here every second).
+    requestTimeout: config.REQUEST_TIMEOUT_MS,
+    connectionTimeout: 60_000,
+    http: { headersTimeout: config.REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000, requireHostHeader: false },
+    // Every error answer is problem+json, also those written before a route is found.
+    clientErrorHandler,
+    frameworkErrors
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   registerBodyParsers(app)
   await app.register(fastifyEnv, { schema: ConfigSchema, data: config, env: false, dotenv: false })
   await app.register(errorsPlugin)
+  await app.register(wirePlugin)
   await app.register(accessLogPlugin)
   await app.register(lifecyclePlugin)
   await app.register(securityPlugin)

@@ -17,6 +17,7 @@ export const ConfigSchema = Type.Object({
   PUBLIC_BASE_URL: Type.Optional(Type.String({ minLength: 1 })),
   TRUST_PROXY: Type.Boolean({ default: false }),
   CORS_ORIGINS: Type.Optional(Type.String()),
+  REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
 
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
   POSTGRES_HOST: Type.Optional(Type.String({ minLength: 1 })),

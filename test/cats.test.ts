@@ -47,7 +47,9 @@ t.test('GET, 304, PATCH (a new price), If-Match 412, DELETE', async (t) => {
   t.equal((await api.get(`/cats/${cat.id}`)).statusCode, 404)
   t.match((await api.patch(`/cats/${cat.id}`, { price: 1 })).json(), { status: 404, detail: `cat ${cat.id} does not exist` })
   t.equal((await api.delete(`/cats/${cat.id}`)).statusCode, 404)
-  t.equal((await api.delete('/cats')).statusCode, 404, 'there is no delete-everything for cats')
+  const deleteAll = await api.delete('/cats')
+  t.equal(deleteAll.statusCode, 405, 'there is no delete-everything for cats: the path exists, the method does not')
+  t.equal(deleteAll.headers.allow, 'GET, HEAD, POST')
 })
 
 t.test('filters: breed (exact, any case), min_price, max_price, q', async (t) => {

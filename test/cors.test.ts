@@ -57,5 +57,5 @@ t.test('no CORS at all when disabled (the production default)', async (t) => {
   t.equal(response.statusCode, 200)
   t.equal(response.headers['access-control-allow-origin'], undefined)
   const options = await app.inject(preflight('/todos', 'https://www.todobackend.com', 'POST', 'content-type'))
-  expectProblem(t, options, 404)
+  expectProblem(t, options, 405, { code: 'METHOD_NOT_ALLOWED' })
 })

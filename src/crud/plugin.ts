@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fas
 import { notFound, preconditionFailed, problemResponses, unauthenticated } from '../lib/problem.js'
 import { IdParams, StringEnum, capitalise } from '../lib/schema.js'
 import { baseUrl, withQueryParameter } from '../lib/urls.js'
+import { trimText } from '../lib/validation.js'
 import { etagFor, ifNoneMatchHits, parseIfMatch } from './conditional.js'
 import type { AnyResource } from './definition.js'
 import { createRepository, type WriteResult } from './repository.js'
@@ -73,7 +74,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
     if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
       for (const field of trim) {
         const value = (body as Record<string, unknown>)[field]
-        if (typeof value === 'string') (body as Record<string, unknown>)[field] = value.trim()
+        if (typeof value === 'string') (body as Record<string, unknown>)[field] = trimText(value)
       }
     }
     done()

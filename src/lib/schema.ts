@@ -41,9 +41,15 @@ const FOUR_DIGIT_YEAR = '^[1-9]\\d{3}-'
  */
 export const DateTimeInput = (options: SchemaOptions = {}) => DateTime({ pattern: FOUR_DIGIT_YEAR, ...options })
 
+/**
+ * Text with something besides whitespace, where whitespace is every Unicode White_Space
+ * character (JavaScript's `\\S` lets U+0085 NEXT LINE through as if it were text).
+ */
+export const NOT_BLANK = '\\P{White_Space}'
+
 /** Messages for the patterns above, so a 400 says what is wrong in words. */
 export const PATTERN_MESSAGES: Record<string, string> = {
-  '\\S': 'must not be blank',
+  [NOT_BLANK]: 'must not be blank',
   [FOUR_DIGIT_YEAR]: 'must have a year from 1000 to 9999'
 }
 

@@ -1,6 +1,7 @@
-import Ajv, { type Options } from 'ajv'
+import Ajv, { type ErrorObject, type Options, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { FastifyInstance, FastifySchemaCompiler } from 'fastify'
+import { badRequest } from './problem.js'
 
 const shared: Options = { useDefaults: true, removeAdditional: false, allErrors: true, strict: false }
 
@@ -13,8 +14,88 @@ const shared: Options = { useDefaults: true, removeAdditional: false, allErrors:
 const bodyAjv = addFormats.default(new Ajv.default({ ...shared, coerceTypes: false }))
 const textAjv = addFormats.default(new Ajv.default({ ...shared, coerceTypes: 'array' }))
 
-export const httpValidatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) =>
-  (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object)
+/** The instants the API stores and returns (timestamptz(3), written as four-digit years). */
+export const FIRST_INSTANT = Date.UTC(1000, 0, 1)
+export const LAST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/
+
+/**
+ * `date-time` as the API can keep it: RFC 3339 with a zone, a real calendar date, no leap
+ * second (PostgreSQL would move 23:59:60 to the next minute, possibly the next year), an
+ * offset PostgreSQL accepts (up to ±15:59), and an instant, once rounded to the
+ * millisecond as it is stored, from 1000-01-01 to 9999-12-31 UTC, so that every date the
+ * API returns is one it accepts back.
+ */
+export function isStorableDateTime(text: string): boolean {
+  const match = RFC3339.exec(text)
+  if (!match) return false
+  const [, year, month, day, hour, minute, second, fraction = '', , sign, offsetHour = '0', offsetMinute = '0'] = match
+  const [y, mo, d, h, mi, s] = [year, month, day, hour, minute, second].map(Number) as [number, number, number, number, number, number]
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59 || Number(offsetHour) > 15 || Number(offsetMinute) > 59) return false
+  if (d > new Date(Date.UTC(y, mo, 0)).getUTCDate()) return false
+  const offset = sign === undefined ? 0 : (sign === '-' ? -1 : 1) * (Number(offsetHour) * 60 + Number(offsetMinute))
+  const millis = fraction ? Math.round(Number(`0${fraction}`) * 1000) : 0
+  const instant = Date.UTC(y, mo - 1, d, h, mi, s, millis) - offset * 60_000
+  return instant >= FIRST_INSTANT && instant <= LAST_INSTANT
+}
+for (const ajv of [bodyAjv, textAjv]) ajv.addFormat('date-time', { type: 'string', validate: isStorableDateTime })
+
+/** Property names of a part's schema whose values are integers (path ids, `limit`, prices). */
+function integerProperties(schema: unknown): string[] {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {}
+  return Object.entries(properties)
+    .filter(([, property]) => [property.type].flat().includes('integer'))
+    .map(([name]) => name)
+}
+
+const DECIMAL = /^-?\d+$/
+
+/**
+ * Path and query integers are decimal digits: ajv's coercion alone reads `0x10` as 16,
+ * `1e3` as 1000 and `1.0` as 1, so each such value is checked as text before it is coerced.
+ */
+function withDecimalIntegers(validate: ValidateFunction, names: string[]) {
+  if (names.length === 0) return validate
+  const checked = (data: Record<string, unknown> | null | undefined) => {
+    for (const name of names) {
+      const values = [data?.[name]].flat()
+      if (values.some((value) => typeof value === 'string' && !DECIMAL.test(value))) {
+        const issue: ErrorObject = { instancePath: `/${name}`, schemaPath: '', keyword: 'type', params: { type: 'integer' }, message: 'must be an integer written in decimal digits' }
+        checked.errors = [issue]
+        return false
+      }
+    }
+    const valid = validate(data)
+    checked.errors = validate.errors
+    return valid
+  }
+  checked.errors = null as ErrorObject[] | null | undefined
+  return checked
+}
+
+export const httpValidatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
+  if (httpPart === 'body') return bodyAjv.compile(schema as object)
+  const validate = textAjv.compile(schema as object)
+  return httpPart === 'params' || httpPart === 'querystring' ? withDecimalIntegers(validate, integerProperties(schema)) : validate
+}
+
+/**
+ * Text that cannot be stored as it was sent: a lone UTF-16 surrogate (which would become
+ * U+FFFD) or NUL (which PostgreSQL's text refuses). Found anywhere in a body, it is a 400
+ * naming the field, before any schema or SQL sees it.
+ */
+const LONE_SURROGATE_OR_NUL = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|\u0000/
+function findBadText(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return LONE_SURROGATE_OR_NUL.test(value) ? path : undefined
+  if (value === null || typeof value !== 'object') return undefined
+  for (const [key, inner] of Object.entries(value)) {
+    const field = path ? `${path}.${key}` : key
+    if (LONE_SURROGATE_OR_NUL.test(key)) return field
+    const found = findBadText(inner, field)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
 
 /**
  * Bodies are JSON or JSON Merge Patch (RFC 7396); anything else, text/plain included
@@ -29,6 +110,17 @@ export function registerBodyParsers(app: FastifyInstance) {
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'string' }, (request, body, done) => {
     if (body === '') return done(null, undefined)
-    parseJson(request, body as string, done)
+    parseJson(request, body as string, (error, parsed) => {
+      if (error) return done(error, undefined)
+      const bad = findBadText(parsed, '')
+      if (bad !== undefined) {
+        const message = 'must be valid Unicode text without NUL characters (no lone surrogates)'
+        return done(badRequest('VALIDATION_FAILED', `body${bad ? `.${bad}` : ''} ${message}`, [{ in: 'body', field: bad, message }]), undefined)
+      }
+      done(null, parsed)
+    })
   })
 }
+
+/** Every Unicode White_Space character counts as whitespace (U+0085 NEXT LINE too, which JavaScript's \\s and trim() miss). */
+export const trimText = (text: string) => text.replace(/^\p{White_Space}+|\p{White_Space}+$/gu, '')

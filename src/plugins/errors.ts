@@ -25,10 +25,7 @@ async function errorsPlugin(app: FastifyInstance) {
     }
     return sendProblem(request, reply, problem)
   })
-
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, new HttpProblem(404, 'ROUTE_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`))
-  )
+  // Unknown routes (404, or 405 for another method): plugins/wire.ts.
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: HttpProblem) {
@@ -85,6 +82,9 @@ function describeValidationIssue(part: string, issue: NonNullable<FastifyError['
   }
   const patternMessage = issue.keyword === 'pattern' ? PATTERN_MESSAGES[String(params.pattern)] : undefined
   if (patternMessage) return { in: part, field: path, message: patternMessage }
+  if (issue.keyword === 'format' && params.format === 'date-time') {
+    return { in: part, field: path, message: 'must be an RFC 3339 date-time with a time zone, from 1000-01-01 to 9999-12-31 UTC, seconds 00–59' }
+  }
   if (issue.keyword === 'enum') return { in: part, field: path, message: `must be one of: ${(params.allowedValues as unknown[]).join(', ')}` }
   return { in: part, field: path, message: issue.message ?? 'is invalid' }
 }
@@ -98,9 +98,11 @@ const joinField = (path: string, name: string) => (path ? `${path}.${name}` : na
  */
 function databaseProblem(error: pg.DatabaseError): HttpProblem {
   const code = error.code ?? ''
-  if (code === '23505' || code === '23503') return new HttpProblem(409, 'CONFLICT', error.message)
+  // PostgreSQL's own message names tables, values and constraints: it goes to the log
+  // (at info, with the 4xx), never to the client.
+  if (code === '23505' || code === '23503') return new HttpProblem(409, 'CONFLICT', 'the request conflicts with data that exists', { cause: error })
   if (code.startsWith('22') || code === '23502' || code === '23514') {
-    return new HttpProblem(400, 'INVALID_VALUE', `the database rejected a value: ${error.message}`)
+    return new HttpProblem(400, 'INVALID_VALUE', 'a value in the request cannot be stored; check the documented limits of each field', { cause: error })
   }
   if (code === '40001' || code === '40P01') {
     return new HttpProblem(503, 'RETRY', 'the request collided with another one; try again', { retryAfterSeconds: 1 })

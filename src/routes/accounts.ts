@@ -4,11 +4,12 @@ import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, hashPassword, verifyPassword } from '../auth/passwords.js'
 import { signupOpen } from '../config.js'
 import { HttpProblem, notFound, problemResponses, unauthenticated } from '../lib/problem.js'
-import { DateTime, DateTimeInput, IdParams } from '../lib/schema.js'
+import { DateTime, DateTimeInput, IdParams, NOT_BLANK } from '../lib/schema.js'
 import { baseUrl } from '../lib/urls.js'
+import { trimText } from '../lib/validation.js'
 
 const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254, description: 'Unique whatever its case' })
-const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '\\S' })
+const Name = Type.String({ minLength: 1, maxLength: 200, pattern: NOT_BLANK })
 const Password = Type.String({
   minLength: PASSWORD_MIN_LENGTH,
   maxLength: PASSWORD_MAX_LENGTH,
@@ -98,7 +99,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       if (!signupOpen(app.config)) throw new HttpProblem(403, 'SIGNUP_CLOSED', 'sign-up is closed on this service; an operator creates accounts (`make user`)')
       const { email, name, password } = request.body
-      const user = await accounts.createUser({ email, name: name.trim(), passwordHash: await hashPassword(password) }).catch((error: unknown) => {
+      const user = await accounts.createUser({ email, name: trimText(name), passwordHash: await hashPassword(password) }).catch((error: unknown) => {
         throw emailTaken(error)
       })
       reply.code(201).header('Location', `${baseUrl(request, app.config.PUBLIC_BASE_URL)}/users/me`)
@@ -121,7 +122,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
           {
             email: Email,
             password: Type.String({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH }),
-            name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '\\S', description: 'What the token is for' })),
+            name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: NOT_BLANK, description: 'What the token is for' })),
             expires_at: Type.Optional(DateTimeInput({ description: 'When the token stops working; never by default' }))
           },
           { additionalProperties: false }
@@ -140,7 +141,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // Hashed either way: an unknown email takes as long as a wrong password.
       const valid = await verifyPassword(password, user?.password_hash)
       if (user === undefined || !valid) throw unauthenticated(true)
-      const token = await accounts.createToken(user.id, name.trim(), expiresAt ?? null)
+      const token = await accounts.createToken(user.id, trimText(name), expiresAt ?? null)
       reply.code(201).header('Cache-Control', 'no-store')
       return token
     }
@@ -231,7 +232,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
           }
         }
         const changes = {
-          ...(name !== undefined ? { name: name.trim() } : {}),
+          ...(name !== undefined ? { name: trimText(name) } : {}),
           ...(email !== undefined ? { email } : {}),
           ...(password !== undefined ? { passwordHash: await hashPassword(password) } : {})
         }

@@ -47,3 +47,51 @@ export async function walk<T>(app: FastifyInstance, first: string, between: () =
   }
   return { rows, pages }
 }
+
+export interface RawResponse {
+  status: number
+  headers: Record<string, string>
+  body: string
+  /** Milliseconds from connecting to the end of the answer. */
+  ms: number
+}
+
+/**
+ * Sends bytes as they are (malformed requests included) to `port` on 127.0.0.1 and reads
+ * until the server closes the connection or `timeoutMs` passes. `chunks` after the first
+ * are written `gapMs` apart (a slow client).
+ */
+export async function rawRequest(port: number, chunks: Array<string | Buffer>, { gapMs = 0, timeoutMs = 10_000 } = {}): Promise<RawResponse> {
+  const { connect } = await import('node:net')
+  const started = Date.now()
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    const received: Buffer[] = []
+    let timer: NodeJS.Timeout | undefined
+    const finish = () => {
+      clearTimeout(timer)
+      clearTimeout(limit)
+      const text = Buffer.concat(received).toString('utf8')
+      const [head = '', ...rest] = text.split('\r\n\r\n')
+      const [statusLine = '', ...lines] = head.split('\r\n')
+      const headers: Record<string, string> = {}
+      for (const line of lines) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim()
+      resolve({ status: Number(statusLine.split(' ')[1] ?? 0), headers, body: rest.join('\r\n\r\n'), ms: Date.now() - started })
+    }
+    const limit = setTimeout(() => socket.destroy(), timeoutMs)
+    socket.on('data', (chunk) => received.push(chunk))
+    socket.on('close', finish)
+    socket.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' || error.code === 'EPIPE' ? undefined : reject(error)))
+    socket.on('connect', () => {
+      const [first, ...later] = chunks
+      if (first !== undefined) socket.write(first)
+      const next = () => {
+        const chunk = later.shift()
+        if (chunk === undefined || socket.destroyed) return
+        socket.write(chunk)
+        timer = setTimeout(next, gapMs)
+      }
+      timer = setTimeout(next, gapMs)
+    })
+  })
+}

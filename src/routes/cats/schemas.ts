@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox'
-import { DateTime, Nullable } from '../../lib/schema.js'
+import { DateTime, Nullable, NOT_BLANK } from '../../lib/schema.js'
 
-const Name = Type.String({ maxLength: 200, pattern: '\\S', description: '1 to 200 characters, not blank; trimmed' })
-const Breed = Type.String({ maxLength: 100, pattern: '\\S', description: 'e.g. bengal; matched case-insensitively by the breed filter' })
+const Name = Type.String({ maxLength: 200, pattern: NOT_BLANK, description: '1 to 200 characters, not blank; trimmed' })
+const Breed = Type.String({ maxLength: 100, pattern: NOT_BLANK, description: 'e.g. bengal; matched case-insensitively by the breed filter' })
 const Price = Type.Integer({ minimum: 0, maximum: 2147483647, description: 'In cents: 5000 is 50.00' })
 
 export const CatSchema = Type.Object(

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox'
-import { DateTime, DateTimeInput, Int32, Nullable } from '../../lib/schema.js'
+import { DateTime, DateTimeInput, Int32, Nullable, NOT_BLANK } from '../../lib/schema.js'
 
 const Title = Type.String({
   maxLength: 500,
-  pattern: '\\S',
+  pattern: NOT_BLANK,
   description: '1 to 500 characters, not blank; surrounding whitespace is trimmed'
 })
 const Description = Type.String({ maxLength: 10_000 })
