@@ -12,6 +12,7 @@ import corsPlugin from './plugins/cors.js'
 import dbPlugin from './plugins/db.js'
 import docsPlugin from './plugins/docs.js'
 import errorsPlugin from './plugins/errors.js'
+import idempotencyPlugin from './plugins/idempotency.js'
 import lifecyclePlugin from './plugins/lifecycle.js'
 import securityPlugin from './plugins/security.js'
 import wirePlugin, { clientErrorHandler, frameworkErrors } from './plugins/wire.js'
@@ -81,6 +82,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(corsPlugin)
   await app.register(dbPlugin, { connectionString: options.connectionString })
   await app.register(authPlugin)
+  await app.register(idempotencyPlugin)
   await app.register(docsPlugin, { version: packageJson.version, resources: RESOURCES })
 
   await app.register(rootRoutes, { info: { name: packageJson.name, version: packageJson.version, description: packageJson.description }, resources: RESOURCES })

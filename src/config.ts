@@ -34,6 +34,7 @@ export const ConfigSchema = Type.Object({
   AUTH_MODE: StringEnum(['required', 'local'], { default: 'required' }),
   SIGNUP: Type.Optional(StringEnum(['open', 'closed'])),
   AUTH_RATE_LIMIT: Type.Integer({ minimum: 1, maximum: 100_000, default: 10 }),
+  IDEMPOTENCY_KEY_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 30, default: 24 }),
 
   MIGRATE_ON_START: Type.Boolean({ default: true }),
   SEED_ON_START: StringEnum(['false', 'true', 'if-empty'], { default: 'false' }),

@@ -58,7 +58,7 @@ export function createAccountStore(db: Database) {
     },
 
     async createUser(input: { email: string; name: string; passwordHash: string | null }): Promise<UserRow> {
-      const { rows } = await db.query<UserRow>(`INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING ${USER_COLUMNS}`, [
+      const { rows } = await db.write<UserRow>(`INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING ${USER_COLUMNS}`, [
         input.email,
         input.name,
         input.passwordHash
@@ -81,7 +81,7 @@ export function createAccountStore(db: Database) {
      * theirs but `keepTokenId` (the one the change was made with), atomically.
      */
     async updateUser(id: number, changes: { name?: string; email?: string; passwordHash?: string }, keepTokenId: number | null): Promise<UserRow | undefined> {
-      const { rows } = await db.query<UserRow>(
+      const { rows } = await db.write<UserRow>(
         `WITH changed AS (
            UPDATE users SET name = coalesce($2, name), email = coalesce($3, email), password_hash = coalesce($4, password_hash)
            WHERE id = $1 RETURNING ${USER_COLUMNS}
@@ -97,13 +97,13 @@ export function createAccountStore(db: Database) {
 
     /** Deletes a user and, through the foreign keys, every row and token of theirs. Never the built-in user. */
     async deleteUser(id: number): Promise<boolean> {
-      const { rowCount } = await db.query('DELETE FROM users WHERE id = $1 AND NOT builtin', [id])
+      const { rowCount } = await db.write('DELETE FROM users WHERE id = $1 AND NOT builtin', [id])
       return (rowCount ?? 0) > 0
     },
 
     async createToken(userId: number, name: string, expiresAt: string | null): Promise<TokenRow & { token: string }> {
       const token = newToken()
-      const { rows } = await db.query<TokenRow>(
+      const { rows } = await db.write<TokenRow>(
         `INSERT INTO api_tokens (user_id, name, token_hash, prefix, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING ${TOKEN_COLUMNS}`,
         [userId, name, token.hash, token.display, expiresAt]
       )
@@ -117,7 +117,7 @@ export function createAccountStore(db: Database) {
     },
 
     async revokeToken(userId: number, tokenId: number): Promise<boolean> {
-      const { rowCount } = await db.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL', [tokenId, userId])
+      const { rowCount } = await db.write('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL', [tokenId, userId])
       return (rowCount ?? 0) > 0
     }
   }

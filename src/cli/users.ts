@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { createAccountStore } from '../auth/store.js'
-import { withClient } from '../db/client.js'
+import { clientDatabase, withClient } from '../db/client.js'
 import { runTool } from './run-tool.js'
 
 /**
@@ -31,7 +31,7 @@ if (positionals.join(' ') !== 'create' || !email || !name) {
 
 await runTool('users', async ({ connectionString, say }) => {
   await withClient(connectionString, async (client) => {
-    const accounts = createAccountStore({ query: (text, params) => client.query(text, params) })
+    const accounts = createAccountStore(clientDatabase(client))
     await client.query('BEGIN')
     try {
       const user = await accounts.createUser({ email, name, passwordHash: null }).catch((error: { constraint?: string }) => {

@@ -1,15 +1,21 @@
 import { operationSecurity } from '../plugins/auth.js'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
-import { notFound, preconditionFailed, problemResponses, unauthenticated } from '../lib/problem.js'
+import { HttpProblem, notFound, preconditionFailed, problemResponses, unauthenticated } from '../lib/problem.js'
 import { IdParams, StringEnum, capitalise } from '../lib/schema.js'
 import { baseUrl, withQueryParameter } from '../lib/urls.js'
 import { trimText } from '../lib/validation.js'
 import { etagFor, ifNoneMatchHits, parseIfMatch } from './conditional.js'
+import { IDEMPOTENCY_HEADER, fingerprint, parseKey } from './idempotency.js'
 import type { AnyResource } from './definition.js'
 import { createRepository, type WriteResult } from './repository.js'
 
 const MAX_PAGE = 1000
+
+const keyInUse = () =>
+  new HttpProblem(409, 'IDEMPOTENCY_KEY_IN_USE', 'a request with this Idempotency-Key is still being processed; retry shortly for its outcome', {
+    retryAfterSeconds: 1
+  })
 
 /**
  * Sends JSON text written by PostgreSQL (every item and page: crud/repository.ts) in the
@@ -112,16 +118,50 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
         tags,
         operationId: `create${Singular}`,
         summary: `Create a ${singular}`,
-        description: 'Answers 201 with the new item, its `Location` and `ETag`.',
+        description:
+          'Answers 201 with the new item, its `Location` and `ETag`. With an `Idempotency-Key`, a retry with the same key and ' +
+          'body gets the first answer again (`Idempotent-Replayed: true`) instead of a second item; the same key with another ' +
+          'body is 422, and while the first request still runs, 409.',
+        headers: Type.Object({
+          'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 257, description: 'Any unique value (a UUID), kept for IDEMPOTENCY_KEY_TTL_HOURS' }))
+        }),
         body: schemas.create,
         security,
-        response: { 201: Item, ...problemResponses(400, 401, 409, 415) }
+        response: { 201: Item, ...problemResponses(400, 401, 409, 415, 422) }
       }
     },
     async (request, reply) => {
       const base = itemsUrl(request)
-      const item = await repository.create(request.owner, request.body, base)
-      if (item === undefined) throw unauthenticated(true) // only a token that is not valid has no owner
+      const key = parseKey(request.headers[IDEMPOTENCY_HEADER])
+      if (key === undefined) {
+        const item = await repository.create(request.owner, request.body, base)
+        if (item === undefined) throw unauthenticated(true) // only a token that is not valid has no owner
+        reply.code(201).header('Location', `${base}${item.id}`).header('ETag', etagFor(item.version))
+        return sendJsonText(reply, item.json)
+      }
+      const claim = await app.idempotency.claim(request.owner, key, fingerprint('POST', path, request.body))
+      if (claim.outcome === 'no-owner') {
+        await app.auth.assertAuthenticated(request)
+        throw keyInUse()
+      }
+      if (claim.outcome === 'replay') {
+        reply.code(claim.status as 201).headers(claim.headers).header('Idempotent-Replayed', 'true')
+        return sendJsonText(reply, claim.body)
+      }
+      let item
+      try {
+        item = await repository.create(request.owner, request.body, base, claim)
+      } catch (error) {
+        // Nothing was written: the key is free for a retry. Unless nobody knows (504):
+        // then it stays taken, and a retry learns the outcome from it.
+        if ((error as { code?: string }).code !== 'OUTCOME_UNKNOWN') await app.idempotency.release(request.owner, claim).catch(() => {})
+        throw error
+      }
+      if (item === undefined) {
+        // The claim was taken over meanwhile (this request had been given up on).
+        await app.auth.assertAuthenticated(request)
+        throw keyInUse()
+      }
       reply.code(201).header('Location', `${base}${item.id}`).header('ETag', etagFor(item.version))
       return sendJsonText(reply, item.json)
     }

@@ -56,7 +56,11 @@ export interface Repository {
   list(owner: Owner, filters: Filters, options: ListOptions): Promise<Page>
   count(owner: Owner, filters: Filters): Promise<number>
   get(owner: Owner, id: number, urlBase: string): Promise<Item | undefined>
-  create(owner: Owner, input: Record<string, unknown>, urlBase: string): Promise<Item | undefined>
+  /**
+   * With `idempotency` (a claimed Idempotency-Key), the row is written only while that
+   * claim holds, and the answer is recorded with the key in the same statement.
+   */
+  create(owner: Owner, input: Record<string, unknown>, urlBase: string, idempotency?: { key: string; claim: string }): Promise<Item | undefined>
   update(owner: Owner, id: number, changes: Record<string, unknown>, precondition: Precondition | undefined, urlBase: string): Promise<WriteResult<Item>>
   remove(owner: Owner, id: number, precondition?: Precondition): Promise<WriteResult<undefined>>
   removeAll(owner: Owner): Promise<number>
@@ -177,15 +181,30 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
    * an owner that is not valid inserts nothing.
    */
   const inserts = new Map<string, string>()
-  const insertStatement = (columns: string[], owner: Owner) => {
-    const key = `${kind(owner)}:${columns.join(',')}`
+  const insertStatement = (columns: string[], owner: Owner, keyed: boolean) => {
+    const key = `${kind(owner)}:${keyed}:${columns.join(',')}`
     let sql = inserts.get(key)
     if (sql === undefined) {
-      const ownerSql = ownerIdSql(owner, new QueryParts().skip(columns.length))
-      const returning = `RETURNING ${itemJson(`$${columns.length + 2}`)} AS json, id, version`
+      // $1..$n the columns, then the owner, the item URLs' start (JSON), and with a key:
+      // the key, the claim and the item URLs' start (for Location).
+      const n = columns.length
+      const ownerSql = ownerIdSql(owner, new QueryParts().skip(n))
+      const returning = `RETURNING ${itemJson(`$${n + 2}`)} AS json, id, version`
       const names = [...columns.map(ident), 'owner_id'].join(', ')
       const values = [...columns.map((_, index) => `$${index + 1}`), 'o.id'].join(', ')
-      sql = `INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM (SELECT ${ownerSql} AS id) o WHERE o.id IS NOT NULL ${returning}`
+      sql = keyed
+        ? `WITH o AS (
+             SELECT i.owner_id AS id FROM idempotency_keys i
+             WHERE i.owner_id = ${ownerSql} AND i.key = $${n + 3} AND i.claim = $${n + 4}::uuid AND i.status IS NULL FOR UPDATE
+           ), created AS (
+             INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM o ${returning}
+           ), answered AS (
+             UPDATE idempotency_keys i SET status = 201, body = created.json, locked_at = NULL,
+               headers = jsonb_build_object('location', $${n + 5}::text || created.id, 'etag', '"' || created.version || '"')
+             FROM created, o WHERE i.owner_id = o.id AND i.key = $${n + 3} AND i.claim = $${n + 4}::uuid
+           )
+           SELECT json, id, version FROM created`
+        : `INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM (SELECT ${ownerSql} AS id) o WHERE o.id IS NOT NULL ${returning}`
       inserts.set(key, sql)
     }
     return sql
@@ -231,10 +250,11 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
       return rows[0]
     },
 
-    async create(owner, input, urlBase) {
+    async create(owner, input, urlBase, idempotency) {
       const entries = writableEntries(input)
       const values = [...entries.map(([, value]) => value), ownerValue(owner), jsonUrlBase(urlBase)]
-      const { rows } = await db.query<Item>(insertStatement(entries.map(([key]) => key), owner), values)
+      if (idempotency !== undefined) values.push(idempotency.key, idempotency.claim, urlBase)
+      const { rows } = await db.write<Item>(insertStatement(entries.map(([key]) => key), owner, idempotency !== undefined), values)
       return rows[0]
     },
 
@@ -253,7 +273,7 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
         return rows[0] ? { status: 'ok', row: rows[0] } : missingOrStale(owner, id)
       }
       const assignments = entries.map(([key, value]) => `${ident(key)} = ${parts.param(value)}`).join(', ')
-      const { rows } = await db.query<Item>(`UPDATE ${table} AS t SET ${assignments} ${parts.whereClause()} RETURNING ${returning}`, parts.values)
+      const { rows } = await db.write<Item>(`UPDATE ${table} AS t SET ${assignments} ${parts.whereClause()} RETURNING ${returning}`, parts.values)
       return rows[0] ? { status: 'ok', row: rows[0] } : missingOrStale(owner, id)
     },
 
@@ -262,13 +282,13 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
       parts.where(`id = ${parts.param(id)}`)
       ownerParts(owner, parts)
       versionCondition(precondition, parts)
-      const { rowCount } = await db.query(`DELETE FROM ${table} ${parts.whereClause()}`, parts.values)
+      const { rowCount } = await db.write(`DELETE FROM ${table} ${parts.whereClause()}`, parts.values)
       return rowCount ? { status: 'ok', row: undefined } : missingOrStale(owner, id)
     },
 
     async removeAll(owner) {
       const parts = ownerParts(owner)
-      const { rowCount } = await db.query(`DELETE FROM ${table} ${parts.whereClause()}`, parts.values)
+      const { rowCount } = await db.write(`DELETE FROM ${table} ${parts.whereClause()}`, parts.values)
       return rowCount ?? 0
     }
   }

@@ -1,9 +1,20 @@
 import pg from 'pg'
 
-/** What repositories query through: the request pool, with failures to reach the server as 503s (plugins/db.ts). */
+/**
+ * What repositories query through: the request pool (plugins/db.ts). A failure to reach
+ * the server is a 503 the client may retry, except for a `write` that was sent and not
+ * answered: it may have been applied, so that is `OUTCOME_UNKNOWN` (504), never "retry".
+ */
 export interface Database {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>
+  write<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>
 }
+
+/** A Database on one client (command-line tools), where a failure is just an error. */
+export const clientDatabase = (client: pg.ClientBase): Database => ({
+  query: (text, values) => client.query(text, values),
+  write: (text, values) => client.query(text, values)
+})
 
 /**
  * Runs `use` on a connection of its own, closed afterwards whatever happens: for the

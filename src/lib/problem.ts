@@ -89,6 +89,20 @@ export const badRequest = (code: string, detail: string, errors?: FieldError[]) 
 export const databaseUnavailable = (detail = 'the database is not available; try again shortly', cause?: unknown) =>
   new HttpProblem(503, 'DATABASE_UNAVAILABLE', detail, { retryAfterSeconds: 5, cause })
 
+/**
+ * A write was sent and no answer came (the database hung or the connection dropped): it
+ * may or may not have been applied, and the connection is dropped so it cannot be
+ * applied later on our side. Not a 503: retrying blindly could write twice.
+ */
+export const outcomeUnknown = (cause: unknown) =>
+  new HttpProblem(
+    504,
+    'OUTCOME_UNKNOWN',
+    'the database did not confirm the write in time: it may or may not have been applied. Check before repeating it, ' +
+      'or repeat it with the same Idempotency-Key, which applies it at most once and answers with its outcome.',
+    { cause }
+  )
+
 /** Response schemas for the error statuses a route can answer with, plus 500 and 503. */
 export function problemResponses(...statuses: number[]) {
   const responses: Record<number, typeof ProblemSchema> = {}

@@ -24,8 +24,8 @@ async function corsPlugin(app: FastifyInstance) {
   await app.register(fastifyCors, {
     origin: origins === true ? '*' : origins,
     methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
-    allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'If-None-Match'],
-    exposedHeaders: ['ETag', 'Location', 'Link', 'X-Total-Count', 'Retry-After', 'WWW-Authenticate'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'If-Match', 'If-None-Match'],
+    exposedHeaders: ['ETag', 'Location', 'Link', 'X-Total-Count', 'Retry-After', 'WWW-Authenticate', 'Idempotent-Replayed'],
     maxAge: 600,
     strictPreflight: false
   })

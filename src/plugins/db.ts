@@ -1,9 +1,10 @@
 import fastifyPostgres from '@fastify/postgres'
+import type pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Database } from '../db/client.js'
 import { isoTimestampTypes } from '../db/timestamps.js'
-import { databaseUnavailable } from '../lib/problem.js'
+import { databaseUnavailable, outcomeUnknown } from '../lib/problem.js'
 import { errorLine } from '../logger.js'
 import { isConnectionFailure } from './errors.js'
 
@@ -32,8 +33,9 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     application_name: 'todos-api',
-    // Timestamps leave PostgreSQL in UTC and reach the app as ISO 8601 strings.
-    options: '-c TimeZone=UTC',
+    // Timestamps leave PostgreSQL in UTC and reach the app as ISO 8601 strings. A statement
+    // whose connection we dropped (a timeout) is stopped within a second, not run to the end.
+    options: '-c TimeZone=UTC -c client_connection_check_interval=1000',
     types: isoTimestampTypes
   })
 
@@ -43,16 +45,38 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
 
   const pool = app.pg.pool
   const nameFor = config.DATABASE_PREPARED_STATEMENTS ? statementNames() : () => undefined
-  app.decorate<Database>('db', {
-    async query(text, values) {
-      try {
-        const name = nameFor(text)
-        return await (name === undefined ? pool.query(text, values) : pool.query({ name, text, values }))
-      } catch (error) {
-        if (isConnectionFailure(error)) throw databaseUnavailable(undefined, error)
-        throw error
-      }
+
+  /**
+   * One statement on a pooled connection. Failing to get a connection is a 503 (nothing
+   * was sent). A connection that fails or times out once the statement was sent is
+   * destroyed, never reused (PostgreSQL then stops the statement as soon as it notices:
+   * client_connection_check_interval), and for a write the answer is OUTCOME_UNKNOWN.
+   */
+  const run = async (text: string, values: unknown[] | undefined, write: boolean) => {
+    let client: pg.PoolClient
+    try {
+      client = await pool.connect()
+    } catch (error) {
+      throw isConnectionFailure(error) ? databaseUnavailable(undefined, error) : error
     }
+    let broken: Error | undefined
+    const onError = (error: Error) => (broken = error) // while checked out, an error event must not go unheard
+    client.on('error', onError)
+    try {
+      const name = nameFor(text)
+      return await (name === undefined ? client.query(text, values) : client.query({ name, text, values }))
+    } catch (error) {
+      if (!isConnectionFailure(error)) throw error
+      broken = error as Error
+      throw write ? outcomeUnknown(error) : databaseUnavailable(undefined, error)
+    } finally {
+      client.off('error', onError)
+      client.release(broken)
+    }
+  }
+  app.decorate<Database>('db', {
+    query: (text, values) => run(text, values, false),
+    write: (text, values) => run(text, values, true)
   })
 }
 

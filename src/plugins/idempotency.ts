@@ -1,0 +1,40 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { createIdempotency, type Idempotency } from '../crud/idempotency.js'
+import { errorLine } from '../logger.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    idempotency: Idempotency
+  }
+}
+
+/** Expired keys are deleted this often, a batch at a time, by every instance. */
+const REAP_EVERY_MS = 10 * 60_000
+
+/**
+ * `app.idempotency` (crud/idempotency.ts) and the reaper of expired keys. A key whose
+ * request was given up on stays locked for longer than any statement can run (the
+ * statement timeout, plus the client's margin, plus the connect timeout), so that a late
+ * commit of it can never meet a second attempt.
+ */
+async function idempotencyPlugin(app: FastifyInstance) {
+  const { config } = app
+  const lockSeconds = Math.ceil((config.DATABASE_STATEMENT_TIMEOUT_MS + 1000 + config.DATABASE_CONNECT_TIMEOUT_MS) / 1000) + 1
+  const idempotency = createIdempotency(app.db, { ttlHours: config.IDEMPOTENCY_KEY_TTL_HOURS, lockSeconds })
+  app.decorate('idempotency', idempotency)
+
+  let timer: NodeJS.Timeout | undefined
+  const reap = () => {
+    idempotency
+      .reap()
+      .then((count) => count > 0 && app.log.info({ count }, 'expired idempotency keys deleted'))
+      .catch((error: unknown) => app.log.warn({ reason: errorLine(error) }, 'could not delete expired idempotency keys'))
+  }
+  app.addHook('onReady', async () => {
+    timer = setInterval(reap, REAP_EVERY_MS).unref()
+  })
+  app.addHook('onClose', async () => clearInterval(timer))
+}
+
+export default fp(idempotencyPlugin, { name: 'idempotency', fastify: '5.x', dependencies: ['db'] })
