@@ -37,6 +37,8 @@ export interface BuildAppOptions {
   loggerInstance?: FastifyBaseLogger
   /** Overrides the logger built from config (tests pass `false`). */
   logger?: FastifyServerOptions['logger']
+  /** Runs on the bare instance before any plugin: hooks it adds see every route (tests record answers). */
+  beforePlugins?: (app: FastifyInstance) => void
 }
 
 /**
@@ -72,6 +74,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     frameworkErrors
   }).withTypeProvider<TypeBoxTypeProvider>()
 
+  options.beforePlugins?.(app)
   registerBodyParsers(app)
   await app.register(fastifyEnv, { schema: ConfigSchema, data: config, env: false, dotenv: false })
   await app.register(errorsPlugin)

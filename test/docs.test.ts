@@ -28,6 +28,17 @@ t.test('/docs/json is an OpenAPI 3.1 document generated from the route schemas',
   const update = doc.paths['/todos/{id}'].patch
   t.ok(update.responses['412'])
   t.equal(update.requestBody.content['application/json'].schema.additionalProperties, false)
+  t.ok(update.requestBody.content['application/merge-patch+json'], 'JSON Merge Patch is a documented body type')
+  t.ok(update.parameters.some((parameter: { in: string; name: string }) => parameter.in === 'header' && parameter.name === 'if-match'), 'If-Match is documented')
+  t.same(Object.keys(update.responses['412'].content), ['application/problem+json'], 'errors are problem+json')
+  t.ok(update.responses['504'] && update.responses['413'] && update.responses['415'], 'what a write can also answer')
+  const create = doc.paths['/todos'].post
+  t.same(Object.keys(create.responses['201'].headers).sort(), ['ETag', 'Idempotent-Replayed', 'Location'])
+  t.ok(create.parameters.some((parameter: { name: string }) => parameter.name === 'idempotency-key'), 'Idempotency-Key is documented')
+  t.same(Object.keys(list.responses['200'].headers).sort(), ['Link', 'X-Total-Count'])
+  t.ok(doc.paths['/todos/{id}'].get.parameters.some((parameter: { name: string }) => parameter.name === 'if-none-match'))
+  t.ok(list.responses['503'].headers['Retry-After'])
+  t.ok(list.responses['401'].headers['WWW-Authenticate'])
 })
 
 t.test('the OpenAPI document declares the bearer scheme on every protected operation, and only there', async (t) => {

@@ -12,6 +12,7 @@ import type { Problem } from '../src/lib/problem.js'
 import { withClient } from '../src/db/client.js'
 import { destroyEmbeddedPostgres } from '../src/dev/embedded.js'
 import { readClusterState } from './setup/cluster.js'
+import { conformanceChecker, observe, type Observed } from './support/conformance.js'
 import { watchOutput } from './support/output.js'
 import { freePort } from './support/ports.js'
 
@@ -48,8 +49,28 @@ export async function buildTestApp(
   options: { connectionString?: string; env?: Record<string, string> } = {}
 ): Promise<{ app: FastifyInstance; db: string }> {
   const db = options.connectionString ?? (await freshDatabase(t))
-  const app = await buildApp({ config: testConfig({ DATABASE_URL: db, ...options.env }), connectionString: db, logger: false })
-  t.teardown(() => app.close())
+  // Every answer is recorded and checked against the app's own OpenAPI document at the end.
+  const observed: Observed[] = []
+  const app = await buildApp({
+    config: testConfig({ DATABASE_URL: db, ...options.env }),
+    connectionString: db,
+    logger: false,
+    beforePlugins: (instance) =>
+      instance.addHook('onSend', (request, reply, payload, done) => {
+        observed.push(observe(request, reply, payload))
+        done(null, payload)
+      })
+  })
+  t.teardown(async () => {
+    const recorded = observed.filter((answer) => !answer.route?.startsWith('/docs'))
+    if (recorded.length > 0) {
+      const check = conformanceChecker((await app.inject('/docs/json')).json())
+      const violations = [...new Set(recorded.flatMap(check))]
+      // A teardown cannot assert any more; what it throws fails the test all the same.
+      if (violations.length > 0) throw new Error(`answers that do not match the OpenAPI document:\n${violations.join('\n')}`)
+    }
+    await app.close()
+  })
   return { app, db }
 }
 

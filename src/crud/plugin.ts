@@ -1,7 +1,7 @@
 import { operationSecurity } from '../plugins/auth.js'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
-import { HttpProblem, notFound, preconditionFailed, problemResponses, unauthenticated } from '../lib/problem.js'
+import { HttpProblem, emptyResponse, jsonResponse, notFound, preconditionFailed, problemResponses, unauthenticated } from '../lib/problem.js'
 import { IdParams, StringEnum, capitalise } from '../lib/schema.js'
 import { baseUrl, withQueryParameter } from '../lib/urls.js'
 import { trimText } from '../lib/validation.js'
@@ -55,7 +55,9 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
   })
   app.addSchema(schemas.item)
   const Item = Type.Ref(schemas.item)
-  const NoContent = Type.Null({ description: 'No content' })
+  const IfMatch = Type.Object({
+    'if-match': Type.Optional(Type.String({ description: 'Apply only to this version: an ETag from an earlier answer, or `*`' }))
+  })
 
   /** What this resource's item URLs start with, for this request: `https://host/todos/`. */
   const itemsUrl = (request: FastifyRequest) => `${baseUrl(request, app.config.PUBLIC_BASE_URL)}${path}/`
@@ -96,7 +98,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
         description: 'A plain JSON array. When more rows match, `Link: <url>; rel="next"` points to the next page.',
         querystring: ListQuery,
         security,
-        response: { 200: Type.Array(Item, { description: `A page of ${plural}` }), ...problemResponses(400, 401) }
+        response: { 200: jsonResponse(Type.Array(Item), `A page of ${plural}`, ['Link', 'X-Total-Count']), ...problemResponses(401) }
       }
     },
     async (request, reply) => {
@@ -127,7 +129,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
         }),
         body: schemas.create,
         security,
-        response: { 201: Item, ...problemResponses(400, 401, 409, 415, 422) }
+        response: { 201: jsonResponse(Item, `The new ${singular}`, ['Location', 'ETag', 'Idempotent-Replayed']), ...problemResponses(401, 409, 413, 415, 422, 504) }
       }
     },
     async (request, reply) => {
@@ -176,8 +178,13 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
         summary: `Get a ${singular}`,
         description: 'Sends an `ETag`; with `If-None-Match` carrying it, answers 304 without a body.',
         params: IdParams,
+        headers: Type.Object({ 'if-none-match': Type.Optional(Type.String({ description: 'ETags you have: 304 if one is current' })) }),
         security,
-        response: { 200: Item, 304: Type.Null({ description: 'Not modified' }), ...problemResponses(400, 401, 404) }
+        response: {
+          200: jsonResponse(Item, `The ${singular}`, ['ETag', 'Cache-Control']),
+          304: emptyResponse('Not modified: your copy is current', ['ETag', 'Cache-Control']),
+          ...problemResponses(401, 404, 414)
+        }
       }
     },
     async (request, reply) => {
@@ -206,9 +213,11 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
           'Partial update (JSON Merge Patch: `null` clears an optional field). With `If-Match`, applies only if the ' +
           `${singular} is still at that version, else 412 and nothing changes.`,
         params: IdParams,
+        headers: IfMatch,
         body: schemas.patch,
+        consumes: ['application/json', 'application/merge-patch+json'],
         security,
-        response: { 200: Item, ...problemResponses(400, 401, 404, 409, 412, 415) }
+        response: { 200: jsonResponse(Item, `The ${singular} as changed`, ['ETag']), ...problemResponses(401, 404, 409, 412, 413, 414, 415, 504) }
       }
     },
     async (request, reply) => {
@@ -230,8 +239,9 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
         summary: `Delete a ${singular}`,
         description: 'Honours `If-Match` like PATCH.',
         params: IdParams,
+        headers: IfMatch,
         security,
-        response: { 204: NoContent, ...problemResponses(400, 401, 404, 412) }
+        response: { 204: emptyResponse('Deleted'), ...problemResponses(401, 404, 412, 414, 504) }
       }
     },
     async (request, reply) => {
@@ -252,7 +262,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
         summary: `Delete every ${singular}`,
         description: `Deletes every ${singular} of the caller's, and nobody else's.`,
         security,
-        response: { 204: NoContent, ...problemResponses(401) }
+        response: { 204: emptyResponse('Deleted'), ...problemResponses(401, 504) }
       }
     },
     async (request, reply) => {

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http'
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 
 /**
  * Error responses follow RFC 9457 (`application/problem+json`). `type` is `about:blank`
@@ -103,9 +103,66 @@ export const outcomeUnknown = (cause: unknown) =>
     { cause }
   )
 
-/** Response schemas for the error statuses a route can answer with, plus 500 and 503. */
+/**
+ * The documented error answers of an operation: the statuses it can answer with, plus
+ * 400, 500 and 503, which any can. Each is `application/problem+json`, with the headers
+ * it carries.
+ */
 export function problemResponses(...statuses: number[]) {
-  const responses: Record<number, typeof ProblemSchema> = {}
-  for (const status of [...statuses, 500, 503]) responses[status] = Type.Ref(ProblemSchema) as unknown as typeof ProblemSchema
+  const responses: Record<number, object> = {}
+  for (const status of [...new Set([400, ...statuses, 500, 503])].sort()) {
+    const headers = PROBLEM_HEADERS[status]
+    responses[status] = {
+      description: PROBLEM_DESCRIPTIONS[status] ?? STATUS_CODES[status] ?? 'Error',
+      ...(headers ? { headers: pick(headers) } : {}),
+      content: { [PROBLEM_CONTENT_TYPE]: { schema: Type.Ref(ProblemSchema) } }
+    }
+  }
   return responses
+}
+
+/** The response headers the API documents, by name, as @fastify/swagger takes them. */
+export const HEADERS = {
+  Location: { type: 'string', format: 'uri', description: 'The URL of the item created' },
+  ETag: { type: 'string', description: 'The version of the item, for If-Match and If-None-Match' },
+  'Cache-Control': { type: 'string', description: 'no-cache (revalidate with If-None-Match) or no-store' },
+  Link: { type: 'string', description: 'RFC 8288 `<url>; rel="next"` when more rows match' },
+  'X-Total-Count': { type: 'string', description: 'Rows matching the filters, with `count=true`' },
+  'Retry-After': { type: 'string', description: 'Seconds after which a retry is worth making' },
+  'WWW-Authenticate': { type: 'string', description: 'RFC 6750: `Bearer realm="todos-api"`' },
+  'Idempotent-Replayed': { type: 'string', description: '`true` when this is the stored answer to an earlier request with the same Idempotency-Key' }
+} as const
+export type HeaderName = keyof typeof HEADERS
+
+const pick = (names: readonly HeaderName[]) => Object.fromEntries(names.map((name) => [name, HEADERS[name]]))
+
+/** A documented JSON answer: its schema, a description and the headers it carries. */
+export const jsonResponse = <T extends TSchema>(schema: T, description: string, headers: readonly HeaderName[] = []) => ({
+  description,
+  ...(headers.length > 0 ? { headers: pick(headers) } : {}),
+  content: { 'application/json': { schema } }
+})
+
+/** A documented answer without a body (204, 304). */
+export const emptyResponse = (description: string, headers: readonly HeaderName[] = []) => ({
+  type: 'null' as const,
+  description,
+  ...(headers.length > 0 ? { headers: pick(headers) } : {})
+})
+
+const PROBLEM_HEADERS: Record<number, HeaderName[]> = { 401: ['WWW-Authenticate'], 409: ['Retry-After'], 429: ['Retry-After'], 503: ['Retry-After'] }
+const PROBLEM_DESCRIPTIONS: Record<number, string> = {
+  400: 'Bad input (nothing is written), or a request that is not valid HTTP (Host)',
+  401: 'No valid token',
+  404: 'Not found (or not yours)',
+  409: 'Conflict',
+  412: 'If-Match does not match the current version',
+  413: 'The body is larger than 1 MiB',
+  414: 'A path segment is too long',
+  415: 'The body is not JSON',
+  422: 'The Idempotency-Key was used for another request',
+  429: 'Too many attempts',
+  500: 'The service failed (logged)',
+  503: 'The database is unavailable or the service is shutting down: retry after Retry-After',
+  504: 'OUTCOME_UNKNOWN: the database did not confirm the write; it may or may not have happened'
 }

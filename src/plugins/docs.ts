@@ -21,7 +21,9 @@ async function docsPlugin(app: FastifyInstance, options: { version: string; reso
           'with an opaque `cursor` and an RFC 8288 `Link: <...>; rel="next"` header. Items carry an `ETag`; send it back ' +
           'in `If-Match` to update or delete only the version you saw (412 otherwise), or in `If-None-Match` to get 304. ' +
           'Todos, cats and accounts are per user: send `Authorization: Bearer <token>` (get one from `POST /tokens`; ' +
-          '"Authorize" above takes it).'
+          '"Authorize" above takes it). Any path answers 405 (with `Allow`) for a method it does not support, and any ' +
+          'request can be refused before it reaches an operation: 400 (not valid HTTP), 408 (not received within ' +
+          'REQUEST_TIMEOUT_MS), 431 (headers too large), all as problem+json.'
       },
       components: {
         securitySchemes: {

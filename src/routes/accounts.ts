@@ -3,7 +3,7 @@ import { Type, type FastifyPluginAsyncTypebox, type TypeBoxTypeProvider } from '
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, hashPassword, verifyPassword } from '../auth/passwords.js'
 import { signupOpen } from '../config.js'
-import { HttpProblem, notFound, problemResponses, unauthenticated } from '../lib/problem.js'
+import { HttpProblem, emptyResponse, jsonResponse, notFound, problemResponses, unauthenticated } from '../lib/problem.js'
 import { DateTime, DateTimeInput, IdParams, NOT_BLANK } from '../lib/schema.js'
 import { baseUrl } from '../lib/urls.js'
 import { trimText } from '../lib/validation.js'
@@ -93,7 +93,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Sign up',
         description: 'Creates an account (when `SIGNUP=open`); then `POST /tokens` gives it a token.',
         body: Type.Object({ email: Email, name: Name, password: Password }, { additionalProperties: false }),
-        response: { 201: Type.Ref(User), ...problemResponses(400, 403, 409, 415, 429) }
+        response: { 201: jsonResponse(Type.Ref(User), 'The new account', ['Location']), ...problemResponses(403, 409, 413, 415, 429, 504) }
       }
     },
     async (request, reply) => {
@@ -127,7 +127,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
           },
           { additionalProperties: false }
         ),
-        response: { 201: NewToken, ...problemResponses(400, 401, 415, 429) }
+        response: { 201: jsonResponse(NewToken, 'The new token, shown this once', ['Cache-Control']), ...problemResponses(401, 413, 415, 429, 504) }
       }
     },
     async (request, reply) => {
@@ -160,7 +160,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
           summary: "List the caller's tokens",
           description: 'Tokens not revoked, expired ones included; never the tokens themselves.',
           security,
-          response: { 200: Type.Array(Type.Ref(Token)), ...problemResponses(401) }
+          response: { 200: jsonResponse(Type.Array(Type.Ref(Token)), "The caller's tokens"), ...problemResponses(401) }
         }
       },
       async (request) => accounts.tokens((await app.auth.caller(request)).userId)
@@ -176,7 +176,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
           description: 'Refused from the next request on, on every instance.',
           params: IdParams,
           security,
-          response: { 204: Type.Null({ description: 'Revoked' }), ...problemResponses(400, 401, 404) }
+          response: { 204: emptyResponse('Revoked'), ...problemResponses(401, 404, 414, 504) }
         }
       },
       async (request, reply) => {
@@ -194,7 +194,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
           operationId: 'getMe',
           summary: "The caller's account",
           security,
-          response: { 200: Type.Ref(User), ...problemResponses(401) }
+          response: { 200: jsonResponse(Type.Ref(User), 'Your account'), ...problemResponses(401) }
         }
       },
       async (request) => publicUser((await me(request)).user)
@@ -220,7 +220,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
             { additionalProperties: false }
           ),
           security,
-          response: { 200: Type.Ref(User), ...problemResponses(400, 401, 403, 409, 415) }
+          response: { 200: jsonResponse(Type.Ref(User), 'Your account as changed'), ...problemResponses(401, 403, 409, 413, 415, 504) }
         }
       },
       async (request) => {
@@ -253,7 +253,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
           summary: "Delete the caller's account",
           description: 'With every todo, cat and token of it. The built-in local user cannot be deleted.',
           security,
-          response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(401, 409) }
+          response: { 204: emptyResponse('Deleted'), ...problemResponses(401, 409, 504) }
         }
       },
       async (request, reply) => {

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { HttpProblem, problemResponses } from '../lib/problem.js'
+import { HttpProblem, jsonResponse, problemResponses } from '../lib/problem.js'
 import { shuttingDownProblem } from '../plugins/lifecycle.js'
 
 const Check = Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) })
@@ -17,7 +17,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['health'],
         summary: 'Liveness: the process is up',
-        response: { 200: Type.Object({ status: Type.Literal('ok') }) }
+        response: { 200: jsonResponse(Type.Object({ status: Type.Literal('ok') }), 'Up'), ...problemResponses() }
       }
     },
     async () => ({ status: 'ok' as const })
@@ -31,7 +31,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['health'],
         summary: 'Readiness: the database answers and every migration is applied',
         response: {
-          200: Type.Object({ status: Type.Literal('ok'), checks: Type.Object({ database: Check, migrations: Check }) }),
+          200: jsonResponse(Type.Object({ status: Type.Literal('ok'), checks: Type.Object({ database: Check, migrations: Check }) }), 'Ready', ['Cache-Control']),
           ...problemResponses()
         }
       }

@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { AnyResource } from '../crud/definition.js'
+import { jsonResponse, problemResponses } from '../lib/problem.js'
 import { capitalise } from '../lib/schema.js'
 import { baseUrl } from '../lib/urls.js'
 
@@ -28,7 +29,11 @@ const rootRoutes: FastifyPluginAsyncTypebox<{ info: ServiceInfo; resources: read
         tags: ['service'],
         summary: 'Describe the service and link to its endpoints',
         response: {
-          200: Type.Object({ name: Type.String(), version: Type.String(), description: Type.String(), links: Type.Record(Type.String(), Link) })
+          200: jsonResponse(
+            Type.Object({ name: Type.String(), version: Type.String(), description: Type.String(), links: Type.Record(Type.String(), Link) }),
+            'The service and its links'
+          ),
+          ...problemResponses()
         }
       }
     },
