@@ -79,7 +79,14 @@ export async function buildTestApp(
  * Asserts an error answer: its status, the problem+json content type, and that its body
  * matches `expected` (RFC 9457 fields, `code`, `errors`...). Returns the body.
  */
-export function expectProblem(t: Test, response: LightMyRequestResponse, status: number, expected: object = {}, label?: string): Problem {
+/** An answer, from `app.inject` or from fetch over real HTTP. */
+export interface AnswerLike {
+  statusCode: number
+  headers: Record<string, unknown>
+  json(): unknown
+}
+
+export function expectProblem(t: Test, response: AnswerLike | LightMyRequestResponse, status: number, expected: object = {}, label?: string): Problem {
   const prefix = label === undefined ? '' : `${label}: `
   t.equal(response.statusCode, status, `${prefix}status ${status}`)
   t.equal(response.headers['content-type'], 'application/problem+json', `${prefix}problem+json`)

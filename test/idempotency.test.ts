@@ -111,15 +111,23 @@ t.test('a write the database never confirmed: 504 OUTCOME_UNKNOWN, no Retry-Afte
   const config = testConfig({ DATABASE_URL: cluster.connectionString, DATABASE_STATEMENT_TIMEOUT_MS: '1000', DATABASE_CONNECT_TIMEOUT_MS: '1000' })
   const app = await buildApp({ config, connectionString: cluster.connectionString, logger: false })
   t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const address = app.server.address()
+  const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
+  const send = async (method: string, path: string, headers: Record<string, string> = {}, payload?: object) => {
+    const response = await fetch(`${base}${path}`, { method, headers: { ...json, ...headers }, ...(payload ? { body: JSON.stringify(payload) } : {}) })
+    const body = await response.text()
+    return { statusCode: response.status, headers: Object.fromEntries(response.headers), body, json: () => JSON.parse(body) as unknown }
+  }
   // An open pooled connection, as under load.
-  t.equal((await app.inject({ method: 'POST', url: '/todos', headers: json, payload: { title: 'warm' } })).statusCode, 201)
+  t.equal((await send('POST', '/todos', {}, { title: 'warm' })).statusCode, 201)
 
   await cluster.pause()
   const [plain, keyed] = await Promise.all([
-    app.inject({ method: 'POST', url: '/todos', headers: json, payload: { title: 'during the hang' } }),
-    app.inject({ method: 'POST', url: '/todos', headers: { ...json, 'idempotency-key': 'hang-1' }, payload: { title: 'keyed during the hang' } })
+    send('POST', '/todos', {}, { title: 'during the hang' }),
+    send('POST', '/todos', { 'idempotency-key': 'hang-1' }, { title: 'keyed during the hang' })
   ])
-  const read = await app.inject('/todos/1')
+  const read = await send('GET', '/todos/1')
   await cluster.resume()
   for (const [label, response] of [['without a key', plain]] as const) {
     const problem = expectProblem(t, response, 504, { code: 'OUTCOME_UNKNOWN' }, label)
@@ -135,7 +143,7 @@ t.test('a write the database never confirmed: 504 OUTCOME_UNKNOWN, no Retry-Afte
   // After the hang: retrying with the key settles it, once.
   let settled
   for (let attempt = 0; attempt < 40; attempt++) {
-    settled = await app.inject({ method: 'POST', url: '/todos', headers: { ...json, 'idempotency-key': 'hang-1' }, payload: { title: 'keyed during the hang' } })
+    settled = await send('POST', '/todos', { 'idempotency-key': 'hang-1' }, { title: 'keyed during the hang' })
     if (settled.statusCode === 201) break
     await new Promise((resolve) => setTimeout(resolve, 500))
   }
