@@ -58,23 +58,37 @@ async function authPlugin(app: FastifyInstance) {
   })
 
   const touched = new Map<string, number>()
-  const touch = (hash: Buffer) => {
-    const key = hash.toString('base64')
+  const touch = (token: string, hash: Buffer) => {
     const now = Date.now()
-    if ((touched.get(key) ?? 0) > now - TOUCH_INTERVAL_MS) return
+    if ((touched.get(token) ?? 0) > now - TOUCH_INTERVAL_MS) return
     if (touched.size >= TOUCH_MEMORY) touched.clear()
-    touched.set(key, now)
+    touched.set(token, now)
     accounts.touchToken(hash).catch((error: unknown) => app.log.warn({ reason: errorLine(error) }, 'could not record a token use'))
+  }
+
+  // The hash of each token seen lately, so a busy client's token is not hashed (and a
+  // new Buffer made) on every request. Only the hash is remembered, never a verdict:
+  // whether the token is valid is asked of the database by every statement.
+  const hashes = new Map<string, Buffer>()
+  const hashOf = (token: string) => {
+    let hash = hashes.get(token)
+    if (hash === undefined) {
+      if (hashes.size >= TOUCH_MEMORY) hashes.clear()
+      hash = hashToken(token)
+      hashes.set(token, hash)
+    }
+    return hash
   }
 
   const authenticate: onRequestHookHandler = (request, _reply, done) => {
     const header = request.headers.authorization
     if (header !== undefined) {
       const match = /^Bearer +(\S+) *$/i.exec(header)
-      if (match === null || !isWellFormedToken(match[1] as string)) return done(unauthenticated(true))
-      const tokenHash = hashToken(match[1] as string)
+      const token = match?.[1]
+      if (token === undefined || !isWellFormedToken(token)) return done(unauthenticated(true))
+      const tokenHash = hashOf(token)
       request.owner = { tokenHash }
-      touch(tokenHash)
+      touch(token, tokenHash)
       return done()
     }
     if (!local) return done(unauthenticated(false))
