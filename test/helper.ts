@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
-import type { Test } from 'tap'
+import tap, { type Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 import type { Problem } from '../src/lib/problem.js'
@@ -43,6 +43,17 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({ env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', AUTH_MODE: 'local', ...env }, envFile: false })
 }
 
+/**
+ * Answers that did not match the OpenAPI document, over the whole file. A test's own
+ * teardown cannot assert any more, and what it throws would skip the teardowns after it
+ * (dropping its database), so the file's root teardown fails the file instead, naming
+ * every mismatch.
+ */
+const mismatches = new Set<string>()
+tap.teardown(() => {
+  if (mismatches.size > 0) throw new Error(`answers that do not match the OpenAPI document:\n${[...mismatches].join('\n')}`)
+})
+
 /** The app exactly as server.ts builds it, on a fresh migrated database, closed after the test. */
 export async function buildTestApp(
   t: Test,
@@ -62,14 +73,15 @@ export async function buildTestApp(
       })
   })
   t.teardown(async () => {
-    const recorded = observed.filter((answer) => !answer.route?.startsWith('/docs'))
-    if (recorded.length > 0) {
-      const check = conformanceChecker((await app.inject('/docs/json')).json())
-      const violations = [...new Set(recorded.flatMap(check))]
-      // A teardown cannot assert any more; what it throws fails the test all the same.
-      if (violations.length > 0) throw new Error(`answers that do not match the OpenAPI document:\n${violations.join('\n')}`)
+    try {
+      const recorded = observed.filter((answer) => !answer.route?.startsWith('/docs'))
+      if (recorded.length > 0) {
+        const check = conformanceChecker((await app.inject('/docs/json')).json())
+        for (const violation of recorded.flatMap(check)) mismatches.add(`${t.name}: ${violation}`)
+      }
+    } finally {
+      await app.close()
     }
-    await app.close()
   })
   return { app, db }
 }
