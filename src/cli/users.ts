@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import { createAccountStore } from '../auth/store.js'
 import { clientDatabase, withClient } from '../db/client.js'
+import { pendingMigrations } from '../db/migrate.js'
 import { runTool } from './run-tool.js'
 
 /**
@@ -31,6 +32,8 @@ if (positionals.join(' ') !== 'create' || !email || !name) {
 
 await runTool('users', async ({ connectionString, say }) => {
   await withClient(connectionString, async (client) => {
+    const pending = await pendingMigrations(client)
+    if (pending.length > 0) throw new Error(`the database has migrations pending (${pending.join(', ')}): run \`make migrate\` first`)
     const accounts = createAccountStore(clientDatabase(client))
     await client.query('BEGIN')
     try {
