@@ -289,3 +289,50 @@ t.test('an unknown email costs a password hash too, so its answer does not come 
   t.ok(unknown > 20, `unknown email: ${unknown.toFixed(1)} ms, a hash was computed`)
   t.ok(wrong > 20, `wrong password: ${wrong.toFixed(1)} ms`)
 })
+
+t.test('a token asked for with the old password while the password changes never outlives the change', async (t) => {
+  const { app } = await buildTestApp(t, { env: { ...REQUIRED, AUTH_RATE_LIMIT: '1000' } })
+  const ada = await signUp(t, app, 'ada@example.com')
+  // Directly: a token for a hash that is no longer the password is not made.
+  t.equal(await app.auth.accounts.createToken(ada.id, 'stale', null, 'scrypt$16384$8$5$c3RhbGU=$c3RhbGU='), undefined, 'no token for a password that changed')
+  // Racing over HTTP: whatever the timing, no token made with the old password works afterwards.
+  // A change takes two hashes (the old password, the new one), a sign-in one: starting the
+  // sign-in later and later moves its read of the hash across the change's commit.
+  let password = 'correct horse battery'
+  const delays = [0, 60, 120, 160, 200, 240, 280, 320, 400]
+  for (let round = 0; round < delays.length; round++) {
+    const next = `new password ${round}`
+    const [changed, asked] = await Promise.all([
+      app.inject({ method: 'PATCH', url: '/users/me', headers: ada.auth, payload: { password: next, current_password: password } }),
+      new Promise((resolve) => setTimeout(resolve, delays[round])).then(() => app.inject({ method: 'POST', url: '/tokens', payload: { email: ada.email, password } }))
+    ])
+    t.equal(changed.statusCode, 200)
+    if (asked.statusCode === 201) {
+      const stale = { authorization: `Bearer ${(asked.json() as { token: string }).token}` }
+      expectProblem(t, await app.inject({ url: '/users/me', headers: stale }), 401, {}, `round ${round}: the token made with the old password is refused`)
+    } else {
+      t.equal(asked.statusCode, 401, `round ${round}: or it was never made`)
+    }
+    password = next
+  }
+})
+
+t.test('nobody can give the built-in local user an email or a password, so nobody can sign in as it', async (t) => {
+  const { app } = await buildTestApp(t, { env: { AUTH_MODE: 'local' } })
+  expectProblem(t, await app.inject({ method: 'PATCH', url: '/users/me', payload: { password: 'attacker-pass-1' } }), 409, { code: 'BUILTIN_USER' })
+  expectProblem(t, await app.inject({ method: 'PATCH', url: '/users/me', payload: { email: 'evil@example.com' } }), 409, { code: 'BUILTIN_USER' })
+  t.match((await app.inject({ method: 'PATCH', url: '/users/me', payload: { name: 'Me, locally' } })).json(), { name: 'Me, locally' }, 'its name can change')
+  expectProblem(t, await app.inject({ method: 'POST', url: '/tokens', payload: { email: 'local@todos-api.invalid', password: 'anything at all' } }), 401, {}, 'and it has no password to sign in with')
+})
+
+t.test('PATCH /users/me is rate-limited per caller: a stolen token cannot guess the current password', async (t) => {
+  const { app } = await buildTestApp(t, { env: { ...REQUIRED, AUTH_RATE_LIMIT: '3' } })
+  await app.inject({ method: 'POST', url: '/users', remoteAddress: '192.0.2.50', payload: { email: 'ada@example.com', name: 'Ada', password: 'correct horse battery' } })
+  const { token } = (await app.inject({ method: 'POST', url: '/tokens', remoteAddress: '192.0.2.51', payload: { email: 'ada@example.com', password: 'correct horse battery' } })).json() as { token: string }
+  const guess = (i: number) =>
+    app.inject({ method: 'PATCH', url: '/users/me', remoteAddress: `198.51.100.${i}`, headers: { authorization: `Bearer ${token}` }, payload: { password: 'taken over!', current_password: `guess ${i}` } })
+  for (let i = 0; i < 3; i++) expectProblem(t, await guess(i), 403, {}, `guess ${i + 1}: wrong`)
+  const limited = await guess(9)
+  expectProblem(t, await guess(10), 429, { code: 'RATE_LIMITED' }, 'the token is limited, from any address')
+  t.equal(limited.statusCode, 429)
+})

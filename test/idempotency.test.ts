@@ -103,6 +103,9 @@ t.test('keys are per user, expire and are reaped; a key abandoned in flight is t
   await sql(db, `UPDATE idempotency_keys SET expires_at = now() - interval '1 second'`)
   t.equal(await app.idempotency.reap(), 3, 'the reaper deletes the expired keys')
   t.same(await sql(db, 'SELECT count(*)::int AS n FROM idempotency_keys'), [{ n: 0 }])
+  await sql(db, `INSERT INTO idempotency_keys (owner_id, key, fingerprint, claim, expires_at)
+    SELECT (SELECT id FROM users WHERE builtin), 'old-' || i, sha256('x'), gen_random_uuid(), now() - interval '1 minute' FROM generate_series(1, 2500) i`)
+  t.equal(await app.idempotency.reap(), 2500, 'a run deletes batch after batch, not one batch of 1000')
 })
 
 t.test('a write the database never confirmed: 504 OUTCOME_UNKNOWN, no Retry-After; the key tells the outcome afterwards', async (t) => {

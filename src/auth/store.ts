@@ -101,13 +101,21 @@ export function createAccountStore(db: Database) {
       return (rowCount ?? 0) > 0
     },
 
-    async createToken(userId: number, name: string, expiresAt: string | null): Promise<TokenRow & { token: string }> {
+    /**
+     * A new token for a user. With `checkedHash` (the password hash a sign-in was checked
+     * against), only while that is still the user's password: a password changed during
+     * the check (which revokes every other token) must not let a token made with the old
+     * one through. Undefined when it changed.
+     */
+    async createToken(userId: number, name: string, expiresAt: string | null, checkedHash?: string): Promise<(TokenRow & { token: string }) | undefined> {
       const token = newToken()
       const { rows } = await db.write<TokenRow>(
-        `INSERT INTO api_tokens (user_id, name, token_hash, prefix, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING ${TOKEN_COLUMNS}`,
-        [userId, name, token.hash, token.display, expiresAt]
+        `INSERT INTO api_tokens (user_id, name, token_hash, prefix, expires_at)
+         SELECT id, $2, $3, $4, $5 FROM users WHERE id = $1 AND ($6::text IS NULL OR password_hash = $6::text)
+         RETURNING ${TOKEN_COLUMNS}`,
+        [userId, name, token.hash, token.display, expiresAt, checkedHash ?? null]
       )
-      return { ...(rows[0] as TokenRow), token: token.secret }
+      return rows[0] ? { ...rows[0], token: token.secret } : undefined
     },
 
     /** The user's tokens that are not revoked (expired ones too, so they can be seen and cleaned up). */

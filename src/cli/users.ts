@@ -41,6 +41,7 @@ await runTool('users', async ({ connectionString, say }) => {
         throw error.constraint === 'users_email_key' ? new Error(`a user with the email ${email} already exists`) : error
       })
       const token = await accounts.createToken(user.id, values['token-name'], null)
+      if (token === undefined) throw new Error('the user vanished while its token was made')
       await client.query('COMMIT')
       say(`created user ${user.id} (${user.email}); their first token follows. It is shown once: keep it somewhere safe.`)
       process.stdout.write(`${token.token}\n`)

@@ -25,14 +25,16 @@ async function idempotencyPlugin(app: FastifyInstance) {
   app.decorate('idempotency', idempotency)
 
   let timer: NodeJS.Timeout | undefined
-  const reap = () => {
-    idempotency
-      .reap()
-      .then((count) => count > 0 && app.log.info({ count }, 'expired idempotency keys deleted'))
-      .catch((error: unknown) => app.log.warn({ reason: errorLine(error) }, 'could not delete expired idempotency keys'))
+  const reap = async () => {
+    try {
+      const count = await idempotency.reap()
+      if (count > 0) app.log.info({ count }, 'expired idempotency keys deleted')
+    } catch (error) {
+      app.log.warn({ reason: errorLine(error) }, 'could not delete expired idempotency keys')
+    }
   }
   app.addHook('onReady', async () => {
-    timer = setInterval(reap, REAP_EVERY_MS).unref()
+    timer = setInterval(() => void reap(), REAP_EVERY_MS).unref()
   })
   app.addHook('onClose', async () => clearInterval(timer))
 }

@@ -49,12 +49,20 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   // Guessing passwords and filling the table with accounts both cost attempts: each client
   // address and each email gets AUTH_RATE_LIMIT a minute on each of these routes.
-  const limited = (): preHandlerAsyncHookHandler => {
+  // PATCH /users/me checks a password too: limited per address and per caller (the
+  // token, or the local user), so a stolen token cannot guess the password it would need.
+  const limited = (by: 'email' | 'caller' = 'email'): preHandlerAsyncHookHandler => {
     const options = { max: app.config.AUTH_RATE_LIMIT, timeWindow: 60_000 }
     const perAddress = app.createRateLimit({ ...options, keyGenerator: (request) => request.ip })
-    const perEmail = app.createRateLimit({ ...options, keyGenerator: (request) => String((request.body as { email: string }).email).toLowerCase() })
+    const perSubject = app.createRateLimit({
+      ...options,
+      keyGenerator: (request) =>
+        by === 'email'
+          ? String((request.body as { email: string }).email).toLowerCase()
+          : (request.owner.tokenHash?.toString('base64') ?? `user:${request.owner.userId}`)
+    })
     return async (request) => {
-      for (const limit of [perAddress, perEmail]) {
+      for (const limit of [perAddress, perSubject]) {
         const result = await limit(request)
         if (!result.isAllowed && result.isExceeded) {
           throw new HttpProblem(429, 'RATE_LIMITED', `too many attempts; try again in ${result.ttlInSeconds} s`, { retryAfterSeconds: Math.max(1, result.ttlInSeconds) })
@@ -140,8 +148,9 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const user = await accounts.userByEmail(email)
       // Hashed either way: an unknown email takes as long as a wrong password.
       const valid = await verifyPassword(password, user?.password_hash)
-      if (user === undefined || !valid) throw unauthenticated(true)
-      const token = await accounts.createToken(user.id, trimText(name), expiresAt ?? null)
+      if (user === undefined || !valid || !user.password_hash) throw unauthenticated(true)
+      const token = await accounts.createToken(user.id, trimText(name), expiresAt ?? null, user.password_hash)
+      if (token === undefined) throw unauthenticated(true) // the password changed while it was checked
       reply.code(201).header('Cache-Control', 'no-store')
       return token
     }
@@ -203,6 +212,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
     protectedRoutes.patch(
       '/users/me',
       {
+        preHandler: limited('caller'),
         schema: {
           tags: ['accounts'],
           operationId: 'updateMe',
@@ -220,12 +230,17 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
             { additionalProperties: false }
           ),
           security,
-          response: { 200: jsonResponse(Type.Ref(User), 'Your account as changed'), ...problemResponses(401, 403, 409, 413, 415, 504) }
+          response: { 200: jsonResponse(Type.Ref(User), 'Your account as changed'), ...problemResponses(401, 403, 409, 413, 415, 429, 504) }
         }
       },
       async (request) => {
         const { user, tokenId } = await me(request)
         const { name, email, password, current_password: current } = request.body
+        if (user.builtin && (email !== undefined || password !== undefined)) {
+          // Nobody may ever sign in as the local user: with AUTH_MODE=local anyone (any web
+          // page, through CORS) acts as it, and a password would outlive that mode.
+          throw new HttpProblem(409, 'BUILTIN_USER', 'the built-in local user has no email or password to change; only its name')
+        }
         if ((email !== undefined || password !== undefined) && user.password_hash !== null) {
           if (current === undefined || !(await verifyPassword(current, user.password_hash))) {
             throw new HttpProblem(403, 'CURRENT_PASSWORD_REQUIRED', 'changing the email or password needs the current password in current_password')
