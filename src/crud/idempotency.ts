@@ -17,6 +17,11 @@ export const IDEMPOTENCY_HEADER = 'idempotency-key'
 /** A key: 1 to 255 visible ASCII characters (what the draft's sf-string allows, quotes aside). */
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/
 
+const keyInUse = () =>
+  new HttpProblem(409, 'IDEMPOTENCY_KEY_IN_USE', 'a request with this Idempotency-Key is still being processed; retry shortly for its outcome', {
+    retryAfterSeconds: 1
+  })
+
 export type Claim =
   | { outcome: 'claimed'; key: string; claim: string }
   | { outcome: 'replay'; status: number; headers: Record<string, string>; body: string }
@@ -49,6 +54,23 @@ const canonical = (value: unknown): string => {
 
 /** What a request is, for telling a retry from a different request under the same key. */
 export const fingerprint = (method: string, path: string, body: unknown) => createHash('sha256').update(`${method} ${path}\n${canonical(body)}`).digest()
+
+/**
+ * `insert` (an INSERT ... SELECT ... FROM o ... RETURNING json, id, version) made to
+ * write only while this request's claim on its key holds, and to record its answer with
+ * the key in the same statement: the key's row is locked and its claim checked, so a
+ * late commit of an attempt that was given up on and a retry can never both write.
+ */
+export const keyedInsert = (insert: string, p: { owner: string; key: string; claim: string; locationBase: string }) =>
+  `WITH o AS (
+     SELECT i.owner_id AS id FROM idempotency_keys i
+     WHERE i.owner_id = ${p.owner} AND i.key = ${p.key} AND i.claim = ${p.claim}::uuid AND i.status IS NULL FOR UPDATE
+   ), created AS (${insert}), answered AS (
+     UPDATE idempotency_keys i SET status = 201, body = created.json, locked_at = NULL,
+       headers = jsonb_build_object('location', ${p.locationBase}::text || created.id, 'etag', '"' || created.version || '"')
+     FROM created, o WHERE i.owner_id = o.id AND i.key = ${p.key} AND i.claim = ${p.claim}::uuid
+   )
+   SELECT json, id, version FROM created`
 
 export function createIdempotency(db: Database, options: { ttlHours: number; lockSeconds: number }) {
   const ttl = options.ttlHours * 3600
@@ -85,12 +107,44 @@ export function createIdempotency(db: Database, options: { ttlHours: number; loc
       if (!row.fingerprint.equals(print)) {
         throw new HttpProblem(422, 'IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for a different request; use a new key for a new request')
       }
-      if (row.status === null) {
-        throw new HttpProblem(409, 'IDEMPOTENCY_KEY_IN_USE', 'a request with this Idempotency-Key is still being processed; retry shortly for its outcome', {
-          retryAfterSeconds: 1
-        })
-      }
+      if (row.status === null) throw keyInUse()
       return { outcome: 'replay', status: row.status, headers: row.headers ?? {}, body: row.body ?? '' }
+    },
+
+    /**
+     * Runs `write` (which records its answer with the claim, repository.ts `create`) at
+     * most once for `key`: the stored answer if there is one, else this request's write.
+     * `assertAuthenticated` tells a caller whose token is not valid (401) from a key that
+     * is busy (409) when nothing could be claimed or written.
+     */
+    async once<T>(
+      owner: Owner,
+      key: string,
+      print: Buffer,
+      write: (claimed: { key: string; claim: string }) => Promise<T | undefined>,
+      assertAuthenticated: () => Promise<void>
+    ): Promise<{ item: T } | { replay: { status: number; headers: Record<string, string>; body: string } }> {
+      const claimed = await this.claim(owner, key, print)
+      if (claimed.outcome === 'replay') return { replay: claimed }
+      if (claimed.outcome === 'no-owner') {
+        await assertAuthenticated()
+        throw keyInUse()
+      }
+      let item: T | undefined
+      try {
+        item = await write(claimed)
+      } catch (error) {
+        // Nothing was written: the key is free for a retry. Unless nobody knows (504):
+        // then it stays taken, and a retry learns the outcome from it.
+        if ((error as { code?: string }).code !== 'OUTCOME_UNKNOWN') await this.release(owner, claimed).catch(() => {})
+        throw error
+      }
+      if (item === undefined) {
+        // The claim was taken over meanwhile (this request had been given up on).
+        await assertAuthenticated()
+        throw keyInUse()
+      }
+      return { item }
     },
 
     /** Gives a key back after its request failed without writing (a 4xx or a 503): it can be retried. */

@@ -1,7 +1,7 @@
 import { operationSecurity } from '../plugins/auth.js'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
-import { HttpProblem, emptyResponse, jsonResponse, notFound, preconditionFailed, problemResponses, unauthenticated } from '../lib/problem.js'
+import { emptyResponse, jsonResponse, notFound, preconditionFailed, problemResponses, unauthenticated } from '../lib/problem.js'
 import { IdParams, StringEnum, capitalise } from '../lib/schema.js'
 import { baseUrl, withQueryParameter } from '../lib/urls.js'
 import { trimText } from '../lib/validation.js'
@@ -12,10 +12,6 @@ import { createRepository, type WriteResult } from './repository.js'
 
 const MAX_PAGE = 1000
 
-const keyInUse = () =>
-  new HttpProblem(409, 'IDEMPOTENCY_KEY_IN_USE', 'a request with this Idempotency-Key is still being processed; retry shortly for its outcome', {
-    retryAfterSeconds: 1
-  })
 
 /**
  * Sends JSON text written by PostgreSQL (every item and page: crud/repository.ts) in the
@@ -134,36 +130,20 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
     },
     async (request, reply) => {
       const base = itemsUrl(request)
+      const { owner, body } = request
       const key = parseKey(request.headers[IDEMPOTENCY_HEADER])
-      if (key === undefined) {
-        const item = await repository.create(request.owner, request.body, base)
-        if (item === undefined) throw unauthenticated(true) // only a token that is not valid has no owner
-        reply.code(201).header('Location', `${base}${item.id}`).header('ETag', etagFor(item.version))
-        return sendJsonText(reply, item.json)
+      const outcome =
+        key === undefined
+          ? { item: await repository.create(owner, body, base) }
+          : await app.idempotency.once(owner, key, fingerprint('POST', path, body), (claim) => repository.create(owner, body, base, claim), () =>
+              app.auth.assertAuthenticated(request)
+            )
+      if ('replay' in outcome) {
+        reply.code(outcome.replay.status as 201).headers(outcome.replay.headers).header('Idempotent-Replayed', 'true')
+        return sendJsonText(reply, outcome.replay.body)
       }
-      const claim = await app.idempotency.claim(request.owner, key, fingerprint('POST', path, request.body))
-      if (claim.outcome === 'no-owner') {
-        await app.auth.assertAuthenticated(request)
-        throw keyInUse()
-      }
-      if (claim.outcome === 'replay') {
-        reply.code(claim.status as 201).headers(claim.headers).header('Idempotent-Replayed', 'true')
-        return sendJsonText(reply, claim.body)
-      }
-      let item
-      try {
-        item = await repository.create(request.owner, request.body, base, claim)
-      } catch (error) {
-        // Nothing was written: the key is free for a retry. Unless nobody knows (504):
-        // then it stays taken, and a retry learns the outcome from it.
-        if ((error as { code?: string }).code !== 'OUTCOME_UNKNOWN') await app.idempotency.release(request.owner, claim).catch(() => {})
-        throw error
-      }
-      if (item === undefined) {
-        // The claim was taken over meanwhile (this request had been given up on).
-        await app.auth.assertAuthenticated(request)
-        throw keyInUse()
-      }
+      const { item } = outcome
+      if (item === undefined) throw unauthenticated(true) // only a token that is not valid has no owner
       reply.code(201).header('Location', `${base}${item.id}`).header('ETag', etagFor(item.version))
       return sendJsonText(reply, item.json)
     }

@@ -2,7 +2,11 @@ import { ownerIdSql, type Owner } from '../auth/owner.js'
 import type { Database } from '../db/client.js'
 import { writableOf, type AnyResource } from './definition.js'
 import { afterCursor, decodeCursor, encodeCursor, orderBy, parseSort, type SortKey } from './keyset.js'
+import { keyedInsert } from './idempotency.js'
+import { itemJsonExpression, jsonUrlBase } from './item-json.js'
 import { QueryParts, ident } from './sql.js'
+
+export { jsonUrlBase }
 
 /** Every resource table has these; the rest is the resource's own. Timestamps are ISO 8601 strings (db/timestamps.ts). */
 export interface BaseRow {
@@ -82,40 +86,6 @@ function compile(resource: AnyResource) {
   return parts
 }
 
-/**
- * The item as JSON text, written by PostgreSQL: the item schema's properties in its
- * order, `url` from $1 (the item URL's start, already a JSON string's opening) and the id,
- * timestamps as the ISO 8601 text the API sends everywhere (UTC, milliseconds, whatever
- * the session's time zone), text through to_json, which escapes as JSON.stringify does.
- * So the bytes are those the schema serializer writes for the same row
- * (test/list-json.test.ts compares them). Plain concatenation: a row_to_json over a
- * subquery per row costs PostgreSQL a fifth more.
- */
-function itemJsonExpression(resource: AnyResource): (urlParam: string) => string {
-  const fields = Object.entries(resource.schemas.item.properties).map(([name, schema]) => {
-    const key = JSON.stringify(name).replaceAll("'", "''") // inside an SQL string literal
-    if (name === 'url') return `${key}:' || $URL || t.id || '"`
-    const { type, format } = schema as { type?: string | string[]; format?: string }
-    const types = Array.isArray(type) ? type : [type]
-    const kind = types.find((candidate) => candidate !== 'null')
-    const column = `t.${ident(name)}`
-    let value: string
-    if (kind === 'string' && format === 'date-time') value = `'"' || to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"'`
-    else if (kind === 'string') value = `to_json(${column})::text`
-    else if (kind === 'integer' || kind === 'boolean') value = `${column}::text`
-    else {
-      // Floats, numerics, objects and unions are written differently by PostgreSQL and by
-      // the serializer (1e+20 vs 100000000000000000000, spacing, key order): refuse them
-      // here rather than send bytes the schema does not promise.
-      throw new Error(`${resource.plural}.${name}: the JSON writer handles string, date-time, integer and boolean properties, not ${JSON.stringify(type)}`)
-    }
-    // Every value falls back to null, so a NULL column can never make the whole item NULL.
-    return `${key}:' || coalesce(${value}, 'null') || '`
-  })
-  const [before, after] = `'{${fields.join(',')}}'`.split('$URL') as [string, string]
-  return (urlParam) => `${before}${urlParam}${after}`
-}
-
 /** The sort keys by name, each with its column; every one must be an item property (the cursor reads it from the item). */
 function sortKeysOf(resource: AnyResource): Record<string, SortKey> {
   for (const column of Object.keys(resource.sorts)) {
@@ -124,8 +94,6 @@ function sortKeysOf(resource: AnyResource): Record<string, SortKey> {
   return Object.fromEntries(Object.entries(resource.sorts).map(([column, key]) => [column, { column, ...key }]))
 }
 
-/** What item URLs start with, as the opening of a JSON string (for $1 of the item expression). */
-export const jsonUrlBase = (urlBase: string) => JSON.stringify(urlBase).slice(0, -1)
 
 /**
  * The statement `list` runs: one row of JSON text per item, with the resource's filters,
@@ -192,19 +160,10 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
       const returning = `RETURNING ${itemJson(`$${n + 2}`)} AS json, id, version`
       const names = [...columns.map(ident), 'owner_id'].join(', ')
       const values = [...columns.map((_, index) => `$${index + 1}`), 'o.id'].join(', ')
+      const insert = (where: string) => `INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM o ${where} ${returning}`
       sql = keyed
-        ? `WITH o AS (
-             SELECT i.owner_id AS id FROM idempotency_keys i
-             WHERE i.owner_id = ${ownerSql} AND i.key = $${n + 3} AND i.claim = $${n + 4}::uuid AND i.status IS NULL FOR UPDATE
-           ), created AS (
-             INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM o ${returning}
-           ), answered AS (
-             UPDATE idempotency_keys i SET status = 201, body = created.json, locked_at = NULL,
-               headers = jsonb_build_object('location', $${n + 5}::text || created.id, 'etag', '"' || created.version || '"')
-             FROM created, o WHERE i.owner_id = o.id AND i.key = $${n + 3} AND i.claim = $${n + 4}::uuid
-           )
-           SELECT json, id, version FROM created`
-        : `INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM (SELECT ${ownerSql} AS id) o WHERE o.id IS NOT NULL ${returning}`
+        ? keyedInsert(insert(''), { owner: ownerSql, key: `$${n + 3}`, claim: `$${n + 4}`, locationBase: `$${n + 5}` })
+        : `WITH o AS (SELECT ${ownerSql} AS id) ${insert('WHERE o.id IS NOT NULL')}`
       inserts.set(key, sql)
     }
     return sql

@@ -1,40 +1,13 @@
-import { operationSecurity } from '../plugins/auth.js'
 import { Type, type FastifyPluginAsyncTypebox, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, hashPassword, verifyPassword } from '../auth/passwords.js'
+import { PASSWORD_MAX_LENGTH, hashPassword, verifyPassword } from '../auth/passwords.js'
 import { signupOpen } from '../config.js'
 import { HttpProblem, emptyResponse, jsonResponse, notFound, problemResponses, unauthenticated } from '../lib/problem.js'
-import { DateTime, DateTimeInput, IdParams, NOT_BLANK } from '../lib/schema.js'
+import { DateTimeInput, IdParams, NOT_BLANK } from '../lib/schema.js'
+import { operationSecurity } from '../plugins/auth.js'
+import { Email, Name, NewToken, Password, Token, User } from './account-schemas.js'
 import { baseUrl } from '../lib/urls.js'
 import { trimText } from '../lib/validation.js'
-
-const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254, description: 'Unique whatever its case' })
-const Name = Type.String({ minLength: 1, maxLength: 200, pattern: NOT_BLANK })
-const Password = Type.String({
-  minLength: PASSWORD_MIN_LENGTH,
-  maxLength: PASSWORD_MAX_LENGTH,
-  description: `${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters`
-})
-
-const User = Type.Object(
-  { id: Type.Integer(), email: Type.String(), name: Type.String(), created_at: DateTime(), updated_at: DateTime() },
-  { $id: 'User', title: 'User' }
-)
-const Token = Type.Object(
-  {
-    id: Type.Integer(),
-    name: Type.String(),
-    prefix: Type.String({ description: 'The first characters of the token, to tell tokens apart' }),
-    created_at: DateTime(),
-    last_used_at: Type.Union([DateTime(), Type.Null()], { description: 'Updated at most once a minute' }),
-    expires_at: Type.Union([DateTime(), Type.Null()])
-  },
-  { $id: 'Token', title: 'Token' }
-)
-const NewToken = Type.Object(
-  { ...Token.properties, token: Type.String({ description: 'The token: shown this once, never again. Send it as `Authorization: Bearer <token>`.' }) },
-  { title: 'NewToken' }
-)
 
 /**
  * Accounts: sign-up (`POST /users`), tokens for an email and password (`POST /tokens`),
