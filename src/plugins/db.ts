@@ -3,6 +3,7 @@ import type pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Database } from '../db/client.js'
+import { cancelBackend } from '../db/cancel.js'
 import { isoTimestampTypes } from '../db/timestamps.js'
 import { databaseUnavailable, outcomeUnknown } from '../lib/problem.js'
 import { errorLine } from '../logger.js'
@@ -27,15 +28,14 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     // query. Every one of those gets a limit, so a sick database means fast 503s, not a
     // pile of hung requests.
     connectionTimeoutMillis: config.DATABASE_CONNECT_TIMEOUT_MS,
-    statement_timeout: config.DATABASE_STATEMENT_TIMEOUT_MS,
-    query_timeout: config.DATABASE_STATEMENT_TIMEOUT_MS + 1000,
-    idle_in_transaction_session_timeout: config.DATABASE_STATEMENT_TIMEOUT_MS * 2,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     application_name: 'todos-api',
-    // Timestamps leave PostgreSQL in UTC and reach the app as ISO 8601 strings. A statement
-    // whose connection we dropped (a timeout) is stopped within a second, not run to the end.
-    options: '-c TimeZone=UTC -c client_connection_check_interval=1000',
+    // No session settings at connect time (statement_timeout, TimeZone through `options`):
+    // a pooler in transaction mode (PgBouncer) refuses them, or drops them with
+    // ignore_startup_parameters, and a setting made on one server connection would leak to
+    // other clients. The statement limit is kept below instead, per statement; timestamps
+    // come out right in any session time zone (db/timestamps.ts, crud/item-json.ts).
     types: isoTimestampTypes
   })
 
@@ -48,10 +48,14 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
 
   /**
    * One statement on a pooled connection. Failing to get a connection is a 503 (nothing
-   * was sent). A connection that fails or times out once the statement was sent is
-   * destroyed, never reused (PostgreSQL then stops the statement as soon as it notices:
-   * client_connection_check_interval), and for a write the answer is OUTCOME_UNKNOWN.
+   * was sent). A statement still running after DATABASE_STATEMENT_TIMEOUT_MS is cancelled
+   * (a CancelRequest, which poolers forward): PostgreSQL stops and rolls it back and
+   * answers 57014, a 503 the client may retry. If not even the cancel is answered within
+   * CANCEL_GRACE_MS, or the connection fails once the statement was sent, the connection
+   * is destroyed and for a write the answer is OUTCOME_UNKNOWN. A connection that timed
+   * out is never reused, so a late cancel cannot hit a later statement.
    */
+  const limit = config.DATABASE_STATEMENT_TIMEOUT_MS
   const run = async (text: string, values: unknown[] | undefined, write: boolean) => {
     let client: pg.PoolClient
     try {
@@ -62,6 +66,13 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     let broken: Error | undefined
     const onError = (error: Error) => (broken = error) // while checked out, an error event must not go unheard
     client.on('error', onError)
+    let timedOut = false
+    let lastResort: NodeJS.Timeout | undefined
+    const timer = setTimeout(() => {
+      timedOut = true
+      void cancelBackend(client, CANCEL_GRACE_MS)
+      lastResort = setTimeout(() => destroyConnection(client), CANCEL_GRACE_MS)
+    }, limit)
     try {
       const name = nameFor(text)
       return await (name === undefined ? client.query(text, values) : client.query({ name, text, values }))
@@ -70,6 +81,9 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
       broken = error as Error
       throw write ? outcomeUnknown(error) : databaseUnavailable(undefined, error)
     } finally {
+      clearTimeout(timer)
+      clearTimeout(lastResort)
+      if (timedOut) broken ??= new Error('statement cancelled after DATABASE_STATEMENT_TIMEOUT_MS')
       client.off('error', onError)
       client.release(broken)
     }
@@ -78,6 +92,14 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     query: (text, values) => run(text, values, false),
     write: (text, values) => run(text, values, true)
   })
+}
+
+/** How long a cancelled statement has to stop before its connection is cut. */
+export const CANCEL_GRACE_MS = 1000
+
+/** Closes a connection's socket under a running statement, which then fails at once. */
+function destroyConnection(client: pg.PoolClient) {
+  ;(client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy()
 }
 
 /** Distinct statements that get a name of their own; any beyond run unnamed. */

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { createIdempotency, type Idempotency } from '../crud/idempotency.js'
 import { errorLine } from '../logger.js'
+import { CANCEL_GRACE_MS } from './db.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,12 +16,13 @@ const REAP_EVERY_MS = 10 * 60_000
 /**
  * `app.idempotency` (crud/idempotency.ts) and the reaper of expired keys. A key whose
  * request was given up on stays locked for longer than any statement can run (the
- * statement timeout, plus the client's margin, plus the connect timeout), so that a late
+ * statement limit, plus the time a cancel gets and the margin after it, plus the
+ * connect timeout), so that a late
  * commit of it can never meet a second attempt.
  */
 async function idempotencyPlugin(app: FastifyInstance) {
   const { config } = app
-  const lockSeconds = Math.ceil((config.DATABASE_STATEMENT_TIMEOUT_MS + 1000 + config.DATABASE_CONNECT_TIMEOUT_MS) / 1000) + 1
+  const lockSeconds = Math.ceil((config.DATABASE_STATEMENT_TIMEOUT_MS + 2 * CANCEL_GRACE_MS + config.DATABASE_CONNECT_TIMEOUT_MS) / 1000) + 1
   const idempotency = createIdempotency(app.db, { ttlHours: config.IDEMPOTENCY_KEY_TTL_HOURS, lockSeconds })
   app.decorate('idempotency', idempotency)
 

@@ -1,0 +1,37 @@
+import net from 'node:net'
+import type pg from 'pg'
+
+/** What a CancelRequest needs: where the client connected and the key the server gave it. */
+interface CancellableClient {
+  host: string
+  port: number
+  processID: number | null
+  secretKey: number | null
+}
+
+/**
+ * Asks the server (or the pooler in front of it) to cancel what `client` is running: the
+ * protocol's CancelRequest on a connection of its own, as libpq's PQcancel sends it. This
+ * is how a time limit holds per statement without session state: PgBouncer forwards the
+ * request to the server connection the client is linked to, while a `statement_timeout`
+ * set at connect time is refused (or dropped) by a pooler in transaction mode. Resolves
+ * once the request was delivered or could not be, never rejects, within `timeoutMs`.
+ */
+export function cancelBackend(client: pg.ClientBase, timeoutMs = 1000): Promise<boolean> {
+  const { host, port, processID, secretKey } = client as unknown as CancellableClient
+  if (processID === null || secretKey === null) return Promise.resolve(false)
+  const packet = Buffer.alloc(16)
+  packet.writeInt32BE(16, 0)
+  packet.writeInt32BE(80877102, 4) // the CancelRequest code: 1234 << 16 | 5678
+  packet.writeInt32BE(processID, 8)
+  packet.writeInt32BE(secretKey, 12)
+  return new Promise((resolve) => {
+    const socket = host.startsWith('/') ? net.connect(`${host}/.s.PGSQL.${port}`) : net.connect({ host, port })
+    let sent = false
+    socket.setTimeout(timeoutMs, () => socket.destroy())
+    socket.on('connect', () => socket.end(packet, () => (sent = true)))
+    socket.on('error', () => {})
+    // The server closes the connection once it has read the request; it never answers.
+    socket.on('close', () => resolve(sent))
+  })
+}
