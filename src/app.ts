@@ -33,6 +33,8 @@ export interface BuildAppOptions {
   config: Config
   /** The resolved database (see db/connect.ts); the app never starts one itself. */
   connectionString: string
+  /** The direct connection migrations use (MIGRATION_DATABASE_URL), when requests go through a pooler: readiness checks it too. */
+  migrationConnectionString?: string
   /** The process logger (server.ts); when absent one is built from config. */
   loggerInstance?: FastifyBaseLogger
   /** Overrides the logger built from config (tests pass `false`). */
@@ -80,7 +82,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(errorsPlugin)
   await app.register(wirePlugin)
   await app.register(accessLogPlugin)
-  await app.register(lifecyclePlugin)
+  await app.register(lifecyclePlugin, {
+    direct: options.migrationConnectionString !== options.connectionString ? options.migrationConnectionString : undefined
+  })
   await app.register(securityPlugin)
   await app.register(corsPlugin)
   await app.register(dbPlugin, { connectionString: options.connectionString })

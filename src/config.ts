@@ -20,6 +20,7 @@ export const ConfigSchema = Type.Object({
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
 
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  MIGRATION_DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
   POSTGRES_HOST: Type.Optional(Type.String({ minLength: 1 })),
   POSTGRES_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 5432 }),
   POSTGRES_USER: Type.Optional(Type.String({ minLength: 1 })),
@@ -157,6 +158,13 @@ function crossFieldIssues(config: Config): string[] {
   const issues: string[] = []
   if (config.DATABASE_URL !== undefined && !isPostgresUrl(config.DATABASE_URL)) {
     issues.push('DATABASE_URL must be a URL of the form postgres://user:password@host:5432/database')
+  }
+  if (config.MIGRATION_DATABASE_URL !== undefined) {
+    if (!isPostgresUrl(config.MIGRATION_DATABASE_URL)) {
+      issues.push('MIGRATION_DATABASE_URL must be a URL of the form postgres://user:password@host:5432/database')
+    } else if (config.DATABASE_URL === undefined && config.POSTGRES_HOST === undefined) {
+      issues.push('MIGRATION_DATABASE_URL needs DATABASE_URL (or POSTGRES_HOST): it is the direct way to the database requests reach through a pooler')
+    }
   }
   if (config.DATABASE_URL === undefined && config.POSTGRES_HOST !== undefined) {
     for (const name of ['POSTGRES_USER', 'POSTGRES_DB'] as const) {

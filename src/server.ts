@@ -44,10 +44,10 @@ try {
     info: (message) => quiet || logger.info(message),
     retry: ({ attempt, delayMs, reason }) => logger.warn({ attempt, retryInMs: delayMs, reason }, 'database not ready yet')
   })
-  const { connectionString } = database
+  const { connectionString, migrationConnectionString } = database
 
   if (config.MIGRATE_ON_START) {
-    const applied = await runMigrations(connectionString, { logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) } })
+    const applied = await runMigrations(migrationConnectionString, { logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) } })
     logger.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'schema is up to date')
   } else {
     logger.info('MIGRATE_ON_START=false: not migrating; /health/ready reports pending migrations')
@@ -56,10 +56,10 @@ try {
   if (config.SEED_ON_START !== 'false') {
     // Demo data is development code (src/dev/): loaded only when asked for.
     const { seedOnStart } = await import('./dev/seed.js')
-    await seedOnStart(connectionString, config.SEED_ON_START, logger)
+    await seedOnStart(migrationConnectionString, config.SEED_ON_START, logger)
   }
 
-  app = await buildApp({ config, connectionString, loggerInstance: logger })
+  app = await buildApp({ config, connectionString, migrationConnectionString, loggerInstance: logger })
   await app.listen({ host: config.HOST, port: config.PORT })
   // Under `make dev` (src/dev/run.ts) the parent waits for this.
   if (process.send && process.connected) process.send({ event: 'listening' })

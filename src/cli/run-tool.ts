@@ -4,6 +4,7 @@ import { connectDatabase } from '../db/connect.js'
 /** What a command-line tool gets: the config and a reachable database. */
 export interface ToolContext {
   config: Config
+  /** The direct connection (MIGRATION_DATABASE_URL when set): tools need sessions a pooler would not keep. */
   connectionString: string
   /** Progress for people, on stderr so stdout stays clean for data. */
   say(message: string): void
@@ -30,7 +31,7 @@ export async function runTool(
       retry: ({ delayMs, reason }) => say(`database not ready (${reason}); retrying in ${delayMs} ms`)
     })
     release = target.release
-    await task({ config, connectionString: target.connectionString, say })
+    await task({ config, connectionString: target.migrationConnectionString, say })
   } catch (error) {
     say(`failed: ${(error as Error).message}`)
     process.exitCode = 1

@@ -4,7 +4,14 @@ import { describeTarget, waitForDatabase } from './wait.js'
 
 /** Where the database is and how to let go of it when done. */
 export interface DatabaseTarget {
+  /** Where requests go: DATABASE_URL, possibly a pooler. */
   connectionString: string
+  /**
+   * A direct connection for what needs a session of its own (migrations and their
+   * advisory lock, seeding, the command-line tools): MIGRATION_DATABASE_URL when set,
+   * else the same as `connectionString`.
+   */
+  migrationConnectionString: string
   source: 'DATABASE_URL' | 'POSTGRES_*' | 'embedded'
   /** Lets go of the embedded server (stopping it if nobody else uses it); a no-op otherwise. */
   release(): Promise<void>
@@ -18,7 +25,8 @@ export interface DatabaseTarget {
  */
 export async function resolveDatabase(config: Config, log: (message: string) => void): Promise<DatabaseTarget> {
   const release = async () => {}
-  if (config.DATABASE_URL) return { connectionString: config.DATABASE_URL, source: 'DATABASE_URL', release }
+  const direct = (connectionString: string) => config.MIGRATION_DATABASE_URL ?? connectionString
+  if (config.DATABASE_URL) return { connectionString: config.DATABASE_URL, migrationConnectionString: direct(config.DATABASE_URL), source: 'DATABASE_URL', release }
   if (config.POSTGRES_HOST) {
     const url = new URL('postgres://localhost/')
     url.hostname = config.POSTGRES_HOST
@@ -26,7 +34,7 @@ export async function resolveDatabase(config: Config, log: (message: string) => 
     url.username = encodeURIComponent(config.POSTGRES_USER ?? '')
     url.password = encodeURIComponent(config.POSTGRES_PASSWORD ?? '')
     url.pathname = `/${encodeURIComponent(config.POSTGRES_DB ?? '')}`
-    return { connectionString: url.toString(), source: 'POSTGRES_*', release }
+    return { connectionString: url.toString(), migrationConnectionString: direct(url.toString()), source: 'POSTGRES_*', release }
   }
   if (config.NODE_ENV === 'production') {
     // loadConfig already refuses this; kept so no code path can start one in production.
@@ -41,7 +49,12 @@ export async function resolveDatabase(config: Config, log: (message: string) => 
     database: config.POSTGRES_DB ?? 'todos',
     log
   })
-  return { connectionString: embedded.connectionString, source: 'embedded', release: () => embedded.release() }
+  return {
+    connectionString: embedded.connectionString,
+    migrationConnectionString: embedded.connectionString,
+    source: 'embedded',
+    release: () => embedded.release()
+  }
 }
 
 /**
@@ -54,13 +67,20 @@ export async function connectDatabase(
   say: { info(message: string): void; retry(info: { attempt: number; delayMs: number; reason: string }): void }
 ): Promise<DatabaseTarget> {
   const target = await resolveDatabase(config, (message) => say.info(message))
-  say.info(`using database ${describeTarget(target.connectionString)} (${target.source})`)
+  const separate = target.migrationConnectionString !== target.connectionString
+  say.info(
+    `using database ${describeTarget(target.connectionString)} (${target.source})` +
+      (separate ? `, and ${describeTarget(target.migrationConnectionString)} directly for migrations (MIGRATION_DATABASE_URL)` : '')
+  )
   try {
-    await waitForDatabase(target.connectionString, {
-      deadlineMs: config.DATABASE_WAIT_SECONDS * 1000,
-      connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
-      onRetry: (info) => say.retry(info)
-    })
+    const deadline = Date.now() + config.DATABASE_WAIT_SECONDS * 1000
+    for (const connectionString of separate ? [target.migrationConnectionString, target.connectionString] : [target.connectionString]) {
+      await waitForDatabase(connectionString, {
+        deadlineMs: Math.max(0, deadline - Date.now()),
+        connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+        onRetry: (info) => say.retry(info)
+      })
+    }
   } catch (error) {
     await target.release().catch(() => {})
     throw error

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import type pg from 'pg'
+import pg from 'pg'
 import { appliedMigrations, migrationFiles } from '../db/migrate.js'
 import { HttpProblem } from '../lib/problem.js'
 import { errorLine } from '../logger.js'
@@ -12,7 +12,7 @@ export interface CheckResult {
 
 export interface ReadinessReport {
   ready: boolean
-  checks: { database: CheckResult; migrations: CheckResult }
+  checks: { database: CheckResult; migrations: CheckResult; migrationDatabase?: CheckResult }
 }
 
 /**
@@ -42,12 +42,19 @@ const PROBE_TIMEOUT_MS = 500
 export const shuttingDownProblem = (detail: string, extra: ConstructorParameters<typeof HttpProblem>[3] = {}) =>
   new HttpProblem(503, 'SHUTTING_DOWN', detail, { retryAfterSeconds: 5, ...extra })
 
-async function lifecyclePlugin(app: FastifyInstance) {
+async function lifecyclePlugin(app: FastifyInstance, options: { direct?: string }) {
   let shuttingDown = false
   let closing = false
   // Read once, at start-up: the files this release expects to find applied.
   const expected = (await migrationFiles()).map((file) => file.name)
   let inFlight: Promise<ReadinessReport> | undefined
+  // With a pooler in front of the database, the next release's migrations need the direct
+  // way in too (MIGRATION_DATABASE_URL): one connection, kept while probes keep coming.
+  const direct = options.direct
+    ? new pg.Pool({ connectionString: options.direct, max: 1, idleTimeoutMillis: 30_000, connectionTimeoutMillis: PROBE_TIMEOUT_MS, application_name: 'todos-api readiness' })
+    : undefined
+  direct?.on('error', () => {}) // an idle connection lost: the next probe reconnects
+  app.addHook('onClose', async () => direct?.end())
 
   app.decorate<Lifecycle>('lifecycle', {
     get shuttingDown() {
@@ -59,7 +66,7 @@ async function lifecyclePlugin(app: FastifyInstance) {
     checkDatabase() {
       // One probe at a time: a hung database must not make every probe take a pool slot.
       // The pool is the db plugin's, registered after this one (its hooks must run first).
-      inFlight ??= probe(app.pg.pool, expected).finally(() => {
+      inFlight ??= probe(app.pg.pool, expected, direct).finally(() => {
         inFlight = undefined
       })
       return inFlight
@@ -80,20 +87,42 @@ async function lifecyclePlugin(app: FastifyInstance) {
   })
 }
 
-async function probe(pool: pg.Pool, expected: string[]): Promise<ReadinessReport> {
+async function probe(pool: pg.Pool, expected: string[], direct: pg.Pool | undefined): Promise<ReadinessReport> {
+  const [report, migrationDatabase] = await Promise.all([probePool(pool, expected), direct && probeDirect(direct)])
+  if (migrationDatabase === undefined) return report
+  return { ready: report.ready && migrationDatabase.status === 'ok', checks: { ...report.checks, migrationDatabase } }
+}
+
+async function probeDirect(direct: pg.Pool): Promise<CheckResult> {
+  try {
+    await withinProbeTimeout(direct.query({ text: 'SELECT 1', query_timeout: PROBE_TIMEOUT_MS } as pg.QueryConfig))
+    return { status: 'ok' }
+  } catch (error) {
+    return { status: 'failing', detail: `MIGRATION_DATABASE_URL: ${errorLine(error)}` }
+  }
+}
+
+async function withinProbeTimeout<T>(work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS)
   })
   try {
-    const applied = await Promise.race([
+    return await Promise.race([work, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function probePool(pool: pg.Pool, expected: string[]): Promise<ReadinessReport> {
+  try {
+    const applied = await withinProbeTimeout(
       (async () => {
         // query_timeout per query is supported by pg but missing from its types.
         await pool.query({ text: 'SELECT 1', query_timeout: PROBE_TIMEOUT_MS } as pg.QueryConfig)
         return appliedMigrations(pool)
-      })(),
-      timeout
-    ])
+      })()
+    )
     const pending = expected.filter((name) => !applied.has(name))
     const migrations: CheckResult =
       pending.length === 0 ? { status: 'ok', detail: `${expected.length} applied` } : { status: 'failing', detail: `pending: ${pending.join(', ')}` }
@@ -103,8 +132,6 @@ async function probe(pool: pg.Pool, expected: string[]): Promise<ReadinessReport
       ready: false,
       checks: { database: { status: 'failing', detail: errorLine(error) }, migrations: { status: 'failing', detail: 'not checked: the database did not answer' } }
     }
-  } finally {
-    clearTimeout(timer)
   }
 }
 

@@ -31,7 +31,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['health'],
         summary: 'Readiness: the database answers and every migration is applied',
         response: {
-          200: jsonResponse(Type.Object({ status: Type.Literal('ok'), checks: Type.Object({ database: Check, migrations: Check }) }), 'Ready', ['Cache-Control']),
+          200: jsonResponse(Type.Object({ status: Type.Literal('ok'), checks: Type.Object({ database: Check, migrations: Check, migrationDatabase: Type.Optional(Check) }) }), 'Ready', ['Cache-Control']),
           ...problemResponses()
         }
       }
