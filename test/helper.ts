@@ -14,6 +14,7 @@ import { destroyEmbeddedPostgres } from '../src/dev/embedded.js'
 import { readClusterState } from './setup/cluster.js'
 import { conformanceChecker, observe, type Observed } from './support/conformance.js'
 import { watchOutput } from './support/output.js'
+import { startPgBouncer, type PgBouncer } from './support/pgbouncer.js'
 import { freePort } from './support/ports.js'
 
 export { freePort, withClient }
@@ -54,17 +55,33 @@ tap.teardown(() => {
   if (mismatches.size > 0) throw new Error(`answers that do not match the OpenAPI document:\n${[...mismatches].join('\n')}`)
 })
 
+/**
+ * TEST_POOLER=pgbouncer: the apps of this process reach their databases through one real
+ * PgBouncer in transaction mode (test/pooler.test.ts runs the HTTP contract files so),
+ * with DATABASE_PREPARED_STATEMENTS as TEST_POOLER_PREPARED says (default false).
+ */
+const POOLER = process.env.TEST_POOLER === 'pgbouncer'
+let bouncer: Promise<PgBouncer> | undefined
+
 /** The app exactly as server.ts builds it, on a fresh migrated database, closed after the test. */
 export async function buildTestApp(
   t: Test,
   options: { connectionString?: string; env?: Record<string, string> } = {}
 ): Promise<{ app: FastifyInstance; db: string }> {
   const db = options.connectionString ?? (await freshDatabase(t))
+  let requests = db
+  const pooled: Record<string, string> = {}
+  if (POOLER && options.connectionString === undefined) {
+    bouncer ??= startPgBouncer(tap, db, { extra: process.env.TEST_POOLER_EXTRA ? [process.env.TEST_POOLER_EXTRA] : [] })
+    requests = (await bouncer).through(db)
+    Object.assign(pooled, { MIGRATION_DATABASE_URL: db, DATABASE_PREPARED_STATEMENTS: process.env.TEST_POOLER_PREPARED ?? 'false' })
+  }
   // Every answer is recorded and checked against the app's own OpenAPI document at the end.
   const observed: Observed[] = []
   const app = await buildApp({
-    config: testConfig({ DATABASE_URL: db, ...options.env }),
-    connectionString: db,
+    config: testConfig({ DATABASE_URL: requests, ...pooled, ...options.env }),
+    connectionString: requests,
+    migrationConnectionString: db,
     logger: false,
     beforePlugins: (instance) =>
       instance.addHook('onSend', (request, reply, payload, done) => {

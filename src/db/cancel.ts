@@ -29,9 +29,12 @@ export function cancelBackend(client: pg.ClientBase, timeoutMs = 1000): Promise<
     const socket = host.startsWith('/') ? net.connect(`${host}/.s.PGSQL.${port}`) : net.connect({ host, port })
     let sent = false
     socket.setTimeout(timeoutMs, () => socket.destroy())
-    socket.on('connect', () => socket.end(packet, () => (sent = true)))
+    // Like libpq: write the request and wait for the other side to close the connection
+    // (it never answers). Closing first is not the same: PgBouncer 1.18 exits with "bad
+    // client state" when the requester goes away while it forwards the cancel.
+    socket.on('connect', () => socket.write(packet, () => (sent = true)))
+    socket.on('end', () => socket.end())
     socket.on('error', () => {})
-    // The server closes the connection once it has read the request; it never answers.
     socket.on('close', () => resolve(sent))
   })
 }

@@ -8,7 +8,7 @@ import { dirname } from 'node:path'
 import pg from 'pg'
 import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../../src/dev/embedded.js'
 import { runMigrations } from '../../src/db/migrate.js'
-import { ensureChromium } from '../support/browser.js'
+import { ensurePrograms } from '../support/packages.js'
 import { freePort } from '../support/ports.js'
 import { STATE_FILE, TEST_DATA_DIR, type ClusterState } from './cluster.js'
 
@@ -43,8 +43,9 @@ const templateUrl = new URL(state.adminUrl)
 templateUrl.pathname = `/${TEMPLATE}`
 await runMigrations(templateUrl.toString())
 
-const chromiumProblem = await ensureChromium((message) => process.stderr.write(`# ${message}\n`))
-if (chromiumProblem) state.chromiumProblem = chromiumProblem
+const problems = await ensurePrograms((message) => process.stderr.write(`# ${message}\n`))
+if (problems.chromium) state.chromiumProblem = problems.chromium
+state.programProblems = problems
 
 await mkdir(dirname(STATE_FILE), { recursive: true })
 await writeFile(STATE_FILE, JSON.stringify(state, null, 2))

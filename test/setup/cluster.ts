@@ -11,6 +11,8 @@ export interface ClusterState {
   embeddedDataDir?: string
   /** Why the browser tests cannot run, when Chromium is missing and could not be installed. */
   chromiumProblem?: string
+  /** Programs (PgBouncer, nginx...) missing after the setup tried to install them, and why. */
+  programProblems?: Record<string, string>
 }
 
 export const STATE_FILE = fileURLToPath(new URL('../../.data/test-cluster.json', import.meta.url))
