@@ -19,15 +19,20 @@ let database: DatabaseTarget | undefined
 let quiet = false
 
 // Installed first, so a signal during the database wait still stops cleanly. The first
-// SIGTERM/SIGINT turns readiness red, waits SHUTDOWN_DELAY_MS for load balancers to
-// notice, then closes: no new connections, in-flight requests finish, the pool closes,
-// exit 0. A second signal, or SHUTDOWN_GRACE_MS passing, forces the exit (code 1).
-const grace = closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: { error: (message: unknown) => logger.error(String(message)) } }, async ({ signal, err }) => {
+// SIGTERM/SIGINT turns readiness red and keeps serving for SHUTDOWN_DELAY_MS, while load
+// balancers notice; then the listener closes and open connections finish their requests
+// (idle ones get up to SHUTDOWN_DELAY_MS more to be closed by their clients); then the
+// pool closes and the process exits 0. A second signal, or the delays plus
+// SHUTDOWN_GRACE_MS passing, forces the exit (code 1).
+const grace = closeWithGrace({ delay: 2 * config.SHUTDOWN_DELAY_MS + config.SHUTDOWN_GRACE_MS, logger: { error: (message: unknown) => logger.error(String(message)) } }, async ({ signal, err }) => {
   if (err) logger.error({ err }, 'fatal error; shutting down')
   else logger.info({ signal: signal ?? 'the parent process went away' }, 'shutting down')
   if (app) {
     app.lifecycle.beginShutdown()
-    if (config.SHUTDOWN_DELAY_MS > 0 && !err) await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DELAY_MS))
+    if (config.SHUTDOWN_DELAY_MS > 0 && !err) {
+      await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DELAY_MS))
+      await app.lifecycle.drain(app.server, config.SHUTDOWN_DELAY_MS)
+    }
     await app.close()
   }
   await database?.release()

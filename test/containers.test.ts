@@ -9,6 +9,7 @@ import t from 'tap'
 import { parse } from 'yaml'
 import { ConfigSchema } from '../src/config.js'
 import { ROOT } from './helper.js'
+import { parseIni } from './support/config-files.js'
 import { parseDockerfile } from './support/dockerfile.js'
 
 interface Service {
@@ -88,4 +89,69 @@ t.test('Dockerfile: no parser directive that makes BuildKit fetch a frontend ima
 t.test('.dockerignore keeps local state and secrets out of the build context', async (t) => {
   const ignored = (await readFile(join(ROOT, '.dockerignore'), 'utf8')).split('\n')
   for (const entry of ['node_modules', '.env', '.data', 'dist']) t.ok(ignored.includes(entry), entry)
+})
+
+// The scaled-out stack (compose.scaled.yaml), which uses compose's `!reset` tag.
+const scaledText = await readFile(join(ROOT, 'compose.scaled.yaml'), 'utf8')
+const scaled = parse(scaledText, { customTags: [{ tag: '!reset', collection: 'seq', resolve: (value: unknown) => value }] }) as { services: Record<string, Service & { ports?: unknown; deploy?: { replicas?: number }; build?: { context: string } }> }
+const pgbouncerIni = parseIni(await readFile(join(ROOT, 'docker/pgbouncer/pgbouncer.ini'), 'utf8'))
+const nginxConf = await readFile(join(ROOT, 'docker/nginx/nginx.conf'), 'utf8')
+const upstreamConf = await readFile(join(ROOT, 'docker/nginx/upstream.conf'), 'utf8')
+
+t.test('scaled stack: api replicas reach PgBouncer for requests and db directly for migrations, with no host port', async (t) => {
+  const api = scaled.services.api
+  t.ok(api)
+  if (!api) return
+  const requests = new URL(String(api.environment?.DATABASE_URL).replace(/\$\{(\w+)\}/g, 'x'))
+  const migrations = new URL(String(api.environment?.MIGRATION_DATABASE_URL).replace(/\$\{(\w+)\}/g, 'x'))
+  t.equal(`${requests.hostname}:${requests.port}`, `pgbouncer:${pgbouncerIni.pgbouncer?.listen_port}`, 'requests go to PgBouncer, on the port its ini listens on')
+  t.equal(`${migrations.hostname}:${migrations.port}`, 'db:5432', 'migrations go straight to the database')
+  for (const name of ['POSTGRES_USER', 'POSTGRES_PASSWORD', 'POSTGRES_DB']) {
+    t.match(String(api.environment?.DATABASE_URL), `\${${name}}`, `DATABASE_URL takes ${name} from .env`)
+    t.match(String(api.environment?.MIGRATION_DATABASE_URL), `\${${name}}`, `MIGRATION_DATABASE_URL takes ${name} from .env`)
+  }
+  const pgbouncerImage = await readFile(join(ROOT, 'docker/pgbouncer/Dockerfile'), 'utf8')
+  t.match(pgbouncerImage, /^FROM debian:bookworm/m, "the image's PgBouncer is Debian 12's 1.18, the one the tests run ...")
+  t.equal(String(api.environment?.DATABASE_PREPARED_STATEMENTS), 'false', '... which cannot carry prepared statements in transaction mode')
+  t.same(api.ports, [], 'replicas publish no host port (nginx is the way in), so --scale works')
+  t.match(scaledText, /^ {4}ports: !reset \[\]$/m, "compose.yaml's published port is reset, not merged")
+  t.ok((api.deploy?.replicas ?? 0) >= 2, 'two replicas or more')
+  t.equal(api.depends_on?.pgbouncer?.condition, 'service_healthy')
+  const delay = Number(api.environment?.SHUTDOWN_DELAY_MS)
+  const keepalive = Number(/keepalive_timeout (\d+)s;/.exec(nginxConf)?.[1]) * 1000
+  t.ok(keepalive < delay, `nginx drops idle connections to a replica (${keepalive} ms) before the replica stops listening (${delay} ms)`)
+  const grace = Number(/^(\d+)s$/.exec(api.stop_grace_period ?? '')?.[1]) * 1000
+  t.ok(grace > 2 * delay + (ConfigSchema.properties.SHUTDOWN_GRACE_MS.default as number), 'docker stop waits for the delay and the drain')
+  const known = Object.keys(ConfigSchema.properties)
+  for (const name of Object.keys(api.environment ?? {})) t.ok(known.includes(name), `${name} is a setting the service reads`)
+})
+
+t.test('scaled stack: PgBouncer in transaction mode in front of db, credentials from .env, a healthcheck', async (t) => {
+  const pgbouncer = scaled.services.pgbouncer
+  t.equal(pgbouncer?.build?.context, 'docker/pgbouncer')
+  t.equal(pgbouncer?.depends_on?.db?.condition, 'service_healthy')
+  t.match((pgbouncer?.healthcheck?.test ?? []).join(' '), /pg_isready .*-p 6432/)
+  for (const name of ['POSTGRES_USER', 'POSTGRES_PASSWORD']) t.match(String(pgbouncer?.environment?.[name]), new RegExp(`^\\$\\{${name}[:?}]`), `${name} comes from .env`)
+  t.equal(pgbouncerIni.pgbouncer?.pool_mode, 'transaction')
+  t.equal(pgbouncerIni.databases?.['*'], 'host=db port=5432')
+  t.equal(pgbouncerIni.pgbouncer?.server_reset_query, '', 'no DISCARD ALL between transactions')
+  t.notOk(pgbouncerIni.pgbouncer?.max_prepared_statements, 'no setting PgBouncer 1.18 does not know')
+  const entrypoint = await readFile(join(ROOT, 'docker/pgbouncer/entrypoint.sh'), 'utf8')
+  t.match(entrypoint, `PGBOUNCER_AUTH_FILE:-${pgbouncerIni.pgbouncer?.auth_file}}`, 'the entrypoint writes the auth file the ini reads')
+  t.match(entrypoint, /umask 077/, 'readable by PgBouncer alone')
+})
+
+t.test('scaled stack: nginx runs docker/nginx, in front of every api replica, with a healthcheck', async (t) => {
+  const nginx = scaled.services.nginx
+  const [, major = 0, minor = 0] = (/^nginx:(\d+)\.(\d+)/.exec(nginx?.image ?? '') ?? []).map(Number)
+  t.ok(major > 1 || minor >= 28, `nginx ${major}.${minor} re-resolves upstream names (resolve, 1.27.3+)`)
+  t.ok(nginx?.volumes?.includes('./docker/nginx/nginx.conf:/etc/nginx/nginx.conf:ro'))
+  t.ok(nginx?.volumes?.includes('./docker/nginx/upstream.conf:/etc/nginx/upstream.conf:ro'))
+  t.equal(nginx?.depends_on?.api?.condition, 'service_healthy')
+  t.match((nginx?.healthcheck?.test ?? []).join(' '), /127\.0\.0\.1:8080\/health/)
+  t.match(nginxConf, /^\s*listen 8080;$/m, 'nginx listens where compose publishes it')
+  t.match(nginxConf, /^\s*include upstream\.conf;$/m)
+  t.match(upstreamConf, /^server api:3000 resolve max_fails=\d+ fail_timeout=\d+s;$/m, 'every replica of the api service, on the port the image listens on')
+  t.match(nginxConf, /^\s*proxy_next_upstream error timeout http_503;$/m, 'retries go to the next replica, never for a write that was sent')
+  t.notMatch(nginxConf, /non_idempotent/)
 })

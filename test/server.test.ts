@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { connect } from 'node:net'
 import { appendFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
@@ -122,6 +124,49 @@ t.test('SIGTERM: readiness turns red, the request in flight completes, exit 0', 
   t.match(await response.json(), [{ title: 'survives shutdown' }])
   t.same(await server.exited, { code: 0, signal: null })
   t.match(server.output.join('\n'), /shutdown complete/)
+})
+
+t.test('drain after SHUTDOWN_DELAY_MS: new connections refused, a request on an open connection still served, then the connection closes', async (t) => {
+  const db = await freshDatabase(t)
+  const server = await startServer(t, { DATABASE_URL: db, SHUTDOWN_DELAY_MS: '800' })
+  await server.waitFor(listening)
+  // One kept-alive connection, as nginx holds to each replica.
+  const socket = connect({ host: '127.0.0.1', port: server.port })
+  await once(socket, 'connect')
+  let received = ''
+  socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk))
+  const ask = async (path: string) => {
+    received = ''
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+    const deadline = Date.now() + 5000
+    while (!/\r\n\r\n/.test(received) || received.length < received.indexOf('\r\n\r\n') + 4 + Number(/content-length: (\d+)/i.exec(received)?.[1] ?? 0)) {
+      if (Date.now() > deadline) throw new Error(`no full answer: ${received}`)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    return received
+  }
+  t.match(await ask('/health/live'), /^HTTP\/1\.1 200[\s\S]*connection: keep-alive/i)
+
+  server.child.kill('SIGTERM')
+  await server.waitFor(/shutting down/)
+  const during = await ask('/health/live')
+  t.match(during, /^HTTP\/1\.1 200/, 'during the delay: served')
+  t.match(during, /connection: keep-alive/i, 'and the connection is kept, so a load balancer opens no new one')
+  t.equal((await fetch(`${server.url}/health/ready`)).status, 503, 'while readiness is red')
+
+  await new Promise((resolve) => setTimeout(resolve, 1000)) // past the delay: the listener is closed
+  const fresh = connect({ host: '127.0.0.1', port: server.port })
+  const refused = await new Promise<string>((resolve) => {
+    fresh.on('connect', () => resolve('accepted')).on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'))
+  })
+  fresh.destroy()
+  t.equal(refused, 'ECONNREFUSED', 'a new connection is refused: nginx sends it to another replica')
+  const closed = once(socket, 'close')
+  const after = await ask('/todos')
+  t.match(after, /^HTTP\/1\.1 200/, 'a request on the open connection is still served (not a 503)')
+  t.match(after, /connection: close/i, 'and closes its connection')
+  await closed
+  t.same(await server.exited, { code: 0, signal: null })
 })
 
 t.test('a second signal forces the exit while a request is stuck', async (t) => {

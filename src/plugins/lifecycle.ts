@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Server } from 'node:http'
+import { Server as NetServer } from 'node:net'
 import pg from 'pg'
 import { appliedMigrations, migrationFiles } from '../db/migrate.js'
 import { HttpProblem } from '../lib/problem.js'
@@ -17,15 +19,16 @@ export interface ReadinessReport {
 
 /**
  * Where the process is in its life, and whether to send it traffic:
- * - `beginShutdown()` (server.ts, on SIGTERM): readiness turns red so load balancers stop
- *   sending, and every answer closes its connection, since a keep-alive socket left open
- *   by a request in flight would otherwise hold the server open;
- * - once the server closes (Fastify's preClose), every new request answers 503;
+ * - `beginShutdown()` (server.ts, on SIGTERM): readiness turns red so load balancers that
+ *   probe it stop sending; requests are still served as before, keep-alive included;
+ * - `drain()` (server.ts, after SHUTDOWN_DELAY_MS): see below;
+ * - once the app closes (Fastify's preClose), every new request answers 503;
  * - `checkDatabase()`: the database answers and every migration is applied.
  */
 export interface Lifecycle {
   readonly shuttingDown: boolean
   beginShutdown(): void
+  drain(server: Server, idleMs: number): Promise<void>
   checkDatabase(): Promise<ReadinessReport>
 }
 
@@ -44,6 +47,7 @@ export const shuttingDownProblem = (detail: string, extra: ConstructorParameters
 
 async function lifecyclePlugin(app: FastifyInstance, options: { direct?: string }) {
   let shuttingDown = false
+  let draining = false
   let closing = false
   // Read once, at start-up: the files this release expects to find applied.
   const expected = (await migrationFiles()).map((file) => file.name)
@@ -62,6 +66,25 @@ async function lifecyclePlugin(app: FastifyInstance, options: { direct?: string 
     },
     beginShutdown() {
       shuttingDown = true
+    },
+    /**
+     * Stops accepting connections, and lets the open ones finish rather than cutting them:
+     * - the listener closes, so a load balancer's next new connection is refused, which
+     *   nginx retries on another replica for any method (nothing was sent);
+     * - a request arriving on a connection already open is served as usual, and every
+     *   answer from now on closes its connection (never a 503: for a POST that would be a
+     *   failed request nobody retries);
+     * - connections left idle are for their clients to close (nginx's keepalive_timeout
+     *   is shorter than `idleMs`); any still idle after `idleMs` are closed then. Closing
+     *   them at once, as http.Server#close does, races a request being sent on them.
+     */
+    async drain(server, idleMs) {
+      shuttingDown = true
+      draining = true
+      const drained = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()))
+      const timer = setTimeout(() => server.closeIdleConnections(), idleMs)
+      await drained
+      clearTimeout(timer)
     },
     checkDatabase() {
       // One probe at a time: a hung database must not make every probe take a pool slot.
@@ -82,7 +105,7 @@ async function lifecyclePlugin(app: FastifyInstance, options: { direct?: string 
     done(closing ? shuttingDownProblem('the service is shutting down; retry on another instance') : undefined)
   })
   app.addHook('onSend', (_request, reply, payload, done) => {
-    if (shuttingDown) reply.header('Connection', 'close')
+    if (draining || closing) reply.header('Connection', 'close')
     done(null, payload)
   })
 }
