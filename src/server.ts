@@ -1,3 +1,4 @@
+import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
@@ -6,6 +7,7 @@ import { connectDatabase, type DatabaseTarget } from './db/connect.js'
 import { MigrationError, runMigrations } from './db/migrate.js'
 import { DatabaseUnavailableError } from './db/wait.js'
 import { createLogger } from './logger.js'
+import { SHUTDOWN_MESSAGE, runPrimary } from './primary.js'
 
 /**
  * The boot sequence: config, database, wait, migrate, build, listen. Nothing listens
@@ -13,70 +15,81 @@ import { createLogger } from './logger.js'
  */
 const config = loadConfigOrExit()
 const logger = createLogger(config)
-let app: FastifyInstance | undefined
-let database: DatabaseTarget | undefined
-/** After a failed start, cleaning up says nothing: the error stays the last line. */
-let quiet = false
+if (config.WEB_CONCURRENCY > 1 && cluster.isPrimary) await runPrimary(config, logger)
+else await serve()
 
-// Installed first, so a signal during the database wait still stops cleanly. The first
-// SIGTERM/SIGINT turns readiness red and keeps serving for SHUTDOWN_DELAY_MS, while load
-// balancers notice; then the listener closes and open connections finish their requests
-// (idle ones get up to SHUTDOWN_DELAY_MS more to be closed by their clients); then the
-// pool closes and the process exits 0. A second signal, or the delays plus
-// SHUTDOWN_GRACE_MS passing, forces the exit (code 1).
-const grace = closeWithGrace({ delay: 2 * config.SHUTDOWN_DELAY_MS + config.SHUTDOWN_GRACE_MS, logger: { error: (message: unknown) => logger.error(String(message)) } }, async ({ signal, err }) => {
-  if (err) logger.error({ err }, 'fatal error; shutting down')
-  else logger.info({ signal: signal ?? 'the parent process went away' }, 'shutting down')
-  if (app) {
-    app.lifecycle.beginShutdown()
-    if (config.SHUTDOWN_DELAY_MS > 0 && !err) {
-      await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DELAY_MS))
-      await app.lifecycle.drain(app.server, config.SHUTDOWN_DELAY_MS)
+async function serve() {
+  let app: FastifyInstance | undefined
+  let database: DatabaseTarget | undefined
+  /** After a failed start, cleaning up says nothing: the error stays the last line. */
+  let quiet = false
+  let stopping = false
+
+  // Installed first, so a signal during the database wait still stops cleanly. The first
+  // SIGTERM/SIGINT turns readiness red and keeps serving for SHUTDOWN_DELAY_MS, while load
+  // balancers notice; then the listener closes and open connections finish their requests
+  // (idle ones get up to SHUTDOWN_DELAY_MS more to be closed by their clients); then the
+  // pool closes and the process exits 0. A second signal, or the delays plus
+  // SHUTDOWN_GRACE_MS passing, forces the exit (code 1).
+  const grace = closeWithGrace({ delay: 2 * config.SHUTDOWN_DELAY_MS + config.SHUTDOWN_GRACE_MS, logger: { error: (message: unknown) => logger.error(String(message)) } }, async ({ signal, err }) => {
+    stopping = true
+    if (err) logger.error({ err }, 'fatal error; shutting down')
+    else logger.info({ signal: signal ?? 'the parent process went away' }, 'shutting down')
+    if (app) {
+      app.lifecycle.beginShutdown()
+      if (config.SHUTDOWN_DELAY_MS > 0 && !err) {
+        await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DELAY_MS))
+        await app.lifecycle.drain(app.server, config.SHUTDOWN_DELAY_MS)
+      }
+      await app.close()
     }
-    await app.close()
-  }
-  await database?.release()
-  logger.info('shutdown complete')
-})
-
-// Under `make dev` the service runs in a process group of its own, so its parent's IPC
-// channel closing is how it learns the parent died, at any point of its life: stop as
-// if signalled rather than live on as an orphan holding the port.
-if (process.send) process.once('disconnect', () => void grace.close())
-
-try {
-  database = await connectDatabase(config, {
-    info: (message) => quiet || logger.info(message),
-    retry: ({ attempt, delayMs, reason }) => logger.warn({ attempt, retryInMs: delayMs, reason }, 'database not ready yet')
+    await database?.release()
+    logger.info('shutdown complete')
   })
-  const { connectionString, migrationConnectionString } = database
 
-  if (config.MIGRATE_ON_START) {
-    const applied = await runMigrations(migrationConnectionString, { logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) } })
-    logger.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'schema is up to date')
-  } else {
-    logger.info('MIGRATE_ON_START=false: not migrating; /health/ready reports pending migrations')
+  // Under `make dev` the service runs in a process group of its own, so its parent's IPC
+  // channel closing is how it learns the parent died, at any point of its life: stop as
+  // if signalled rather than live on as an orphan holding the port.
+  if (process.send) process.once('disconnect', () => stopping || void grace.close())
+  // A worker of WEB_CONCURRENCY (primary.ts) stops when the primary says so; a Ctrl-C in
+  // a terminal also signals it directly, and only the first of the two counts.
+  if (cluster.isWorker) process.on('message', (message) => message === SHUTDOWN_MESSAGE && !stopping && void grace.close())
+
+  try {
+    database = await connectDatabase(config, {
+      info: (message) => quiet || logger.info(message),
+      retry: ({ attempt, delayMs, reason }) => logger.warn({ attempt, retryInMs: delayMs, reason }, 'database not ready yet')
+    })
+    const { connectionString, migrationConnectionString } = database
+
+    if (config.MIGRATE_ON_START) {
+      const applied = await runMigrations(migrationConnectionString, { logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) } })
+      logger.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'schema is up to date')
+    } else if (!cluster.isWorker) {
+      // (A worker of WEB_CONCURRENCY: the primary migrated.)
+      logger.info('MIGRATE_ON_START=false: not migrating; /health/ready reports pending migrations')
+    }
+
+    if (config.SEED_ON_START !== 'false') {
+      // Demo data is development code (src/dev/): loaded only when asked for.
+      const { seedOnStart } = await import('./dev/seed.js')
+      await seedOnStart(migrationConnectionString, config.SEED_ON_START, logger)
+    }
+
+    app = await buildApp({ config, connectionString, migrationConnectionString, loggerInstance: logger })
+    await app.listen({ host: config.HOST, port: config.PORT })
+    // Under `make dev` (src/dev/run.ts) the parent waits for this.
+    if (process.send && process.connected) process.send({ event: 'listening' })
+  } catch (error) {
+    // A failure the message explains in full is one line, and the last one; anything else
+    // is a bug, logged with what the error carries.
+    const explained = error instanceof DatabaseUnavailableError || error instanceof MigrationError || isListenError(error)
+    logger.fatal(explained ? {} : { err: error }, `startup failed: ${startupFailure(error)}`)
+    quiet = true
+    await app?.close().catch(() => {})
+    await database?.release().catch(() => {})
+    process.exit(1)
   }
-
-  if (config.SEED_ON_START !== 'false') {
-    // Demo data is development code (src/dev/): loaded only when asked for.
-    const { seedOnStart } = await import('./dev/seed.js')
-    await seedOnStart(migrationConnectionString, config.SEED_ON_START, logger)
-  }
-
-  app = await buildApp({ config, connectionString, migrationConnectionString, loggerInstance: logger })
-  await app.listen({ host: config.HOST, port: config.PORT })
-  // Under `make dev` (src/dev/run.ts) the parent waits for this.
-  if (process.send && process.connected) process.send({ event: 'listening' })
-} catch (error) {
-  // A failure the message explains in full is one line, and the last one; anything else
-  // is a bug, logged with what the error carries.
-  const explained = error instanceof DatabaseUnavailableError || error instanceof MigrationError || isListenError(error)
-  logger.fatal(explained ? {} : { err: error }, `startup failed: ${startupFailure(error)}`)
-  quiet = true
-  await app?.close().catch(() => {})
-  await database?.release().catch(() => {})
-  process.exit(1)
 }
 
 function isListenError(error: unknown): boolean {

@@ -169,6 +169,23 @@ t.test('drain after SHUTDOWN_DELAY_MS: new connections refused, a request on an 
   t.same(await server.exited, { code: 0, signal: null })
 })
 
+t.test('WEB_CONCURRENCY=2: the primary migrates once, two workers share the port, SIGTERM stops them all with exit 0', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  const server = await startServer(t, { DATABASE_URL: db, WEB_CONCURRENCY: '2' })
+  await server.waitFor(listening)
+  const pidsListening = () => new Set(server.output.filter((line) => listening.test(line)).map((line) => (JSON.parse(line) as { pid: number }).pid))
+  for (let i = 0; pidsListening().size < 2 && i < 100; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(pidsListening().size, 2, 'two workers listen')
+  const applied = await sql<{ count: string }>(db, 'SELECT count(*) FROM pgmigrations')
+  t.equal(Number(applied[0]?.count), (await migrationFiles()).length, 'each migration applied once, by the primary')
+  for (let i = 0; i < 8; i++) t.equal((await fetch(`${server.url}/todos`, { headers: { connection: 'close' } })).status, 200)
+  const served = new Set(server.output.filter((line) => /"msg":"request"/.test(line)).map((line) => (JSON.parse(line) as { pid: number }).pid))
+  t.equal(served.size, 2, 'requests are spread over both workers')
+  server.child.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
+  t.equal(server.output.filter((line) => /shutdown complete/.test(line)).length, 3, 'both workers drained, then the primary stopped')
+})
+
 t.test('a second signal forces the exit while a request is stuck', async (t) => {
   const db = await freshDatabase(t)
   const server = await startServer(t, { DATABASE_URL: db })
