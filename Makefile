@@ -7,7 +7,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 
 .PHONY: help deps dev test typecheck build start migrate migrate-down migration migrate-status \
-        seed user resetdb psql up down logs bench clean
+        seed user resetdb psql up down logs bench bench-scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -69,8 +69,12 @@ down: ## Stop the containers (the database volume is kept)
 logs: ## Follow the containers' logs
 	docker compose logs --follow
 
-bench: deps ## Load benchmark: the compiled service against the bare node:http + pg floor, with wrk (about 4 min)
+bench: deps ## Load benchmarks: the service against the bare node:http + pg floor, then the scaled-out shapes (about 6 min)
 	$(TSX) bench/run.ts
+	$(TSX) bench/scale.ts
+
+bench-scale: deps ## Only the scaled-out shapes: direct vs PgBouncer, nginx to one vs two replicas, WEB_CONCURRENCY=2 (about 2 min)
+	$(TSX) bench/scale.ts --build
 
 clean: ## Remove build output and test artefacts (not the database in .data/)
 	rm -rf dist .tap
