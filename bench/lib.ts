@@ -60,6 +60,7 @@ export async function start(name: string, args: string[], env: Record<string, st
     if (ok) return child
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
+  child.kill('SIGKILL')
   throw new Error(`${name} did not come up`)
 }
 
@@ -106,4 +107,16 @@ export async function benchDatabase(name: string): Promise<{ url: string; token:
       await destroyEmbeddedPostgres(dataDir)
     }
   }
+}
+
+/** SIGTERM to every server, and their exits awaited (before the database they use goes). */
+export async function stopAll(servers: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    servers.map((server) => {
+      if (server.exitCode !== null || server.signalCode !== null) return undefined
+      const exited = new Promise((resolve) => server.once('exit', resolve))
+      server.kill('SIGTERM')
+      return exited
+    })
+  )
 }

@@ -18,7 +18,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../test/support/ports.js'
-import { CONNECTIONS, ROOT, ROUNDS, ROWS, SECONDS, benchDatabase, ensureWrk, load, median, rssMiB, sh, spread, start, startArgs, type Run } from './lib.js'
+import { CONNECTIONS, ROOT, ROUNDS, ROWS, SECONDS, benchDatabase, ensureWrk, stopAll, load, median, rssMiB, sh, spread, start, startArgs, type Run } from './lib.js'
 
 const SCRIPTS = {
   'GET /todos/:id': `request = function() return wrk.format("GET", "/todos/" .. math.random(1, ${ROWS})) end`,
@@ -122,7 +122,7 @@ try {
   lines.push('', `RSS after ${ROUNDS * Object.keys(SCRIPTS).length * SECONDS} s of load: floor ${(rss.floor as number[]).at(-1)} MiB, todos-api ${(rss.api as number[]).at(-1)} MiB (per round: ${(rss.api as number[]).join(', ')})`)
   console.log(lines.join('\n'))
 } finally {
-  for (const server of servers) server.kill('SIGTERM')
+  await stopAll(servers)
   await rm(scripts, { recursive: true, force: true })
   await database.close()
 }

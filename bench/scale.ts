@@ -21,7 +21,7 @@ import { startNginx } from '../test/support/nginx.js'
 import { ensurePrograms } from '../test/support/packages.js'
 import { startPgBouncer } from '../test/support/pgbouncer.js'
 import { freePort } from '../test/support/ports.js'
-import { CONNECTIONS, ROOT, ROUNDS, ROWS, SECONDS, benchDatabase, ensureWrk, load, median, sh, spread, start, startArgs, type Run } from './lib.js'
+import { CONNECTIONS, ROOT, ROUNDS, ROWS, SECONDS, benchDatabase, ensureWrk, stopAll, load, median, sh, spread, start, startArgs, type Run } from './lib.js'
 
 const wrk = await ensureWrk()
 const missing = await ensurePrograms((message) => console.error(message))
@@ -94,7 +94,7 @@ try {
   }
   console.log(lines.join('\n'))
 } finally {
-  for (const server of servers) server.kill('SIGTERM')
+  await stopAll(servers)
   for (const cleanup of cleanups.reverse()) await cleanup()
   await rm(scripts, { recursive: true, force: true })
   await database.close()

@@ -1,38 +1,71 @@
 import cluster, { type Worker } from 'node:cluster'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
-import { connectDatabase } from './db/connect.js'
+import { connectDatabase, type DatabaseTarget } from './db/connect.js'
 import { runMigrations } from './db/migrate.js'
 
-/** The message a worker stops on, as if signalled (plugins see one shutdown, never two). */
-export const SHUTDOWN_MESSAGE = 'todos-api:shutdown'
+/** More deaths than this within DEATH_WINDOW_MS: something is wrong beyond one worker. */
+const MAX_DEATHS = 5
+const DEATH_WINDOW_MS = 60_000
 
 /**
  * WEB_CONCURRENCY > 1: this process (the primary) resolves and waits for the database,
  * migrates and seeds once, then forks that many workers, each the ordinary server
  * (server.ts) with migration and seeding off; they share the port through node:cluster,
- * which hands each new connection to the next worker. A worker that dies is replaced.
- * SIGTERM or SIGINT reaches every worker once (each drains as a single process does);
- * the primary exits when they have, with the worst exit code among them.
+ * which hands each new connection to the next worker.
+ *
+ * - A worker that dies after it listened is replaced; one that dies before (a port in
+ *   use, a bad setting), or too many deaths in a minute, stop everything with exit 1.
+ * - SIGTERM or SIGINT: each worker gets SIGTERM and drains as a single process does;
+ *   workers ignore SIGINT, so a Ctrl-C that reaches the whole process group counts once.
+ *   The primary exits when they have, with the worst exit code among them. A second
+ *   signal (not npm's relayed copy, within 300 ms) kills them.
  */
 export async function runPrimary(config: Config, logger: Logger): Promise<void> {
-  const database = await connectDatabase(config, {
-    info: (message) => logger.info(message),
-    retry: ({ attempt, delayMs, reason }) => logger.warn({ attempt, retryInMs: delayMs, reason }, 'database not ready yet')
-  })
+  const live = new Set<Worker>()
+  const listened = new Set<Worker>()
+  const deaths: number[] = []
+  let database: DatabaseTarget | undefined
+  let stopping = false
   let exitCode = 0
+  let lastSignalAt = 0
+  let finish: () => void = () => {}
+  const stopped = new Promise<void>((resolve) => (finish = resolve))
+
+  const stop = (reason: string) => {
+    if (stopping) {
+      if (Date.now() - lastSignalAt < 300) return
+      logger.warn('second signal: stopping the workers now')
+      for (const worker of live) worker.process.kill('SIGKILL')
+      return
+    }
+    stopping = true
+    lastSignalAt = Date.now()
+    logger.info({ reason }, live.size ? 'shutting down workers' : 'shutting down')
+    if (live.size === 0) finish()
+    for (const worker of live) worker.process.kill('SIGTERM')
+  }
+  // Installed first: a signal while waiting for the database or migrating stops cleanly.
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  if (process.send) process.once('disconnect', () => stop('the parent process went away'))
+
   try {
-    if (config.MIGRATE_ON_START) {
+    database = await connectDatabase(config, {
+      info: (message) => logger.info(message),
+      retry: ({ attempt, delayMs, reason }) => logger.warn({ attempt, retryInMs: delayMs, reason }, 'database not ready yet')
+    })
+    if (config.MIGRATE_ON_START && !stopping) {
       const applied = await runMigrations(database.migrationConnectionString, { logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) } })
       logger.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'schema is up to date')
     }
-    if (config.SEED_ON_START !== 'false') {
+    if (config.SEED_ON_START !== 'false' && !stopping) {
       const { seedOnStart } = await import('./dev/seed.js')
       await seedOnStart(database.migrationConnectionString, config.SEED_ON_START, logger)
     }
   } catch (error) {
     logger.fatal(`startup failed: ${(error as Error).message}`)
-    await database.release().catch(() => {})
+    await database?.release().catch(() => {})
     process.exit(1)
   }
 
@@ -42,34 +75,35 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
     MIGRATE_ON_START: 'false',
     SEED_ON_START: 'false'
   }
-  let stopping = false
-  const fork = () => cluster.fork(env)
-  for (let i = 0; i < config.WEB_CONCURRENCY; i++) fork()
-  logger.info(`started ${config.WEB_CONCURRENCY} workers (WEB_CONCURRENCY)`)
-
-  const stopped = new Promise<void>((resolve) => {
-    cluster.on('exit', (worker: Worker, code, signal) => {
-      if (!stopping) {
-        logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another')
-        fork()
-        return
-      }
-      if (code !== 0) exitCode = code ?? 1
-      if (Object.keys(cluster.workers ?? {}).length === 0) resolve()
-    })
+  const fork = () => live.add(cluster.fork(env))
+  cluster.on('listening', (worker) => {
+    listened.add(worker)
+    // Under `make dev`-style parents: ready once every worker listens.
+    if (listened.size === config.WEB_CONCURRENCY && process.send && process.connected) process.send({ event: 'listening' })
   })
-  const stop = (signal: NodeJS.Signals) => {
+  cluster.on('exit', (worker, code, signal) => {
+    live.delete(worker)
     if (stopping) {
-      // A second signal: as for a single process, stop now.
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL')
+      if (code) exitCode = Math.max(exitCode, code)
+      if (live.size === 0) finish()
       return
     }
-    stopping = true
-    logger.info({ signal }, 'shutting down workers')
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.send(SHUTDOWN_MESSAGE)
+    const now = Date.now()
+    deaths.push(now)
+    while ((deaths[0] ?? now) < now - DEATH_WINDOW_MS) deaths.shift()
+    if (!listened.has(worker) || deaths.length > MAX_DEATHS) {
+      logger.fatal({ pid: worker.process.pid, code, signal }, listened.has(worker) ? `${deaths.length} workers died within a minute; stopping` : 'a worker failed to start; stopping')
+      exitCode = 1
+      stop('a worker failed')
+      return
+    }
+    logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another')
+    fork()
+  })
+  if (!stopping) {
+    for (let i = 0; i < config.WEB_CONCURRENCY; i++) fork()
+    logger.info(`started ${config.WEB_CONCURRENCY} workers (WEB_CONCURRENCY)`)
   }
-  process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
   await stopped
   await database.release().catch(() => {})
   logger.info('shutdown complete')

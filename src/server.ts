@@ -7,7 +7,7 @@ import { connectDatabase, type DatabaseTarget } from './db/connect.js'
 import { MigrationError, runMigrations } from './db/migrate.js'
 import { DatabaseUnavailableError } from './db/wait.js'
 import { createLogger } from './logger.js'
-import { SHUTDOWN_MESSAGE, runPrimary } from './primary.js'
+import { runPrimary } from './primary.js'
 
 /**
  * The boot sequence: config, database, wait, migrate, build, listen. Nothing listens
@@ -31,7 +31,10 @@ async function serve() {
   // (idle ones get up to SHUTDOWN_DELAY_MS more to be closed by their clients); then the
   // pool closes and the process exits 0. A second signal, or the delays plus
   // SHUTDOWN_GRACE_MS passing, forces the exit (code 1).
-  const grace = closeWithGrace({ delay: 2 * config.SHUTDOWN_DELAY_MS + config.SHUTDOWN_GRACE_MS, logger: { error: (message: unknown) => logger.error(String(message)) } }, async ({ signal, err }) => {
+  // A worker of WEB_CONCURRENCY (primary.ts) stops on the primary's SIGTERM; it ignores
+  // SIGINT, which a Ctrl-C sends to the whole process group, so that counts once.
+  if (cluster.isWorker) process.on('SIGINT', () => {})
+  const grace = closeWithGrace({ delay: 2 * config.SHUTDOWN_DELAY_MS + config.SHUTDOWN_GRACE_MS, skip: cluster.isWorker ? ['SIGINT'] : [], logger: { error: (message: unknown) => logger.error(String(message)) } }, async ({ signal, err }) => {
     stopping = true
     if (err) logger.error({ err }, 'fatal error; shutting down')
     else logger.info({ signal: signal ?? 'the parent process went away' }, 'shutting down')
@@ -39,6 +42,7 @@ async function serve() {
       app.lifecycle.beginShutdown()
       if (config.SHUTDOWN_DELAY_MS > 0 && !err) {
         await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DELAY_MS))
+        logger.info('draining: no new connections; open ones finish')
         await app.lifecycle.drain(app.server, config.SHUTDOWN_DELAY_MS)
       }
       await app.close()
@@ -51,9 +55,6 @@ async function serve() {
   // channel closing is how it learns the parent died, at any point of its life: stop as
   // if signalled rather than live on as an orphan holding the port.
   if (process.send) process.once('disconnect', () => stopping || void grace.close())
-  // A worker of WEB_CONCURRENCY (primary.ts) stops when the primary says so; a Ctrl-C in
-  // a terminal also signals it directly, and only the first of the two counts.
-  if (cluster.isWorker) process.on('message', (message) => message === SHUTDOWN_MESSAGE && !stopping && void grace.close())
 
   try {
     database = await connectDatabase(config, {

@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { connect } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { appendFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
@@ -128,7 +128,7 @@ t.test('SIGTERM: readiness turns red, the request in flight completes, exit 0', 
 
 t.test('drain after SHUTDOWN_DELAY_MS: new connections refused, a request on an open connection still served, then the connection closes', async (t) => {
   const db = await freshDatabase(t)
-  const server = await startServer(t, { DATABASE_URL: db, SHUTDOWN_DELAY_MS: '800' })
+  const server = await startServer(t, { DATABASE_URL: db, SHUTDOWN_DELAY_MS: '1500' })
   await server.waitFor(listening)
   // One kept-alive connection, as nginx holds to each replica.
   const socket = connect({ host: '127.0.0.1', port: server.port })
@@ -154,7 +154,7 @@ t.test('drain after SHUTDOWN_DELAY_MS: new connections refused, a request on an 
   t.match(during, /connection: keep-alive/i, 'and the connection is kept, so a load balancer opens no new one')
   t.equal((await fetch(`${server.url}/health/ready`)).status, 503, 'while readiness is red')
 
-  await new Promise((resolve) => setTimeout(resolve, 1000)) // past the delay: the listener is closed
+  await server.waitFor(/draining: no new connections/) // past the delay: the listener is closed
   const fresh = connect({ host: '127.0.0.1', port: server.port })
   const refused = await new Promise<string>((resolve) => {
     fresh.on('connect', () => resolve('accepted')).on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'))
@@ -184,6 +184,18 @@ t.test('WEB_CONCURRENCY=2: the primary migrates once, two workers share the port
   server.child.kill('SIGTERM')
   t.same(await server.exited, { code: 0, signal: null })
   t.equal(server.output.filter((line) => /shutdown complete/.test(line)).length, 3, 'both workers drained, then the primary stopped')
+})
+
+t.test('WEB_CONCURRENCY=2 on a port in use: the workers cannot listen, the primary stops with exit 1 instead of forking forever', async (t) => {
+  const db = await freshDatabase(t)
+  const port = await freePort()
+  const blocker = createServer().listen(port, '127.0.0.1')
+  await once(blocker, 'listening')
+  t.teardown(() => blocker.close())
+  const server = await startServer(t, { DATABASE_URL: db, WEB_CONCURRENCY: '2', PORT: String(port) })
+  t.equal((await server.exited).code, 1)
+  t.match(server.output.join('\n'), /a worker failed to start; stopping/)
+  t.ok(server.output.filter((line) => /worker died; starting another/.test(line)).length === 0, 'no worker was forked again')
 })
 
 t.test('a second signal forces the exit while a request is stuck', async (t) => {

@@ -26,10 +26,11 @@ export async function runTool(
   let release = async () => {}
   try {
     precheck(config)
-    const target = await connectDatabase(config, {
-      info: say,
-      retry: ({ delayMs, reason }) => say(`database not ready (${reason}); retrying in ${delayMs} ms`)
-    })
+    const target = await connectDatabase(
+      config,
+      { info: say, retry: ({ delayMs, reason }) => say(`database not ready (${reason}); retrying in ${delayMs} ms`) },
+      { directOnly: true }
+    )
     release = target.release
     await task({ config, connectionString: target.migrationConnectionString, say })
   } catch (error) {

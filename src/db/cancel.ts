@@ -7,6 +7,7 @@ interface CancellableClient {
   port: number
   processID: number | null
   secretKey: number | null
+  connection?: { stream?: { remoteAddress?: string; remotePort?: number } }
 }
 
 /**
@@ -18,15 +19,18 @@ interface CancellableClient {
  * once the request was delivered or could not be, never rejects, within `timeoutMs`.
  */
 export function cancelBackend(client: pg.ClientBase, timeoutMs = 1000): Promise<boolean> {
-  const { host, port, processID, secretKey } = client as unknown as CancellableClient
+  const { host, port, processID, secretKey, connection } = client as unknown as CancellableClient
   if (processID === null || secretKey === null) return Promise.resolve(false)
+  // The very server (or pooler) the client is connected to, not its name again: behind
+  // one name for several PgBouncers, another one would not know the key.
+  const peer = connection?.stream?.remoteAddress ? { host: connection.stream.remoteAddress, port: connection.stream.remotePort ?? port } : { host, port }
   const packet = Buffer.alloc(16)
   packet.writeInt32BE(16, 0)
   packet.writeInt32BE(80877102, 4) // the CancelRequest code: 1234 << 16 | 5678
   packet.writeInt32BE(processID, 8)
   packet.writeInt32BE(secretKey, 12)
   return new Promise((resolve) => {
-    const socket = host.startsWith('/') ? net.connect(`${host}/.s.PGSQL.${port}`) : net.connect({ host, port })
+    const socket = peer.host.startsWith('/') ? net.connect(`${peer.host}/.s.PGSQL.${peer.port}`) : net.connect(peer)
     let sent = false
     socket.setTimeout(timeoutMs, () => socket.destroy())
     // Like libpq: write the request and wait for the other side to close the connection

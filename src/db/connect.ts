@@ -64,7 +64,9 @@ export async function resolveDatabase(config: Config, log: (message: string) => 
  */
 export async function connectDatabase(
   config: Config,
-  say: { info(message: string): void; retry(info: { attempt: number; delayMs: number; reason: string }): void }
+  say: { info(message: string): void; retry(info: { attempt: number; delayMs: number; reason: string }): void },
+  /** Command-line tools use the direct connection alone, and wait for nothing else. */
+  { directOnly = false } = {}
 ): Promise<DatabaseTarget> {
   const target = await resolveDatabase(config, (message) => say.info(message))
   const separate = target.migrationConnectionString !== target.connectionString
@@ -74,7 +76,8 @@ export async function connectDatabase(
   )
   try {
     const deadline = Date.now() + config.DATABASE_WAIT_SECONDS * 1000
-    for (const connectionString of separate ? [target.migrationConnectionString, target.connectionString] : [target.connectionString]) {
+    const needed = directOnly || !separate ? [target.migrationConnectionString] : [target.migrationConnectionString, target.connectionString]
+    for (const connectionString of needed) {
       await waitForDatabase(connectionString, {
         deadlineMs: Math.max(0, deadline - Date.now()),
         connectTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,

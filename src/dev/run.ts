@@ -47,7 +47,8 @@ let stopping = false
 const stops = new WeakMap<ChildProcess, Promise<number>>()
 
 function startServer() {
-  const env = database.source === 'embedded' ? childProcessEnv({ DATABASE_URL: database.connectionString }) : childProcessEnv({})
+  // One process: reloading on change restarts it, and WEB_CONCURRENCY is for production.
+  const env = childProcessEnv({ WEB_CONCURRENCY: '1', ...(database.source === 'embedded' ? { DATABASE_URL: database.connectionString } : {}) })
   const server = spawn(process.execPath, ['--import', 'tsx', SERVER], { cwd: process.cwd(), env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true })
   child = server
   server.on('message', (message: { event?: string }) => {

@@ -77,7 +77,7 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
       const name = nameFor(text)
       return await (name === undefined ? client.query(text, values) : client.query({ name, text, values }))
     } catch (error) {
-      if (!isConnectionFailure(error)) throw error
+      if (!isConnectionFailure(error) && !isLostServer(error)) throw error
       broken = error as Error
       throw write ? outcomeUnknown(error) : databaseUnavailable(undefined, error)
     } finally {
@@ -92,6 +92,19 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     query: (text, values) => run(text, values, false),
     write: (text, values) => run(text, values, true)
   })
+}
+
+/**
+ * A server connection lost under a statement, reported as an error rather than as a
+ * dropped socket: PgBouncer answers its client `FATAL 08P01 server conn crashed?` when
+ * the server connection dies mid-statement, and PostgreSQL `FATAL 57P01` when an
+ * administrator terminates the backend. The statement may have committed. (PgBouncer's
+ * `query_wait_timeout` is FATAL too, but then nothing was sent: the usual 503.)
+ */
+function isLostServer(error: unknown): boolean {
+  const { severity, code = '', message = '' } = error as { severity?: string; code?: string; message?: string }
+  if (/query_wait_timeout/.test(message)) return false
+  return severity === 'FATAL' || severity === 'PANIC' || code.startsWith('08') || /^57P0[1-3]$/.test(code)
 }
 
 /** How long a cancelled statement has to stop before its connection is cut. */
