@@ -42,7 +42,6 @@ async function serve() {
       app.lifecycle.beginShutdown()
       if (config.SHUTDOWN_DELAY_MS > 0 && !err) {
         await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DELAY_MS))
-        logger.info('draining: no new connections; open ones finish')
         await app.lifecycle.drain(app.server, config.SHUTDOWN_DELAY_MS)
       }
       await app.close()

@@ -82,6 +82,7 @@ async function lifecyclePlugin(app: FastifyInstance, options: { direct?: string 
       shuttingDown = true
       draining = true
       const drained = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()))
+      app.log.info('draining: no new connections; open ones finish')
       const timer = setTimeout(() => server.closeIdleConnections(), idleMs)
       await drained
       clearTimeout(timer)

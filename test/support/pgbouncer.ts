@@ -14,6 +14,7 @@ import { freePort } from './ports.js'
 const DOCKER = fileURLToPath(new URL('../../docker/', import.meta.url))
 export const PGBOUNCER_INI = join(DOCKER, 'pgbouncer/pgbouncer.ini')
 const ENTRYPOINT = join(DOCKER, 'pgbouncer/entrypoint.sh')
+const chownTo = (path: string, runAs: { uid?: number; gid?: number }) => (runAs.uid === undefined ? undefined : chown(path, runAs.uid, runAs.gid ?? runAs.uid))
 
 export interface PgBouncer {
   port: number
@@ -36,7 +37,7 @@ export async function startPgBouncer(t: Test, upstream: string, { extra = [] as 
   const runAs = await postgresUser()
   const dir = await mkdtemp(join(tmpdir(), 'todos-api-pgbouncer-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  if (runAs.uid !== undefined) await chown(dir, runAs.uid, runAs.gid ?? runAs.uid)
+  await chownTo(dir, runAs)
   const ini = replaceLines(await readFile(PGBOUNCER_INI, 'utf8'), [
     [/^\* = host=db port=5432$/, `* = host=${url.hostname} port=${url.port || 5432}`],
     [/^listen_addr = .*$/, 'listen_addr = 127.0.0.1'],
@@ -46,8 +47,13 @@ export async function startPgBouncer(t: Test, upstream: string, { extra = [] as 
   ]).concat(extra.map((line) => `${line}\n`).join(''))
   const iniPath = join(dir, 'pgbouncer.ini')
   await writeFile(iniPath, ini, { mode: 0o600 })
-  if (runAs.uid !== undefined) await chown(iniPath, runAs.uid, runAs.gid ?? runAs.uid)
-  const child = spawn(ENTRYPOINT, [], {
+  await chownTo(iniPath, runAs)
+  // The entrypoint is copied in too: the postgres user may not reach the project (a clone
+  // in a private directory).
+  const entrypoint = join(dir, 'entrypoint.sh')
+  await writeFile(entrypoint, await readFile(ENTRYPOINT), { mode: 0o700 })
+  await chownTo(entrypoint, runAs)
+  const child = spawn(entrypoint, [], {
     ...runAs,
     cwd: dir,
     env: {
