@@ -7,7 +7,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 
 .PHONY: help deps dev test typecheck build start migrate migrate-down migration migrate-status \
-        seed user resetdb psql up down logs bench bench-scale clean
+        migrate-accept migrate-forget seed user resetdb psql up down logs bench bench-scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -34,14 +34,22 @@ build: deps ## Compile to dist/ (npm run build)
 start: build ## Run the compiled server as the container does (node --max-semi-space-size=8 dist/server.js)
 	node --max-semi-space-size=8 dist/server.js
 
-migrate: deps ## Apply all pending migrations (DATABASE_URL, POSTGRES_*, or the embedded database)
-	$(TSX) src/cli/migrate.ts up
+migrate: deps ## Apply all pending migrations; dry=1 prints their SQL and changes nothing; baseline=NNNN adopts a database made without migrations
+	$(TSX) src/cli/migrate.ts up $(if $(filter 1 true yes,$(dry)),--dry-run) $(if $(baseline),--baseline "$(baseline)")
 
 migrate-down: deps ## Revert the last applied migration
 	$(TSX) src/cli/migrate.ts down
 
-migrate-status: deps ## List pending migrations
-	$(TSX) src/cli/migrate.ts status
+migrate-status: deps ## Every migration: applied, pending, CHANGED or MISSING; exit 0 up to date, 3 pending, 4 drift
+	@$(TSX) src/cli/migrate.ts status
+
+migrate-accept: deps ## A changed migration file: record it as it is now (the database matches it): make migrate-accept name=0003
+	@if [ -z "$(name)" ]; then echo "usage: make migrate-accept name=0003" >&2; exit 2; fi
+	$(TSX) src/cli/migrate.ts accept "$(name)"
+
+migrate-forget: deps ## A migration whose file is gone: no longer record it as applied: make migrate-forget name=0006
+	@if [ -z "$(name)" ]; then echo "usage: make migrate-forget name=0006" >&2; exit 2; fi
+	$(TSX) src/cli/migrate.ts forget "$(name)"
 
 migration: deps ## Create the next numbered migration: make migration name=add_x
 	@if [ -z "$(name)" ]; then echo "usage: make migration name=add_something" >&2; exit 2; fi

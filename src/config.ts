@@ -38,6 +38,10 @@ export const ConfigSchema = Type.Object({
   IDEMPOTENCY_KEY_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 30, default: 24 }),
 
   MIGRATE_ON_START: Type.Boolean({ default: true }),
+  MIGRATION_LOCK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 5000 }),
+  MIGRATION_LOCK_RETRIES: Type.Integer({ minimum: 0, maximum: 20, default: 4 }),
+  MIGRATION_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 24 * 3_600_000, default: 15 * 60_000 }),
+  MIGRATION_LOCK_WAIT_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 120 }),
   SEED_ON_START: StringEnum(['false', 'true', 'if-empty'], { default: 'false' }),
   SHUTDOWN_DELAY_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 0 }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),

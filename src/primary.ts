@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { connectDatabase, type DatabaseTarget } from './db/connect.js'
-import { runMigrations } from './db/migrate.js'
+import { migrationLimits, runMigrations } from './db/migrate.js'
 
 /** More deaths than this within DEATH_WINDOW_MS: something is wrong beyond one worker. */
 const MAX_DEATHS = 5
@@ -56,7 +56,10 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
       retry: ({ attempt, delayMs, reason }) => logger.warn({ attempt, retryInMs: delayMs, reason }, 'database not ready yet')
     })
     if (config.MIGRATE_ON_START && !stopping) {
-      const applied = await runMigrations(database.migrationConnectionString, { logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) } })
+      const applied = await runMigrations(database.migrationConnectionString, {
+        limits: migrationLimits(config),
+        logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) }
+      })
       logger.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'schema is up to date')
     }
     if (config.SEED_ON_START !== 'false' && !stopping) {

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { loadConfigOrExit } from './config.js'
 import { connectDatabase, type DatabaseTarget } from './db/connect.js'
-import { MigrationError, runMigrations } from './db/migrate.js'
+import { MigrationError, migrationLimits, runMigrations } from './db/migrate.js'
 import { DatabaseUnavailableError } from './db/wait.js'
 import { createLogger } from './logger.js'
 import { runPrimary } from './primary.js'
@@ -63,7 +63,10 @@ async function serve() {
     const { connectionString, migrationConnectionString } = database
 
     if (config.MIGRATE_ON_START) {
-      const applied = await runMigrations(migrationConnectionString, { logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) } })
+      const applied = await runMigrations(migrationConnectionString, {
+        limits: migrationLimits(config),
+        logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) }
+      })
       logger.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'schema is up to date')
     } else if (!cluster.isWorker) {
       // (A worker of WEB_CONCURRENCY: the primary migrated.)

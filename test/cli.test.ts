@@ -1,6 +1,6 @@
 import t from 'tap'
 import { migrationFiles } from '../src/db/migrate.js'
-import { embeddedClusterDir, freePort, freshDatabase, runScript, sql } from './helper.js'
+import { embeddedClusterDir, freePort, freshDatabase, runScript, sql, startServer } from './helper.js'
 
 const names = async () => (await migrationFiles()).map((file) => file.name)
 
@@ -9,8 +9,15 @@ t.test('migrate up, status and down against DATABASE_URL', async (t) => {
   const all = await names()
 
   const status = await runScript(t, 'cli/migrate.ts', ['status'], { DATABASE_URL: db })
-  t.equal(status.code, 0)
-  t.match(status.stderr, `pending: ${all.join(', ')}`)
+  t.equal(status.code, 3, 'status: exit 3 while migrations are pending')
+  for (const name of all) t.match(status.stdout, new RegExp(`^pending +${name}$`, 'm'))
+
+  const dry = await runScript(t, 'cli/migrate.ts', ['up', '--dry-run'], { DATABASE_URL: db })
+  t.equal(dry.code, 0, dry.stderr)
+  t.match(dry.stdout, /^-- 0001_create_todos \(up\)\n-- Up Migration[\s\S]*CREATE TABLE todos/m, 'dry run: the SQL, in order, on stdout')
+  t.ok(dry.stdout.indexOf(`-- ${all[1]} (up)`) > dry.stdout.indexOf('-- 0001_create_todos (up)'))
+  t.match(dry.stderr, 'nothing was changed')
+  t.same(await sql(db, "SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'todos'"), [{ n: 0 }], 'and nothing was')
 
   const up = await runScript(t, 'cli/migrate.ts', ['up'], { DATABASE_URL: db })
   t.equal(up.code, 0, up.stderr)
@@ -19,6 +26,9 @@ t.test('migrate up, status and down against DATABASE_URL', async (t) => {
 
   const again = await runScript(t, 'cli/migrate.ts', ['up'], { DATABASE_URL: db })
   t.match(again.stderr, 'nothing to apply: the schema is up to date')
+  const current = await runScript(t, 'cli/migrate.ts', ['status'], { DATABASE_URL: db })
+  t.equal(current.code, 0, 'status: exit 0 when every migration is applied and unchanged')
+  t.match(current.stdout, /^applied +0001_create_todos +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/m, 'with when it ran')
 
   const down = await runScript(t, 'cli/migrate.ts', ['down'], { DATABASE_URL: db })
   t.equal(down.code, 0)
@@ -38,6 +48,45 @@ t.test('migrate against the embedded database when none is configured, and stop 
 
   const status = await runScript(t, 'cli/migrate.ts', ['status'], env)
   t.match(status.stderr, 'up to date', 'the data persisted in EMBEDDED_POSTGRES_DIR')
+})
+
+t.test('drift: status exits 4 and names it; migrate, migrate-down and start-up refuse with the way out; accept and forget are the way out', async (t) => {
+  const db = await freshDatabase(t)
+  const all = await names()
+  // A file edited after it ran (as the database sees it), and a migration whose file is gone.
+  await sql(db, "UPDATE pgmigrations_checksums SET sha256 = 'edited' WHERE name = $1", [all[1]])
+  await sql(db, "INSERT INTO pgmigrations (name, run_on) VALUES ('0001a_gone', now())")
+
+  const status = await runScript(t, 'cli/migrate.ts', ['status'], { DATABASE_URL: db })
+  t.equal(status.code, 4, 'status: exit 4 on drift')
+  t.match(status.stdout, new RegExp(`^CHANGED +${all[1]} `, 'm'))
+  t.match(status.stdout, /^MISSING +0001a_gone /m)
+  for (const command of ['up', 'down']) {
+    const refused = await runScript(t, 'cli/migrate.ts', [command], { DATABASE_URL: db })
+    t.equal(refused.code, 1, `${command} refuses`)
+    t.match(refused.stderr, `${all[1]} changed since they ran`, `${command}: names the changed file`)
+    t.match(refused.stderr, `make migrate-accept name=${all[1]}`, `${command}: and the way out`)
+    t.match(refused.stderr, '0001a_gone are recorded as applied but have no file', `${command}: names the missing one`)
+    t.match(refused.stderr, 'make migrate-forget name=0001a_gone')
+  }
+  const server = await startServer(t, { DATABASE_URL: db })
+  t.equal((await server.exited).code, 1, 'start-up refuses too')
+  t.match(server.output.join('\n'), /startup failed: .*changed since they ran.*make migrate-accept/)
+  const unmigrated = await startServer(t, { DATABASE_URL: db, MIGRATE_ON_START: 'false' })
+  await unmigrated.waitFor(/Server listening/)
+  const ready = await fetch(`${unmigrated.url}/health/ready`)
+  t.equal(ready.status, 503, 'readiness is red on drift')
+  t.match(((await ready.json()) as { detail: string }).detail, new RegExp(`${all[1]} changed since they ran.*0001a_gone are recorded`))
+  unmigrated.child.kill('SIGTERM')
+  await unmigrated.exited
+
+  t.equal((await runScript(t, 'cli/migrate.ts', ['accept', all[1]?.slice(0, 4) ?? ''], { DATABASE_URL: db })).code, 0, 'accept, by number')
+  t.equal((await runScript(t, 'cli/migrate.ts', ['forget', '0001a_gone'], { DATABASE_URL: db })).code, 0, 'forget')
+  const wrong = await runScript(t, 'cli/migrate.ts', ['forget', '0001'], { DATABASE_URL: db })
+  t.equal(wrong.code, 1, 'forgetting a migration whose file is there is refused')
+  t.match(wrong.stderr, 'not missing')
+  t.equal((await runScript(t, 'cli/migrate.ts', ['status'], { DATABASE_URL: db })).code, 0, 'current again')
+  t.equal((await runScript(t, 'cli/migrate.ts', ['down'], { DATABASE_URL: db })).code, 0, 'and down works again')
 })
 
 t.test('bad usage and bad config exit non-zero', async (t) => {

@@ -1,5 +1,6 @@
-import { copyFile, readFile, readdir, writeFile } from 'node:fs/promises'
+import { copyFile, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import pg from 'pg'
 import t, { type Test } from 'tap'
 import { MIGRATIONS_DIR, MigrationError, createMigration, migrationFiles, pendingMigrations, runMigrations } from '../src/db/migrate.js'
 import { freshDatabase, sql, tempDir, withClient } from './helper.js'
@@ -104,4 +105,89 @@ t.test('upgrade to users: a database with rows from before migrates forward and 
   await runMigrations(db, { direction: 'down' })
   t.same((await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM todos'))[0]?.n, 50)
   t.notOk((await tables(db)).includes('users'))
+})
+
+t.test('a migration with no SQL yet (just made by make migration) is not applied, nor anything after it', async (t) => {
+  const db = await freshDatabase(t)
+  const dir = await migrationsWith(t)
+  const created = await createMigration('not_written_yet', dir)
+  const warnings: string[] = []
+  t.same(await runMigrations(db, { dir, logger: { info: () => {}, warn: (m) => warnings.push(m) } }), [], 'nothing applied')
+  t.match(warnings.join('\n'), /0006_not_written_yet has no SQL under "-- Up Migration" yet/)
+  await writeFile(join(dir, '0007_later.sql'), '-- Up Migration\nCREATE TABLE later (id int);\n-- Down Migration\nDROP TABLE later;\n')
+  t.same(await runMigrations(db, { dir }), [], 'a later file waits behind it')
+  await writeFile(created, '-- Up Migration\nCREATE TABLE written (id int);\n-- Down Migration\nDROP TABLE written;\n')
+  t.same(await runMigrations(db, { dir }), ['0006_not_written_yet', '0007_later'], 'applied once it has SQL, with what follows')
+})
+
+t.test('an applied migration whose file is gone: up goes on (a newer release ran it), down is refused with the way out', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  const dir = await migrationsWith(t, { '0006_newer.sql': '-- Up Migration\nCREATE TABLE newer (id int);\n-- Down Migration\nDROP TABLE newer;\n' })
+  await runMigrations(db, { dir })
+  await rm(join(dir, '0006_newer.sql'))
+  t.same(await runMigrations(db, { dir }), [], 'the older release starts: nothing to apply')
+  const error = await runMigrations(db, { dir, direction: 'down' }).catch((e: unknown) => e)
+  t.type(error, MigrationError)
+  t.match((error as Error).message, /0006_newer are recorded as applied but have no file in migrations\/.*make migrate-forget name=0006_newer/)
+  t.same(await applied(db), [...(await migrationFiles()).map((file) => file.name), '0006_newer'], 'nothing was reverted')
+})
+
+t.test('a migration that cannot get its table lock gives up within lock_timeout, lets other queries through, retries, and reports', async (t) => {
+  const db = await freshDatabase(t)
+  const dir = await migrationsWith(t, { '0006_add_column.sql': '-- Up Migration\nALTER TABLE todos ADD COLUMN extra int;\n-- Down Migration\nALTER TABLE todos DROP COLUMN extra;\n' })
+  const reader = new pg.Client({ connectionString: db })
+  await reader.connect()
+  t.teardown(() => reader.end())
+  await reader.query('BEGIN')
+  await reader.query('SELECT count(*) FROM todos') // a long transaction that read the table
+  const warnings: string[] = []
+  const started = Date.now()
+  const attempt = runMigrations(db, { dir, limits: { lockTimeoutMs: 300, lockRetries: 2 }, retryDelayMs: 100, logger: { info: () => {}, warn: (m) => warnings.push(m) } })
+  // While the migration waits in the lock queue, a query on the table must not wait long.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const other = Date.now()
+  await sql(db, 'SELECT count(*) FROM todos')
+  t.ok(Date.now() - other < 2000, `other queries are not stuck behind the migration for long (${Date.now() - other} ms)`)
+  const error = await attempt.catch((e: unknown) => e)
+  t.type(error, MigrationError)
+  t.match((error as Error).message, /0006_add_column failed, nothing was applied: .*lock timeout.*through 3 attempts/)
+  t.equal(warnings.filter((line) => /busy .*retrying in/.test(line)).length, 2, 'two retries, with pauses')
+  t.ok(Date.now() - started < 5000)
+  await reader.query('COMMIT')
+  t.same(await runMigrations(db, { dir, limits: { lockTimeoutMs: 300 } }), ['0006_add_column'], 'once the table is free, it applies')
+})
+
+t.test("waiting for another instance's migration run is bounded, and the error names who holds the lock", async (t) => {
+  const db = await freshDatabase(t)
+  const holder = new pg.Client({ connectionString: db, application_name: 'stuck-migrator' })
+  await holder.connect()
+  t.teardown(() => holder.end())
+  await holder.query('SELECT pg_advisory_lock(7241865325823964)')
+  const error = await runMigrations(db, { limits: { lockWaitMs: 400 } }).catch((e: unknown) => e)
+  t.type(error, MigrationError)
+  t.match((error as Error).message, /still holds the migration lock after 0 s: pid \d+ \(stuck-migrator/)
+  t.match((error as Error).message, /pg_terminate_backend\(\d+\)/)
+})
+
+t.test('a statement that runs past MIGRATION_STATEMENT_TIMEOUT_MS is stopped, and nothing is applied', async (t) => {
+  const db = await freshDatabase(t)
+  const dir = await migrationsWith(t, { '0006_slow.sql': '-- Up Migration\nCREATE TABLE slow (id int);\nSELECT pg_sleep(5);\n-- Down Migration\nDROP TABLE slow;\n' })
+  const started = Date.now()
+  const error = await runMigrations(db, { dir, limits: { statementTimeoutMs: 500 } }).catch((e: unknown) => e)
+  t.match((error as Error).message, /0006_slow failed, nothing was applied: .*statement timeout/)
+  t.ok(Date.now() - started < 4000)
+  t.notOk((await tables(db)).includes('slow'))
+})
+
+t.test('a database with tables but no migration history is refused, unless a baseline says which migration it matches', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  await runMigrations(db, { count: 3 })
+  await sql(db, 'DROP TABLE pgmigrations, pgmigrations_checksums') // as if made by hand, or by another tool
+  const error = await runMigrations(db).catch((e: unknown) => e)
+  t.type(error, MigrationError)
+  t.match((error as Error).message, /has tables \(cats, todos\) but no migration history.*make migrate baseline=/)
+  const all = (await migrationFiles()).map((file) => file.name)
+  t.same(await runMigrations(db, { baseline: '0003' }), all.slice(3), 'the ones after the baseline run')
+  t.same(await applied(db), all)
+  t.rejects(runMigrations(db, { baseline: '0003' }), /already has a migration history/)
 })

@@ -1,5 +1,5 @@
 import type { Config } from '../config.js'
-import { runMigrations } from '../db/migrate.js'
+import { migrationLimits, runMigrations } from '../db/migrate.js'
 import { seedDatabase } from '../dev/seed.js'
 import { runTool } from './run-tool.js'
 
@@ -24,10 +24,11 @@ const refuseProduction = (config: Config) => {
   }
 }
 
-await runTool('resetdb', async ({ connectionString, say }) => {
-  const reverted = await runMigrations(connectionString, { direction: 'down', count: Number.POSITIVE_INFINITY })
+await runTool('resetdb', async ({ config, connectionString, say }) => {
+  const limits = migrationLimits(config)
+  const reverted = await runMigrations(connectionString, { direction: 'down', count: Number.POSITIVE_INFINITY, limits })
   say(reverted.length ? `reverted ${reverted.length} migration(s): ${reverted.join(', ')} (their tables and data are gone)` : 'no migrations to revert')
-  const applied = await runMigrations(connectionString)
+  const applied = await runMigrations(connectionString, { limits })
   say(`applied ${applied.length} migration(s): ${applied.join(', ')}`)
   if (args.has('--seed')) {
     const { todos, cats } = await seedDatabase(connectionString)

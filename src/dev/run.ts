@@ -8,7 +8,7 @@ import { describeTarget } from '../db/wait.js'
 import { createLogger } from '../logger.js'
 
 /**
- * `make dev`: the service, restarted on every change to its code, migrations or `.env`,
+ * `make dev`: the service, restarted on every change to its code or `.env`,
  * on a database that outlives the restarts.
  *
  * - The embedded PostgreSQL (when no database is configured) is started here, once, and
@@ -46,9 +46,17 @@ let stopping = false
 /** Each server's stop, once: a second SIGTERM would make it exit without draining. */
 const stops = new WeakMap<ChildProcess, Promise<number>>()
 
+let started = 0
 function startServer() {
   // One process: reloading on change restarts it, and WEB_CONCURRENCY is for production.
-  const env = childProcessEnv({ WEB_CONCURRENCY: '1', ...(database.source === 'embedded' ? { DATABASE_URL: database.connectionString } : {}) })
+  // Only the first start migrates: a restart on a change never applies a migration behind
+  // the user's back (a file `make migration` just made, or one half written); `make
+  // migrate` does, or the next `make dev`. Readiness says what is pending meanwhile.
+  const env = childProcessEnv({
+    WEB_CONCURRENCY: '1',
+    ...(started++ > 0 ? { MIGRATE_ON_START: 'false' } : {}),
+    ...(database.source === 'embedded' ? { DATABASE_URL: database.connectionString } : {})
+  })
   const server = spawn(process.execPath, ['--import', 'tsx', SERVER], { cwd: process.cwd(), env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true })
   child = server
   server.on('message', (message: { event?: string }) => {
@@ -110,10 +118,10 @@ function restart(): Promise<void> {
   return restarting
 }
 
-// src/ and migrations/ recursively; .env through the project directory, so an editor that
-// saves by renaming (a new inode) or a .env created later is still seen.
+// src/ recursively (not migrations/: see startServer); .env through the project directory,
+// so an editor that saves by renaming (a new inode) or a .env created later is still seen.
 const watchers: FSWatcher[] = [
-  ...['src', 'migrations'].map((name) => watch(join(ROOT, name), { recursive: true }, (_event, file) => onChange(join(name, file ?? '')))),
+  ...['src'].map((name) => watch(join(ROOT, name), { recursive: true }, (_event, file) => onChange(join(name, file ?? '')))),
   watch(ROOT, (_event, file) => file === '.env' && onChange('.env'))
 ]
 for (const watcher of watchers) watcher.on('error', (error) => logger.warn(`make dev: watching for changes failed: ${error.message}`))

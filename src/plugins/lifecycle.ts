@@ -3,7 +3,8 @@ import fp from 'fastify-plugin'
 import type { Server } from 'node:http'
 import { Server as NetServer } from 'node:net'
 import pg from 'pg'
-import { appliedMigrations, migrationFiles } from '../db/migrate.js'
+import { migrationFiles, type MigrationFile } from '../db/migration-files.js'
+import { compareMigrations, driftMessage, recorded } from '../db/migration-status.js'
 import { HttpProblem } from '../lib/problem.js'
 import { errorLine } from '../logger.js'
 
@@ -50,7 +51,7 @@ async function lifecyclePlugin(app: FastifyInstance, options: { direct?: string 
   let draining = false
   let closing = false
   // Read once, at start-up: the files this release expects to find applied.
-  const expected = (await migrationFiles()).map((file) => file.name)
+  const expected = await migrationFiles()
   let inFlight: Promise<ReadinessReport> | undefined
   // With a pooler in front of the database, the next release's migrations need the direct
   // way in too (MIGRATION_DATABASE_URL): one connection, kept while probes keep coming.
@@ -111,7 +112,7 @@ async function lifecyclePlugin(app: FastifyInstance, options: { direct?: string 
   })
 }
 
-async function probe(pool: pg.Pool, expected: string[], direct: pg.Pool | undefined): Promise<ReadinessReport> {
+async function probe(pool: pg.Pool, expected: MigrationFile[], direct: pg.Pool | undefined): Promise<ReadinessReport> {
   const [report, migrationDatabase] = await Promise.all([probePool(pool, expected), direct && probeDirect(direct)])
   if (migrationDatabase === undefined) return report
   return { ready: report.ready && migrationDatabase.status === 'ok', checks: { ...report.checks, migrationDatabase } }
@@ -138,19 +139,23 @@ async function withinProbeTimeout<T>(work: Promise<T>): Promise<T> {
   }
 }
 
-async function probePool(pool: pg.Pool, expected: string[]): Promise<ReadinessReport> {
+async function probePool(pool: pg.Pool, expected: MigrationFile[]): Promise<ReadinessReport> {
   try {
-    const applied = await withinProbeTimeout(
+    const history = await withinProbeTimeout(
       (async () => {
         // query_timeout per query is supported by pg but missing from its types.
         await pool.query({ text: 'SELECT 1', query_timeout: PROBE_TIMEOUT_MS } as pg.QueryConfig)
-        return appliedMigrations(pool)
+        return recorded(pool)
       })()
     )
-    const pending = expected.filter((name) => !applied.has(name))
-    const migrations: CheckResult =
-      pending.length === 0 ? { status: 'ok', detail: `${expected.length} applied` } : { status: 'failing', detail: `pending: ${pending.join(', ')}` }
-    return { ready: pending.length === 0, checks: { database: { status: 'ok' }, migrations } }
+    // As start-up judges it: pending files, and files changed or gone since they ran.
+    // Migrations recorded after every file are a newer release's (a rolling deploy): fine.
+    const entries = compareMigrations(expected, history)
+    const pending = entries.filter((entry) => entry.state === 'pending').map((entry) => entry.name)
+    const drift = driftMessage(entries, { tolerateAhead: true })
+    const problems = [...(pending.length > 0 ? [`pending: ${pending.join(', ')}`] : []), ...(drift ? [drift] : [])]
+    const migrations: CheckResult = problems.length === 0 ? { status: 'ok', detail: `${expected.length} applied` } : { status: 'failing', detail: problems.join('; ') }
+    return { ready: problems.length === 0, checks: { database: { status: 'ok' }, migrations } }
   } catch (error) {
     return {
       ready: false,
