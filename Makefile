@@ -7,7 +7,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 
 .PHONY: help deps dev test typecheck build start migrate migrate-down migration migrate-status \
-        migrate-accept migrate-forget seed user resetdb psql up down logs bench bench-scale clean
+        migrate-accept migrate-forget lint-migrations seed user resetdb psql up down logs bench bench-scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ migrate-forget: deps ## A migration whose file is gone: no longer record it as a
 migration: deps ## Create the next numbered migration: make migration name=add_x
 	@if [ -z "$(name)" ]; then echo "usage: make migration name=add_something" >&2; exit 2; fi
 	$(TSX) src/cli/migrate.ts create "$(name)"
+
+lint-migrations: deps ## squawk over the Up part of every migration (make test runs it too); see src/dev/lint-migrations.ts
+	$(TSX) src/dev/lint-migrations.ts
 
 seed: deps ## Fill the database with demo todos and cats (idempotent: a second run adds nothing)
 	$(TSX) src/cli/seed.ts

@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { MIGRATIONS_DIR, MigrationError, createMigration, migrationFiles, pendingMigrations, runMigrations } from '../src/db/migrate.js'
-import { freshDatabase, sql, tempDir, withClient } from './helper.js'
+import { splitStatements } from '../src/db/statements.js'
+import { freshDatabase, insertTodos, sql, tempDir, withClient } from './helper.js'
 
 const tables = async (db: string) =>
   (await sql<{ name: string }>(db, `SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)).map((row) => row.name)
@@ -190,4 +191,66 @@ t.test('a database with tables but no migration history is refused, unless a bas
   t.same(await runMigrations(db, { baseline: '0003' }), all.slice(3), 'the ones after the baseline run')
   t.same(await applied(db), all)
   t.rejects(runMigrations(db, { baseline: '0003' }), /already has a migration history/)
+})
+
+const CONCURRENT_INDEX = `-- todos-api: no-transaction
+-- Up Migration
+CREATE INDEX CONCURRENTLY IF NOT EXISTS todos_lower_title_idx ON todos (lower(title));
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS todos_unique_title_idx ON todos (title);
+-- Down Migration
+DROP INDEX CONCURRENTLY IF EXISTS todos_unique_title_idx;
+DROP INDEX CONCURRENTLY IF EXISTS todos_lower_title_idx;
+`
+
+t.test('a no-transaction migration: CREATE INDEX CONCURRENTLY runs alone, recorded once it succeeded, reverted alone', async (t) => {
+  const db = await freshDatabase(t)
+  const dir = await migrationsWith(t, {
+    '0006_before.sql': '-- Up Migration\nCREATE TABLE before_it (id int);\n-- Down Migration\nDROP TABLE before_it;\n',
+    '0007_title_indexes.sql': CONCURRENT_INDEX,
+    '0008_after.sql': '-- Up Migration\nCREATE TABLE after_it (id int);\n-- Down Migration\nDROP TABLE after_it;\n'
+  })
+  t.same(await runMigrations(db, { dir }), ['0006_before', '0007_title_indexes', '0008_after'])
+  const indexes = await sql<{ name: string; valid: boolean }>(
+    db,
+    `SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname LIKE 'todos_%title_idx' AND c.relname <> 'todos_owner_title_idx' ORDER BY 1`
+  )
+  t.same(indexes, [{ name: 'todos_lower_title_idx', valid: true }, { name: 'todos_unique_title_idx', valid: true }])
+  t.same(await runMigrations(db, { dir, direction: 'down', count: 2 }), ['0008_after', '0007_title_indexes'])
+  t.same(await sql(db, `SELECT relname FROM pg_class WHERE relname IN ('todos_lower_title_idx', 'todos_unique_title_idx')`), [], 'the down part ran too')
+  t.same(await runMigrations(db, { dir }), ['0007_title_indexes', '0008_after'], 'and up again')
+})
+
+t.test('a failed concurrent build: not recorded, the INVALID index named with the fix, the transactional one before it kept', async (t) => {
+  const db = await freshDatabase(t)
+  await insertTodos(db, 2, { title: "'same title'" }) // the unique index cannot be built
+  const dir = await migrationsWith(t, {
+    '0006_before.sql': '-- Up Migration\nCREATE TABLE before_it (id int);\n-- Down Migration\nDROP TABLE before_it;\n',
+    '0007_title_indexes.sql': CONCURRENT_INDEX
+  })
+  const error = await runMigrations(db, { dir }).catch((e: unknown) => e)
+  t.type(error, MigrationError)
+  const message = (error as Error).message
+  t.match(message, /0007_title_indexes \(up, outside a transaction\) failed at statement 2 of 2, and is not recorded as applied/)
+  t.match(message, /left index\(es\) todos_unique_title_idx INVALID .*DROP INDEX CONCURRENTLY todos_unique_title_idx/)
+  t.match(message, /0006_before, before it, stay applied/)
+  t.same(await applied(db), [...(await migrationFiles()).map((file) => file.name), '0006_before'])
+  // The way out: drop the invalid index, fix the data, migrate again (the first statement is IF NOT EXISTS).
+  await sql(db, 'DROP INDEX CONCURRENTLY todos_unique_title_idx')
+  await sql(db, "UPDATE todos SET title = title || ' ' || id")
+  t.same(await runMigrations(db, { dir }), ['0007_title_indexes'])
+})
+
+t.test('splitting a no-transaction file into statements: quotes, identifiers, dollar bodies and comments do not split', async (t) => {
+  const sqlText = `-- a comment; not a statement
+CREATE INDEX CONCURRENTLY a_idx ON t ((';'));
+/* block; comment */ ALTER TYPE mood ADD VALUE 'it''s; fine';
+CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$;
+COMMENT ON TABLE "we;ird" IS $$x;y$$;
+-- trailing comment`
+  t.same(splitStatements(sqlText), [
+    "-- a comment; not a statement\nCREATE INDEX CONCURRENTLY a_idx ON t ((';'))",
+    "/* block; comment */ ALTER TYPE mood ADD VALUE 'it''s; fine'",
+    'CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 1; END $body$',
+    'COMMENT ON TABLE "we;ird" IS $$x;y$$'
+  ])
 })

@@ -4,6 +4,7 @@ import type { Config } from '../config.js'
 import { errorLine } from '../logger.js'
 import { LOCKS, inLockedTransaction, withClient } from './client.js'
 import { MIGRATIONS_DIR, MigrationError, migrationFiles, type MigrationFile } from './migration-files.js'
+import { splitStatements } from './statements.js'
 import { CHECKSUMS_TABLE, MIGRATIONS_TABLE, driftMessage, migrationStatus, recorded, resolveName } from './migration-status.js'
 
 export { MIGRATIONS_DIR, MIGRATIONS_TABLE, MigrationError, migrationFiles }
@@ -99,9 +100,33 @@ export async function migrate(connectionString: string, options: RunMigrationsOp
       if (drift) throw new MigrationError(drift)
       const toRun = direction === 'up' ? upTo(files, entries, options.count, logger) : downFrom(files, entries, options.count ?? 1)
       if (dryRun || toRun.length === 0) return { names: toRun.map((file) => file.name), sql: toRun.map((file) => (direction === 'up' ? file.up : (file.down ?? ''))) }
-      const names = await withLockRetries(client, limits, options.retryDelayMs ?? 1000, logger, () => apply(client, dir, direction, toRun.length, logger))
-      if (direction === 'up') await recordChecksums(client, files)
-      else await client.query(`DELETE FROM ${CHECKSUMS_TABLE} WHERE name = ANY($1)`, [names])
+      const names: string[] = []
+      const afterEach = async (ran: string[]) => {
+        names.push(...ran)
+        if (direction === 'up') await recordChecksums(client, files)
+        else await client.query(`DELETE FROM ${CHECKSUMS_TABLE} WHERE name = ANY($1)`, [ran])
+      }
+      try {
+        // Runs of transactional files go through node-pg-migrate, each run in one
+        // transaction; a `no-transaction` file runs alone between them.
+        for (let i = 0; i < toRun.length; ) {
+          const file = toRun[i] as MigrationFile
+          if (!file.transaction) {
+            await runAlone(client, file, direction)
+            await afterEach([file.name])
+            i++
+            continue
+          }
+          let end = i
+          while (end < toRun.length && toRun[end]?.transaction) end++
+          const count = end - i
+          await afterEach(await withLockRetries(client, limits, options.retryDelayMs ?? 1000, logger, () => apply(client, dir, direction, count, logger)))
+          i = end
+        }
+      } catch (error) {
+        if (names.length === 0 || !(error instanceof MigrationError)) throw error
+        throw new MigrationError(`${error.message} (${names.join(', ')}, before it, ${direction === 'up' ? 'stay applied' : 'stay reverted'})`, { cause: error.cause })
+      }
       return { names, sql: [] }
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {})
@@ -191,6 +216,49 @@ async function apply(client: pg.Client, dir: string, direction: 'up' | 'down', c
     throw new MigrationError(`${which}, nothing was applied: ${errorLine(error)}`, { cause: error })
   })
   return ran.map((migration) => migration.name)
+}
+
+/**
+ * A `-- todos-api: no-transaction` file (CREATE INDEX CONCURRENTLY, ALTER TYPE ... ADD
+ * VALUE): its statements one by one, each committing on its own, and the migration
+ * recorded only once all of them succeeded. A failure leaves the statements before it
+ * done (so such files are written to run twice: IF NOT EXISTS), and names any index a
+ * failed concurrent build left INVALID.
+ */
+async function runAlone(client: pg.Client, file: MigrationFile, direction: 'up' | 'down'): Promise<void> {
+  const statements = splitStatements(direction === 'up' ? file.up : (file.down ?? ''))
+  for (const [index, statement] of statements.entries()) {
+    try {
+      await client.query(statement)
+    } catch (error) {
+      const invalid = await invalidIndexes(client)
+      throw new MigrationError(
+        `migration ${file.name} (${direction}, outside a transaction) failed at statement ${index + 1} of ${statements.length}, ` +
+          `and is not recorded as ${direction === 'up' ? 'applied' : 'reverted'}: ${errorLine(error)}` +
+          (index > 0 ? '; the statements before it stay done' : '') +
+          (invalid.length > 0
+            ? `; the failed concurrent build left index(es) ${invalid.join(', ')} INVALID (unused, but still written to): ` +
+              `DROP INDEX CONCURRENTLY ${invalid[0]}; then fix the cause and run make migrate again`
+            : ''),
+        { cause: error }
+      )
+    }
+  }
+  if (direction === 'up') {
+    await client.query(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (id SERIAL PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL)`)
+    await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (name, run_on) VALUES ($1, now())`, [file.name])
+  } else {
+    await client.query(`DELETE FROM ${MIGRATIONS_TABLE} WHERE name = $1`, [file.name])
+  }
+}
+
+/** Indexes a failed CREATE INDEX CONCURRENTLY left behind, marked invalid. */
+export async function invalidIndexes(client: pg.ClientBase): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE NOT i.indisvalid AND n.nspname = current_schema() ORDER BY 1`
+  )
+  return rows.map((row) => row.name)
 }
 
 /** `run` again while it fails on a lock it could not get in time (55P03), pausing longer each time. */
