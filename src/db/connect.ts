@@ -25,8 +25,8 @@ export interface DatabaseTarget {
  */
 export async function resolveDatabase(config: Config, log: (message: string) => void): Promise<DatabaseTarget> {
   const release = async () => {}
-  const direct = (connectionString: string) => config.MIGRATION_DATABASE_URL ?? connectionString
-  if (config.DATABASE_URL) return { connectionString: config.DATABASE_URL, migrationConnectionString: direct(config.DATABASE_URL), source: 'DATABASE_URL', release }
+  const direct = (connectionString: string) => libpqSsl(config.MIGRATION_DATABASE_URL ?? connectionString)
+  if (config.DATABASE_URL) return { connectionString: libpqSsl(config.DATABASE_URL), migrationConnectionString: direct(config.DATABASE_URL), source: 'DATABASE_URL', release }
   if (config.POSTGRES_HOST) {
     const url = new URL('postgres://localhost/')
     url.hostname = config.POSTGRES_HOST
@@ -55,6 +55,21 @@ export async function resolveDatabase(config: Config, log: (message: string) => 
     source: 'embedded',
     release: () => embedded.release()
   }
+}
+
+/**
+ * `sslmode` as libpq (psql, psycopg, every tutorial's remote database) means it:
+ * `require` encrypts without checking the certificate, `verify-ca` / `verify-full` check
+ * it against `sslrootcert` (a CA file). node-postgres alone treats `require` as
+ * `verify-full`, so a managed database's `?sslmode=require` would fail on its
+ * certificate; its `uselibpqcompat=true` switch restores libpq's meaning, and is added
+ * here unless the URL already says.
+ */
+export function libpqSsl(connectionString: string): string {
+  const url = new URL(connectionString)
+  if (!url.searchParams.has('sslmode') || url.searchParams.has('uselibpqcompat')) return connectionString
+  url.searchParams.set('uselibpqcompat', 'true')
+  return url.toString()
 }
 
 /**
