@@ -4,7 +4,7 @@ import { appendFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import pg from 'pg'
-import { migrationFiles } from '../src/db/migrate.js'
+import { migrationFiles, runMigrations } from '../src/db/migrate.js'
 import { freePort, freshDatabase, sql, startServer, tempDir, type ServerProcess } from './helper.js'
 
 const listening = /Server listening at/
@@ -34,17 +34,27 @@ t.test('MIGRATE_ON_START=false leaves the schema alone and readiness red', async
   t.match(await ready.json(), { checks: { migrations: { status: 'failing' } } })
 })
 
-t.test('a failing migration stops the start: exit 1, never listening, nothing applied', async (t) => {
+t.test('a failing migration stops the start: exit 1, never listening, nothing of the run applied', async (t) => {
   const db = await freshDatabase(t, { migrated: false })
-  // Something in the way of the first migration's CREATE TABLE todos.
-  await sql(db, 'CREATE TABLE todos (legacy int)')
+  await runMigrations(db, { count: 3 })
+  // Something in the way of a table 0004 creates, after it created others.
+  await sql(db, 'CREATE TABLE api_tokens (legacy int)')
   const server = await startServer(t, { DATABASE_URL: db })
   const { code } = await server.exited
   t.equal(code, 1)
   t.notOk(server.output.some((line) => listening.test(line)), 'never listened')
-  t.match(server.output.join('\n'), /startup failed: migration 0001_create_todos failed, nothing was applied: relation \\?"todos\\?" already exists/)
-  t.same(await sql(db, `SELECT proname FROM pg_proc WHERE proname = 'touch_row'`), [], 'the function created earlier in the failed migration is gone')
-  t.same(await sql(db, 'SELECT name FROM pgmigrations'), [])
+  t.match(server.output.join('\n'), /startup failed: migration 0004_users_and_tokens failed, nothing was applied: relation \\?"api_tokens\\?" already exists/)
+  t.same(await sql(db, `SELECT relname FROM pg_class WHERE relname = 'users'`), [], 'the table created earlier in the failed migration is gone')
+  t.equal((await sql(db, 'SELECT name FROM pgmigrations')).length, 3)
+})
+
+t.test('a database with tables but no migration history: start-up refuses and says what to do', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  await sql(db, 'CREATE TABLE todos (legacy int)')
+  const server = await startServer(t, { DATABASE_URL: db })
+  t.equal((await server.exited).code, 1)
+  t.match(server.output.join('\n'), /startup failed: the database has tables \(todos\) but no migration history.*make migrate baseline=/)
+  t.same(await sql(db, `SELECT relname FROM pg_class WHERE relname = 'pgmigrations'`), [], 'nothing was recorded')
 })
 
 t.test('two instances starting together both come up and apply each migration once', async (t) => {
