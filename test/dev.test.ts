@@ -4,11 +4,11 @@
  */
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { appendFile, cp, readFile, symlink } from 'node:fs/promises'
+import { appendFile, cp, readFile, symlink, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { ROOT, embeddedClusterDir, freePort, tempDir } from './helper.js'
+import { ROOT, embeddedClusterDir, freePort, runScript, tempDir } from './helper.js'
 import { watchOutput } from './support/output.js'
 
 interface Dev {
@@ -98,17 +98,29 @@ t.test('a change to the code restarts the service on the same PostgreSQL server'
   }
   await symlink(join(ROOT, 'node_modules'), join(project, 'node_modules'))
   const dataDir = await embeddedClusterDir(t)
-  const dev = await makeDev(t, project, await devEnv(dataDir))
+  const env = await devEnv(dataDir)
+  const dev = await makeDev(t, project, env)
   const first = await dev.waitFor(/Server listening/)
   const pid = await postmaster(dataDir)
   t.ok(pid)
 
+  // A new migration, as `make migration` makes one and its author fills it in: never
+  // applied behind the author's back, not even by a restart the code change causes.
+  await writeFile(join(project, 'migrations/0099_dev_added.sql'), '-- Up Migration\nCREATE TABLE dev_added (id int);\n-- Down Migration\nDROP TABLE dev_added;\n')
   const editedAt = Date.now()
   await appendFile(join(project, 'src/routes/root.ts'), '\n// edited by test/dev.test.ts\n')
   await dev.waitFor(/Server listening/, first + 1)
   t.comment(`serving again ${Date.now() - editedAt} ms after the edit`)
   t.match(messages(dev.output).join('\n'), /src\/routes\/root\.ts changed; restarting the service/)
+  t.notMatch(messages(dev.output).join('\n'), /migrations\/0099_dev_added\.sql changed/, 'a migration file does not restart the service')
   t.equal(await postmaster(dataDir), pid, 'the same PostgreSQL server process')
+  const pending = await fetch(`http://127.0.0.1:${env.PORT}/health/ready`)
+  t.equal(pending.status, 503, 'the restart did not apply the new migration: readiness says so')
+  t.match(((await pending.json()) as { detail: string }).detail, /pending: 0099_dev_added/)
+  const migrated = await runScript(t, 'cli/migrate.ts', ['up'], env, { cwd: project, root: project })
+  t.equal(migrated.code, 0, migrated.stderr)
+  t.match(migrated.stderr, /applied 0099_dev_added/, 'make migrate applies it')
+  t.equal((await fetch(`http://127.0.0.1:${env.PORT}/health/ready`)).status, 200)
 
   dev.interrupt()
   await dev.exited // make's own status after an interrupt is make's business

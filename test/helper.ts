@@ -196,10 +196,10 @@ export async function runScript(
   script: string,
   args: string[],
   env: Record<string, string>,
-  { cwd }: { cwd?: string } = {}
+  { cwd, root = ROOT }: { cwd?: string; root?: string } = {}
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const workdir = cwd ?? (await tempDir(t))
-  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'src', script), ...args], {
+  const child = spawn(process.execPath, ['--import', TSX, join(root, 'src', script), ...args], {
     cwd: workdir,
     env: { PATH: process.env.PATH, NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
