@@ -1,44 +1,17 @@
 import { runner } from 'node-pg-migrate'
 import type pg from 'pg'
-import type { Config } from '../config.js'
 import { errorLine } from '../logger.js'
-import { LOCKS, inLockedTransaction, withClient } from './client.js'
+import { withClient } from './client.js'
 import { MIGRATIONS_DIR, MigrationError, migrationFiles, type MigrationFile } from './migration-files.js'
 import { splitStatements } from './statements.js'
-import { CHECKSUMS_TABLE, MIGRATIONS_TABLE, driftMessage, migrationStatus, recorded, resolveName } from './migration-status.js'
+import { checkBaseline, ensureChecksumsTable, recordChecksums } from './migration-history.js'
+import { DEFAULT_LIMITS, MIGRATION_LOCK, acquireLock, withLockRetries, type MigrationLimits, type MigrationLogger } from './migration-lock.js'
+import { CHECKSUMS_TABLE, MIGRATIONS_TABLE, driftMessage, migrationStatus } from './migration-status.js'
 
 export { MIGRATIONS_DIR, MIGRATIONS_TABLE, MigrationError, migrationFiles }
 export { createMigration } from './migration-files.js'
-
-/** node-pg-migrate's own lock key: a runner of another version still queues behind ours. */
-const MIGRATION_LOCK = 7_241_865_325_823_964
-
-export interface MigrationLogger {
-  info(message: string): void
-  warn(message: string): void
-}
-
-/** The time limits of a run (MIGRATION_* settings), in milliseconds. */
-export interface MigrationLimits {
-  /** How long one statement may wait for a table lock before the run gives up and retries. */
-  lockTimeoutMs: number
-  /** How many times a run that met a busy table is retried (with doubling pauses). */
-  lockRetries: number
-  /** How long one statement may run. */
-  statementTimeoutMs: number
-  /** How long to wait for another instance's migration run (the advisory lock). */
-  lockWaitMs: number
-}
-
-export const DEFAULT_LIMITS: MigrationLimits = { lockTimeoutMs: 5000, lockRetries: 4, statementTimeoutMs: 15 * 60_000, lockWaitMs: 120_000 }
-
-/** The limits the MIGRATION_* settings ask for. */
-export const migrationLimits = (config: Config): MigrationLimits => ({
-  lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS,
-  lockRetries: config.MIGRATION_LOCK_RETRIES,
-  statementTimeoutMs: config.MIGRATION_STATEMENT_TIMEOUT_MS,
-  lockWaitMs: config.MIGRATION_LOCK_WAIT_SECONDS * 1000
-})
+export { acceptMigration, forgetMigration, pendingMigrations } from './migration-history.js'
+export { DEFAULT_LIMITS, migrationLimits, type MigrationLimits, type MigrationLogger } from './migration-lock.js'
 
 export interface RunMigrationsOptions {
   direction?: 'up' | 'down'
@@ -134,42 +107,6 @@ export async function migrate(connectionString: string, options: RunMigrationsOp
   })
 }
 
-/**
- * A database with tables of its own but no migration history cannot be migrated blindly
- * (the first migration would fail half-way, or worse, succeed next to what is there):
- * refused, unless `baseline` says which migration its schema corresponds to.
- */
-async function checkBaseline(client: pg.Client, files: MigrationFile[], baseline: string | undefined, dryRun: boolean, logger: MigrationLogger) {
-  const history = await recorded(client)
-  if (history.size > 0) {
-    if (baseline) throw new MigrationError(`baseline=${baseline}: this database already has a migration history; a baseline is only for one that has none`)
-    return
-  }
-  const { rows } = await client.query<{ name: string }>(
-    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname = current_schema() AND c.relname NOT IN ($1, $2) ORDER BY 1`,
-    [MIGRATIONS_TABLE, CHECKSUMS_TABLE]
-  )
-  if (!baseline) {
-    if (rows.length === 0) return
-    const tables = rows.map((row) => row.name)
-    throw new MigrationError(
-      `the database has tables (${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', ...' : ''}) but no migration history, so which migrations made ` +
-        `them is unknown: if its schema is what migrations up to one of ours make, say which (make migrate baseline=${files.at(-1)?.name.split('_')[0] ?? '0001'}, ` +
-        'or MIGRATE_ON_START=false and run that first); otherwise point DATABASE_URL at an empty database'
-    )
-  }
-  const last = resolveName(baseline, files.map((file) => file.name))
-  const covered = files.filter((file) => file.name <= last)
-  logger.warn(`baseline: recording ${covered.map((file) => file.name).join(', ')} as applied without running them`)
-  if (dryRun) return
-  await client.query('BEGIN')
-  await client.query(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (id SERIAL PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL)`)
-  await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (name, run_on) SELECT unnest($1::text[]), now()`, [covered.map((file) => file.name)])
-  await client.query(`INSERT INTO ${CHECKSUMS_TABLE} (name, sha256) SELECT * FROM unnest($1::text[], $2::text[])`, [covered.map((file) => file.name), covered.map((file) => file.sha256)])
-  await client.query('COMMIT')
-}
-
 /** The pending files to apply, in order, stopping at the first one without SQL. */
 function upTo(files: MigrationFile[], entries: Awaited<ReturnType<typeof migrationStatus>>, count = Number.POSITIVE_INFINITY, logger: MigrationLogger) {
   const pending = new Set(entries.filter((entry) => entry.state === 'pending').map((entry) => entry.name))
@@ -259,91 +196,6 @@ export async function invalidIndexes(client: pg.ClientBase): Promise<string[]> {
       WHERE NOT i.indisvalid AND n.nspname = current_schema() ORDER BY 1`
   )
   return rows.map((row) => row.name)
-}
-
-/** `run` again while it fails on a lock it could not get in time (55P03), pausing longer each time. */
-async function withLockRetries<T>(client: pg.Client, limits: MigrationLimits, delayMs: number, logger: MigrationLogger, run: () => Promise<T>): Promise<T> {
-  await client.query(`SET lock_timeout = ${Math.floor(limits.lockTimeoutMs)}`)
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await run()
-    } catch (error) {
-      const busy = (error as { cause?: { code?: string } }).cause?.code === '55P03'
-      if (!busy || attempt >= limits.lockRetries) {
-        if (busy) throw new MigrationError(`${(error as Error).message} (a table stayed locked by other sessions through ${attempt + 1} attempts; find them in pg_stat_activity)`, { cause: error })
-        throw error
-      }
-      const pause = delayMs * 2 ** attempt
-      logger.warn(`a table the migration needs is busy (lock_timeout ${limits.lockTimeoutMs} ms); nothing was applied; retrying in ${pause} ms`)
-      await new Promise((resolve) => setTimeout(resolve, pause))
-    }
-  }
-}
-
-/** node-pg-migrate's advisory lock, waited for up to `waitMs`; past that, an error naming who holds it. */
-async function acquireLock(client: pg.Client, waitMs: number): Promise<void> {
-  const deadline = Date.now() + waitMs
-  for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
-    const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [MIGRATION_LOCK])
-    if (rows[0]?.locked) return
-    if (Date.now() >= deadline) throw new MigrationError(`another migration run still holds the migration lock after ${Math.round(waitMs / 1000)} s: ${await lockHolder(client)}`)
-    await new Promise((resolve) => setTimeout(resolve, pause))
-  }
-}
-
-async function lockHolder(client: pg.Client): Promise<string> {
-  const { rows } = await client.query<{ pid: number; application_name: string; client_addr: string | null; backend_start: Date; state: string; query: string }>(
-    `SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start, a.state, left(a.query, 60) AS query
-       FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1`,
-    [Math.floor(MIGRATION_LOCK / 2 ** 32), MIGRATION_LOCK % 2 ** 32]
-  )
-  const holder = rows[0]
-  if (!holder) return 'the holder has just let go; try again'
-  return (
-    `pid ${holder.pid} (${holder.application_name || 'no application_name'}${holder.client_addr ? ` from ${holder.client_addr}` : ''}, ` +
-    `connected ${holder.backend_start.toISOString()}, ${holder.state}: ${holder.query}); if it is stuck, SELECT pg_terminate_backend(${holder.pid})`
-  )
-}
-
-/** Names of the migrations in `dir` that the database has not applied yet. */
-export async function pendingMigrations(client: pg.ClientBase | pg.Pool, dir = MIGRATIONS_DIR): Promise<string[]> {
-  const history = await recorded(client)
-  return (await migrationFiles(dir)).map((file) => file.name).filter((name) => !history.has(name))
-}
-
-function ensureChecksumsTable(client: pg.Client) {
-  return inLockedTransaction(client, LOCKS.checksumsTable, () =>
-    client.query(
-      `CREATE TABLE IF NOT EXISTS ${CHECKSUMS_TABLE} (name text PRIMARY KEY, sha256 text NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now())`
-    )
-  )
-}
-
-async function recordChecksums(client: pg.ClientBase, files: MigrationFile[]) {
-  const history = await recorded(client)
-  const rows = files.filter((file) => history.has(file.name))
-  if (rows.length === 0) return
-  await client.query(
-    `INSERT INTO ${CHECKSUMS_TABLE} (name, sha256) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (name) DO NOTHING`,
-    [rows.map((row) => row.name), rows.map((row) => row.sha256)]
-  )
-}
-
-/** `migrate accept`: the database matches `name`'s file as it is now; record that checksum. */
-export async function acceptMigration(client: pg.ClientBase, file: MigrationFile): Promise<void> {
-  await client.query(
-    `INSERT INTO ${CHECKSUMS_TABLE} (name, sha256) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, recorded_at = now()`,
-    [file.name, file.sha256]
-  )
-}
-
-/** `migrate forget`: `name` (whose file is gone) is no longer recorded as applied. */
-export async function forgetMigration(client: pg.ClientBase, name: string): Promise<void> {
-  await client.query('BEGIN')
-  await client.query(`DELETE FROM ${MIGRATIONS_TABLE} WHERE name = $1`, [name])
-  await client.query(`DELETE FROM ${CHECKSUMS_TABLE} WHERE name = $1`, [name])
-  await client.query('COMMIT')
 }
 
 const silentLogger: MigrationLogger = { info: () => {}, warn: () => {} }
