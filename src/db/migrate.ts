@@ -62,7 +62,10 @@ export async function migrate(connectionString: string, options: RunMigrationsOp
   const { direction = 'up', logger = silentLogger, dir = MIGRATIONS_DIR, dryRun = false } = options
   const limits = { ...DEFAULT_LIMITS, ...options.limits }
   return withClient(connectionString, async (client) => {
+    // Session settings: this is the direct connection, never a pooler's. They hold for
+    // every statement of the run, in transactions and outside them (no-transaction files).
     await client.query(`SET statement_timeout = ${Math.floor(limits.statementTimeoutMs)}`)
+    await client.query(`SET lock_timeout = ${Math.floor(limits.lockTimeoutMs)}`)
     await acquireLock(client, limits.lockWaitMs)
     try {
       await ensureChecksumsTable(client)
@@ -93,7 +96,7 @@ export async function migrate(connectionString: string, options: RunMigrationsOp
           let end = i
           while (end < toRun.length && toRun[end]?.transaction) end++
           const count = end - i
-          await afterEach(await withLockRetries(client, limits, options.retryDelayMs ?? 1000, logger, () => apply(client, dir, direction, count, logger)))
+          await afterEach(await withLockRetries(limits, options.retryDelayMs ?? 1000, logger, () => apply(client, dir, direction, count, logger)))
           i = end
         }
       } catch (error) {

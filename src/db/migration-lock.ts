@@ -33,8 +33,7 @@ export const migrationLimits = (config: Config): MigrationLimits => ({
 })
 
 /** `run` again while it fails on a lock it could not get in time (55P03), pausing longer each time. */
-export async function withLockRetries<T>(client: pg.Client, limits: MigrationLimits, delayMs: number, logger: MigrationLogger, run: () => Promise<T>): Promise<T> {
-  await client.query(`SET lock_timeout = ${Math.floor(limits.lockTimeoutMs)}`)
+export async function withLockRetries<T>(limits: MigrationLimits, delayMs: number, logger: MigrationLogger, run: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await run()
