@@ -1,8 +1,10 @@
 /**
- * Every item and page is written by PostgreSQL (crud/repository.ts) and sent as it comes.
- * A client must not be able to tell: the bytes must be those Fastify's serializer writes
- * from the item schema, for rows read the usual way (node-postgres, timestamps as ISO
- * strings). The reference below does exactly that, in a Fastify of its own.
+ * Items and pages are read from PostgreSQL as JSON arrays of values and written with
+ * JSON.stringify; an answer recorded with an Idempotency-Key is JSON text PostgreSQL
+ * writes itself (crud/item-json.ts). A client must not be able to tell: the bytes must be
+ * those Fastify's serializer writes from the item schema, for rows read the usual way
+ * (node-postgres, timestamps as ISO strings). The reference below does exactly that, in a
+ * Fastify of its own.
  */
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
@@ -85,6 +87,15 @@ t.test('todos: every page and every item is byte for byte what the schema serial
   const created = await app.inject({ method: 'POST', url: '/todos', headers: { host }, payload: { title: awkward[3], due_date: '9999-12-31T23:59:59.999Z', order: -2147483648 } })
   const id = (created.json() as { id: number }).id
   t.equal(`[${created.body}]`, await reference(db, todos, [id], base), 'what POST answers')
+  // With an Idempotency-Key the answer is written (and recorded) by PostgreSQL.
+  for (const [n, payload] of [{ title: awkward[0], description: awkward[2], due_date: '1000-01-01T00:00:00Z' }, { title: awkward[5], order: 2147483647, due_date: '2026-06-30T12:34:56.7+02:00' }].entries()) {
+    const keyed = await app.inject({ method: 'POST', url: '/todos', headers: { host, 'idempotency-key': `list-json-${n}` }, payload })
+    const replay = await app.inject({ method: 'POST', url: '/todos', headers: { host, 'idempotency-key': `list-json-${n}` }, payload })
+    t.equal(replay.headers['idempotent-replayed'], 'true')
+    const wanted = await reference(db, todos, [(keyed.json() as { id: number }).id], base)
+    t.equal(`[${keyed.body}]`, wanted, `what a POST with an Idempotency-Key answers (${n})`)
+    t.equal(`[${replay.body}]`, wanted, `and its replay (${n})`)
+  }
   const patched = await app.inject({ method: 'PATCH', url: `/todos/${id}`, headers: { host }, payload: { description: awkward[1], due_date: null } })
   t.equal(`[${patched.body}]`, await reference(db, todos, [id], base), 'what PATCH answers')
 

@@ -26,7 +26,7 @@ t.test('every repository statement is a named prepared statement, one name per d
   const prepared = (await preparedOnTheConnection(app)).filter((statement) => statement.statement.includes('"todos"'))
   t.equal(prepared.length, 3, 'insert, get and list: three statements, however often they ran')
   t.ok(prepared.every((statement) => /^todos_api_\d+$/.test(statement.name)), 'under our own names')
-  t.match(prepared.map((statement) => statement.statement).join('\n'), /FROM "todos" t WHERE id = \$2/)
+  t.match(prepared.map((statement) => statement.statement).join('\n'), /FROM "todos" t WHERE id = \$1 AND owner_id = \$2::int/)
 })
 
 t.test('DATABASE_PREPARED_STATEMENTS=false: nothing is prepared (for poolers that cannot carry it)', async (t) => {

@@ -8,17 +8,21 @@ import { trimText } from '../lib/validation.js'
 import { etagFor, ifNoneMatchHits, parseIfMatch } from './conditional.js'
 import { IDEMPOTENCY_HEADER, fingerprint, parseKey } from './idempotency.js'
 import type { AnyResource } from './definition.js'
-import { createRepository, type WriteResult } from './repository.js'
+import { createRepository, type Item, type WriteResult } from './repository.js'
 
 const MAX_PAGE = 1000
 
 
 /**
- * Sends JSON text written by PostgreSQL (every item and page: crud/repository.ts) in the
- * shape the route's response schema describes, which stays the documentation of the
- * answer. Fastify sends a string with a JSON content type as it is; the type provider
+ * Sends JSON text in the shape the route's response schema describes, which stays the
+ * documentation of the answer: items and pages come from the repository with the item
+ * schema's properties in its order, so JSON.stringify (native, and cheaper than the
+ * schema serializer on a 100-item page) writes exactly the serializer's bytes
+ * (test/list-json.test.ts); an answer recorded with an Idempotency-Key is JSON text
+ * already. Fastify sends a string with a JSON content type as it is; the type provider
  * knows only the parsed shape, hence `never`.
  */
+const sendItem = (reply: FastifyReply, body: Item['body']) => sendJsonText(reply, typeof body === 'string' ? body : JSON.stringify(body))
 const sendJsonText = (reply: FastifyReply, json: string) => reply.type('application/json; charset=utf-8').send(json as never)
 
 /**
@@ -101,10 +105,10 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
       const { sort, limit = 100, cursor, count, ...filters } = request.query
       const base = baseUrl(request, app.config.PUBLIC_BASE_URL)
       const page = await repository.list(request.owner, filters, { sort, limit, cursor, urlBase: `${base}${path}/` })
-      if (page.json === '[]') await app.auth.assertAuthenticated(request)
+      if (page.items.length === 0) await app.auth.assertAuthenticated(request)
       if (count) reply.header('X-Total-Count', String(await repository.count(request.owner, filters)))
       if (page.next !== undefined) reply.header('Link', `<${withQueryParameter(base, request.url, 'cursor', page.next)}>; rel="next"`)
-      return sendJsonText(reply, page.json)
+      return sendJsonText(reply, JSON.stringify(page.items))
     }
   )
 
@@ -145,7 +149,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
       const { item } = outcome
       if (item === undefined) throw unauthenticated(true) // only a token that is not valid has no owner
       reply.code(201).header('Location', `${base}${item.id}`).header('ETag', etagFor(item.version))
-      return sendJsonText(reply, item.json)
+      return sendItem(reply, item.body)
     }
   )
 
@@ -177,7 +181,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
       const etag = etagFor(item.version)
       reply.header('ETag', etag).header('Cache-Control', 'no-cache')
       if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(undefined as never) // no body, so no Content-Length (RFC 9110 §8.6)
-      return sendJsonText(reply, item.json)
+      return sendItem(reply, item.body)
     }
   )
 
@@ -206,7 +210,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
       const result = await repository.update(request.owner, id, request.body, precondition, itemsUrl(request))
       const item = await settle(request, result, id, precondition !== undefined)
       reply.header('ETag', etagFor(item.version))
-      return sendJsonText(reply, item.json)
+      return sendItem(reply, item.body)
     }
   )
 

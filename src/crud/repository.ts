@@ -3,7 +3,7 @@ import type { Database } from '../db/client.js'
 import { writableOf, type AnyResource } from './definition.js'
 import { afterCursor, decodeCursor, encodeCursor, orderBy, parseSort, type SortKey } from './keyset.js'
 import { keyedInsert } from './idempotency.js'
-import { itemJsonExpression, jsonUrlBase } from './item-json.js'
+import { itemArrayExpression, itemJsonExpression, itemReader, jsonUrlBase } from './item-json.js'
 import { QueryParts, ident } from './sql.js'
 
 export { jsonUrlBase }
@@ -35,15 +35,19 @@ export interface ListOptions {
 }
 
 export interface Page {
-  /** The page as a JSON array of items, ready to send. */
-  json: string
+  /** The page's items, each with the item schema's properties in its order (JSON.stringify writes the serializer's bytes). */
+  items: Array<Record<string, unknown>>
   /** Cursor of the next page; absent on the last one. */
   next?: string
 }
 
-/** One item as the API sends it: JSON text written by PostgreSQL, with its id and version (the ETag). */
+/**
+ * One item as the API sends it, with its id and version (the ETag): the item schema's
+ * properties in its order (JSON.stringify writes the serializer's bytes), or, for an
+ * answer recorded with an Idempotency-Key, JSON text PostgreSQL wrote in the same bytes.
+ */
 export interface Item {
-  json: string
+  body: Record<string, unknown> | string
   id: number
   version: number
 }
@@ -71,7 +75,10 @@ export interface Repository {
 }
 
 /** What the SQL of a resource needs from its definition, worked out once per definition. */
-const compiled = new WeakMap<AnyResource, { table: string; sorts: Record<string, SortKey>; writable: string[]; itemJson: (urlParam: string) => string }>()
+const compiled = new WeakMap<
+  AnyResource,
+  { table: string; sorts: Record<string, SortKey>; writable: string[]; itemJson: (urlParam: string) => string; itemArray: string; read: ReturnType<typeof itemReader> }
+>()
 function compile(resource: AnyResource) {
   let parts = compiled.get(resource)
   if (parts === undefined) {
@@ -79,7 +86,10 @@ function compile(resource: AnyResource) {
       table: ident(resource.table),
       sorts: sortKeysOf(resource),
       writable: writableOf(resource),
-      itemJson: itemJsonExpression(resource)
+      itemJson: itemJsonExpression(resource),
+      // The owner last: lists need it for their cursor.
+      itemArray: itemArrayExpression(resource, ['t.version', 't.owner_id']),
+      read: itemReader(resource)
     }
     compiled.set(resource, parts)
   }
@@ -96,15 +106,16 @@ function sortKeysOf(resource: AnyResource): Record<string, SortKey> {
 
 
 /**
- * The statement `list` runs: one row of JSON text per item, with the resource's filters,
- * the keyset condition after the cursor, the sort order and one row more than the page
- * (to see whether there is a next). `urlBase` is what item URLs start with.
+ * The statement `list` runs: the resource's filters, the keyset condition after the
+ * cursor, the sort order and one row more than the page (to see whether there is a
+ * next), each row's values as one JSON array, and the page as one json_agg of them: one
+ * value for node-postgres to read instead of a row per item. json_agg keeps the order of
+ * its sorted, limited subquery (PostgREST builds its pages the same way).
  */
-export function listStatement(resource: AnyResource, owner: Owner, filters: Filters, options: Omit<ListOptions, 'urlBase'> & { urlBase?: string }) {
-  const { table, sorts, itemJson } = compile(resource)
+export function listStatement(resource: AnyResource, owner: Owner, filters: Filters, options: Omit<ListOptions, 'urlBase'>) {
+  const { table, sorts, itemArray } = compile(resource)
   const sort = parseSort(options.sort ?? resource.defaultSort, sorts)
   const parts = new QueryParts()
-  parts.param(jsonUrlBase(options.urlBase ?? ''))
   parts.where(`t.owner_id = ${ownerIdSql(owner, parts)}`)
   resource.filter(filters, parts)
   if (options.cursor !== undefined) {
@@ -117,7 +128,7 @@ export function listStatement(resource: AnyResource, owner: Owner, filters: Filt
   return {
     sort,
     values: parts.values,
-    text: `SELECT ${itemJson('$1')} AS json, t.owner_id AS owner FROM ${table} t ${parts.whereClause()} ORDER BY ${orderBy(sort)} LIMIT ${limit}`
+    text: `SELECT json_agg(p.item) AS page FROM (SELECT ${itemArray} AS item FROM ${table} t ${parts.whereClause()} ORDER BY ${orderBy(sort)} LIMIT ${limit}) p`
   }
 }
 
@@ -127,11 +138,11 @@ export function listStatement(resource: AnyResource, owner: Owner, filters: Filt
  * can never silently overwrite each other).
  */
 export function createRepository(db: Database, resource: AnyResource): Repository {
-  const { table, writable, itemJson } = compile(resource)
+  const { table, writable, itemJson, itemArray, read } = compile(resource)
   const kind = (owner: Owner) => (owner.tokenHash === undefined ? 'user' : 'token')
   const ownerValue = (owner: Owner) => owner.tokenHash ?? owner.userId
   // Built once per kind of owner: a user id or a token.
-  const getStatementFor = (owner: Owner) => `SELECT ${itemJson('$1')} AS json, id, version FROM ${table} t WHERE id = $2 AND owner_id = ${ownerIdSql(owner, new QueryParts().skip(2))}`
+  const getStatementFor = (owner: Owner) => `SELECT ${itemArray} AS item FROM ${table} t WHERE id = $1 AND owner_id = ${ownerIdSql(owner, new QueryParts().skip(1))}`
   const getStatements = { user: getStatementFor({ userId: 0 }), token: getStatementFor({ tokenHash: Buffer.alloc(0) }) }
 
   // In the definition's order, not the client's: one statement text (and one prepared
@@ -153,17 +164,17 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
     const key = `${kind(owner)}:${keyed}:${columns.join(',')}`
     let sql = inserts.get(key)
     if (sql === undefined) {
-      // $1..$n the columns, then the owner, the item URLs' start (JSON), and with a key:
-      // the key, the claim and the item URLs' start (for Location).
+      // $1..$n the columns, then the owner, and with a key: the item URLs' start (JSON),
+      // the key, the claim and the item URLs' start (for Location). With a key the answer
+      // is recorded in the same statement, so PostgreSQL writes its JSON text.
       const n = columns.length
       const ownerSql = ownerIdSql(owner, new QueryParts().skip(n))
-      const returning = `RETURNING ${itemJson(`$${n + 2}`)} AS json, id, version`
       const names = [...columns.map(ident), 'owner_id'].join(', ')
       const values = [...columns.map((_, index) => `$${index + 1}`), 'o.id'].join(', ')
-      const insert = (where: string) => `INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM o ${where} ${returning}`
+      const insert = (where: string, returning: string) => `INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM o ${where} RETURNING ${returning}`
       sql = keyed
-        ? keyedInsert(insert(''), { owner: ownerSql, key: `$${n + 3}`, claim: `$${n + 4}`, locationBase: `$${n + 5}` })
-        : `WITH o AS (SELECT ${ownerSql} AS id) ${insert('WHERE o.id IS NOT NULL')}`
+        ? keyedInsert(insert('', `${itemJson(`$${n + 2}`)} AS json, id, version`), { owner: ownerSql, key: `$${n + 3}`, claim: `$${n + 4}`, locationBase: `$${n + 5}` })
+        : `WITH o AS (SELECT ${ownerSql} AS id) ${insert('WHERE o.id IS NOT NULL', `${itemArray} AS item`)}`
       inserts.set(key, sql)
     }
     return sql
@@ -181,20 +192,25 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
     return rowCount ? { status: 'stale' } : { status: 'not-found' }
   }
 
+  /** An item from the array `itemArray` wrote (its version and owner last). */
+  const toItem = (values: unknown[], urlBase: string): Item => {
+    const body = read(values, urlBase)
+    return { body, id: body.id as number, version: values[values.length - 2] as number }
+  }
+
   return {
     async list(owner, filters, options) {
       const { text, values, sort } = listStatement(resource, owner, filters, options)
-      const { rows } = await db.query<{ json: string; owner: number }>(text, values)
-      const more = rows.length > options.limit
-      if (more) rows.length = options.limit
-      // The page is sent as PostgreSQL wrote it: no parsing, no serialising, one string.
-      let json = '['
-      for (let i = 0; i < rows.length; i++) json += i === 0 ? (rows[i] as { json: string }).json : `,${(rows[i] as { json: string }).json}`
-      json += ']'
-      if (!more) return { json }
-      const lastRow = rows[rows.length - 1] as { json: string; owner: number }
-      const last = JSON.parse(lastRow.json) as Row
-      return { json, next: encodeCursor(sort, last[sort.key.column], last.id, lastRow.owner) }
+      const { rows } = await db.query<{ page: unknown[][] | null }>(text, values)
+      const found = rows[0]?.page ?? []
+      const more = found.length > options.limit
+      const count = more ? options.limit : found.length
+      const items = new Array<Record<string, unknown>>(count)
+      for (let i = 0; i < count; i++) items[i] = read(found[i] as unknown[], options.urlBase)
+      if (!more) return { items }
+      const lastValues = found[count - 1] as unknown[]
+      const last = items[count - 1] as Row
+      return { items, next: encodeCursor(sort, last[sort.key.column], last.id, lastValues[lastValues.length - 1] as number) }
     },
 
     async count(owner, filters) {
@@ -205,35 +221,38 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
     },
 
     async get(owner, id, urlBase) {
-      const { rows } = await db.query<Item>(getStatements[kind(owner)], [jsonUrlBase(urlBase), id, ownerValue(owner)])
-      return rows[0]
+      const { rows } = await db.query<{ item: unknown[] }>(getStatements[kind(owner)], [id, ownerValue(owner)])
+      return rows[0] && toItem(rows[0].item, urlBase)
     },
 
     async create(owner, input, urlBase, idempotency) {
       const entries = writableEntries(input)
-      const values = [...entries.map(([, value]) => value), ownerValue(owner), jsonUrlBase(urlBase)]
-      if (idempotency !== undefined) values.push(idempotency.key, idempotency.claim, urlBase)
-      const { rows } = await db.write<Item>(insertStatement(entries.map(([key]) => key), owner, idempotency !== undefined), values)
-      return rows[0]
+      const values = [...entries.map(([, value]) => value), ownerValue(owner)]
+      if (idempotency !== undefined) values.push(jsonUrlBase(urlBase), idempotency.key, idempotency.claim, urlBase)
+      const { rows } = await db.write<{ item: unknown[] } | { json: string; id: number; version: number }>(
+        insertStatement(entries.map(([key]) => key), owner, idempotency !== undefined),
+        values
+      )
+      const row = rows[0]
+      if (row === undefined) return undefined
+      return 'item' in row ? toItem(row.item, urlBase) : { body: row.json, id: row.id, version: row.version }
     },
 
     async update(owner, id, changes, precondition, urlBase) {
       const entries = writableEntries(changes)
       const parts = new QueryParts()
-      const base = parts.param(jsonUrlBase(urlBase))
       parts.where(`id = ${parts.param(id)}`)
       ownerParts(owner, parts)
       versionCondition(precondition, parts)
-      const returning = `${itemJson(base)} AS json, id, version`
       if (entries.length === 0) {
         // Nothing to change (an empty merge patch): answer with the current row, still
         // honouring If-Match.
-        const { rows } = await db.query<Item>(`SELECT ${returning} FROM ${table} t ${parts.whereClause()}`, parts.values)
-        return rows[0] ? { status: 'ok', row: rows[0] } : missingOrStale(owner, id)
+        const { rows } = await db.query<{ item: unknown[] }>(`SELECT ${itemArray} AS item FROM ${table} t ${parts.whereClause()}`, parts.values)
+        return rows[0] ? { status: 'ok', row: toItem(rows[0].item, urlBase) } : missingOrStale(owner, id)
       }
       const assignments = entries.map(([key, value]) => `${ident(key)} = ${parts.param(value)}`).join(', ')
-      const { rows } = await db.write<Item>(`UPDATE ${table} AS t SET ${assignments} ${parts.whereClause()} RETURNING ${returning}`, parts.values)
-      return rows[0] ? { status: 'ok', row: rows[0] } : missingOrStale(owner, id)
+      const { rows } = await db.write<{ item: unknown[] }>(`UPDATE ${table} AS t SET ${assignments} ${parts.whereClause()} RETURNING ${itemArray} AS item`, parts.values)
+      return rows[0] ? { status: 'ok', row: toItem(rows[0].item, urlBase) } : missingOrStale(owner, id)
     },
 
     async remove(owner, id, precondition) {
