@@ -1,5 +1,5 @@
 import fastifyPostgres from '@fastify/postgres'
-import type pg from 'pg'
+import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Database } from '../db/client.js'
@@ -75,7 +75,7 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     }, limit)
     try {
       const name = nameFor(text)
-      return await (name === undefined ? client.query(text, values) : client.query({ name, text, values }))
+      return await (name === undefined ? client.query(text, values) : namedQuery(client, name, text, values))
     } catch (error) {
       if (!isConnectionFailure(error) && !isLostServer(error)) throw error
       broken = error as Error
@@ -91,6 +91,22 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
   app.decorate<Database>('db', {
     query: (text, values) => run(text, values, false),
     write: (text, values) => run(text, values, true)
+  })
+}
+
+/**
+ * A named prepared statement, without node-postgres' copy of its config: pg 8.23 copies
+ * every config object it is given with Object.getOwnPropertyDescriptors (1.7 µs a
+ * statement, a few % of a lookup by id; brianc/node-postgres#3720, and #3743 drops the
+ * copy again), while a text and values are taken as they are. The name is then set as
+ * the config would have set it; test/request-path.test.ts checks the statements are
+ * prepared under it.
+ */
+function namedQuery(client: pg.PoolClient, name: string, text: string, values: unknown[] | undefined): Promise<pg.QueryResult> {
+  return new Promise((resolve, reject) => {
+    const query = new pg.Query(text, values, (error, result) => (error ? reject(error) : resolve(result as unknown as pg.QueryResult)))
+    ;(query as pg.Query & { name?: string }).name = name
+    client.query(query)
   })
 }
 
