@@ -1,9 +1,10 @@
 import { ownerIdSql, type Owner } from '../auth/owner.js'
 import type { Database } from '../db/client.js'
-import { writableOf, type AnyResource } from './definition.js'
-import { afterCursor, decodeCursor, encodeCursor, orderBy, parseSort, type SortKey } from './keyset.js'
+import type { AnyResource } from './definition.js'
+import { compile } from './compiled.js'
+import { afterCursor, decodeCursor, encodeCursor, orderBy, parseSort } from './keyset.js'
 import { keyedInsert } from './idempotency.js'
-import { itemArrayExpression, itemJsonExpression, itemReader, jsonUrlBase } from './item-json.js'
+import { jsonUrlBase } from './item-json.js'
 import { QueryParts, ident } from './sql.js'
 
 export { jsonUrlBase }
@@ -73,37 +74,6 @@ export interface Repository {
   remove(owner: Owner, id: number, precondition?: Precondition): Promise<WriteResult<undefined>>
   removeAll(owner: Owner): Promise<number>
 }
-
-/** What the SQL of a resource needs from its definition, worked out once per definition. */
-const compiled = new WeakMap<
-  AnyResource,
-  { table: string; sorts: Record<string, SortKey>; writable: string[]; itemJson: (urlParam: string) => string; itemArray: string; read: ReturnType<typeof itemReader> }
->()
-function compile(resource: AnyResource) {
-  let parts = compiled.get(resource)
-  if (parts === undefined) {
-    parts = {
-      table: ident(resource.table),
-      sorts: sortKeysOf(resource),
-      writable: writableOf(resource),
-      itemJson: itemJsonExpression(resource),
-      // The owner last: lists need it for their cursor.
-      itemArray: itemArrayExpression(resource, ['t.version', 't.owner_id']),
-      read: itemReader(resource)
-    }
-    compiled.set(resource, parts)
-  }
-  return parts
-}
-
-/** The sort keys by name, each with its column; every one must be an item property (the cursor reads it from the item). */
-function sortKeysOf(resource: AnyResource): Record<string, SortKey> {
-  for (const column of Object.keys(resource.sorts)) {
-    if (!(column in resource.schemas.item.properties)) throw new Error(`${resource.plural}: sort key ${column} is not a property of the item schema`)
-  }
-  return Object.fromEntries(Object.entries(resource.sorts).map(([column, key]) => [column, { column, ...key }]))
-}
-
 
 /**
  * The statement `list` runs: the resource's filters, the keyset condition after the
