@@ -7,8 +7,6 @@ import { keyedInsert } from './idempotency.js'
 import { jsonUrlBase } from './item-json.js'
 import { QueryParts, ident } from './sql.js'
 
-export { jsonUrlBase }
-
 /** Every resource table has these; the rest is the resource's own. Timestamps are ISO 8601 strings (db/timestamps.ts). */
 export interface BaseRow {
   id: number
