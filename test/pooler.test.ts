@@ -139,12 +139,26 @@ t.test('PgBouncer losing its server connection under a write: 504 OUTCOME_UNKNOW
     await holder.query('LOCK TABLE todos IN ACCESS EXCLUSIVE MODE')
     const answer = app.inject(request)
     // The server connection PgBouncer lent the statement, stuck behind the lock: killed.
-    let killed = 0
-    for (let i = 0; i < 100 && killed === 0; i++) {
+    let waiting: Array<{ pid: number; port: number }> = []
+    for (let i = 0; i < 100 && waiting.length === 0; i++) {
       await new Promise((resolve) => setTimeout(resolve, 50))
-      killed = (await sql(db, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> $1`, [(holder as unknown as { processID: number }).processID])).length
+      waiting = await sql<{ pid: number; port: number }>(
+        db,
+        `SELECT pid, client_port AS port FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> $1`,
+        [(holder as unknown as { processID: number }).processID]
+      )
     }
-    t.equal(killed, 1, `${label}: the server connection under the statement was terminated`)
+    // PgBouncer's own log line about it is a race (it writes one only if it reads the
+    // server's end before the service hangs up), so ask the kernel, before the kill,
+    // whose connection it is.
+    const { stdout } = await promisify(execFile)('ss', ['-Htnp', 'state', 'established', `( dport = :${new URL(db).port} )`])
+    const pgbouncerPorts = stdout
+      .split('\n')
+      .filter((line) => line.includes('"pgbouncer"'))
+      .map((line) => Number(line.trim().split(/\s+/)[2]?.split(':').pop()))
+    const killed = waiting.length === 1 ? await sql(db, 'SELECT pg_terminate_backend($1)', [waiting[0]?.pid]) : []
+    t.equal(killed.length, 1, `${label}: the server connection under the statement was terminated`)
+    t.ok(pgbouncerPorts.includes(waiting[0]?.port ?? -1), `${label}: it was one PgBouncer had opened`)
     const response = await answer
     t.equal(response.statusCode, status, label)
     t.equal(response.json().code, code, label)
@@ -152,10 +166,6 @@ t.test('PgBouncer losing its server connection under a write: 504 OUTCOME_UNKNOW
     await holder.query('ROLLBACK')
     await holder.end()
   }
-  // PgBouncer logs the dead server connection when it notices it, which can be after the
-  // service has answered: wait for the line rather than read the log at once.
-  await bouncer.waitFor(/server conn crashed|closing because|terminating connection/i, { timeoutMs: 5000 }).catch(() => undefined)
-  t.match(bouncer.output.join('\n'), /server conn crashed|closing because|terminating connection/i, 'PgBouncer saw its server connection die')
 })
 
 t.test('two replicas on PgBouncer: migrate once over MIGRATION_DATABASE_URL, one of two editors wins, a revoked token is refused everywhere', async (t) => {

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { postgresUser } from '../../src/dev/machine.js'
 import { replaceLines } from './config-files.js'
-import { watchOutput, type WatchedOutput } from './output.js'
+import { watchOutput } from './output.js'
 import { PROGRAMS } from './packages.js'
 import { freePort } from './ports.js'
 
@@ -21,8 +21,6 @@ export interface PgBouncer {
   /** `databaseUrl` with its host and port replaced by the pooler's. */
   through(databaseUrl: string): string
   output: string[]
-  /** Waits for a line of PgBouncer's log (see support/output.ts). */
-  waitFor: WatchedOutput['waitFor']
 }
 
 /**
@@ -67,7 +65,7 @@ export async function startPgBouncer(t: Test, upstream: string, { extra = [] as 
     },
     stdio: ['ignore', 'pipe', 'pipe']
   })
-  const { output, waitFor } = watchOutput(child)
+  const { output } = watchOutput(child)
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -81,7 +79,6 @@ export async function startPgBouncer(t: Test, upstream: string, { extra = [] as 
   return {
     port,
     output,
-    waitFor,
     through(databaseUrl) {
       const pooled = new URL(databaseUrl)
       pooled.hostname = '127.0.0.1'
