@@ -1,4 +1,4 @@
-import { ownerIdSql, type Owner } from '../auth/owner.js'
+import { ownerIdSql, ownerRowSql, type Owner } from '../auth/owner.js'
 import type { Database } from '../db/client.js'
 import type { AnyResource } from './definition.js'
 import { compile } from './compiled.js'
@@ -124,8 +124,8 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
 
   /**
    * The INSERT for a set of columns and a kind of owner, built once (at most one per
-   * subset of the writable columns). Its row comes from a SELECT of the owner's id, so
-   * an owner that is not valid inserts nothing.
+   * subset of the writable columns). Its row comes from a SELECT from the owner's row,
+   * so an owner that is not valid inserts nothing.
    */
   const inserts = new Map<string, string>()
   const insertStatement = (columns: string[], owner: Owner, keyed: boolean) => {
@@ -136,13 +136,17 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
       // the key, the claim and the item URLs' start (for Location). With a key the answer
       // is recorded in the same statement, so PostgreSQL writes its JSON text.
       const n = columns.length
-      const ownerSql = ownerIdSql(owner, new QueryParts().skip(n))
       const names = [...columns.map(ident), 'owner_id'].join(', ')
       const values = [...columns.map((_, index) => `$${index + 1}`), 'o.id'].join(', ')
-      const insert = (where: string, returning: string) => `INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM o ${where} RETURNING ${returning}`
+      const insert = (from: string, returning: string) => `INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM ${from} RETURNING ${returning}`
       sql = keyed
-        ? keyedInsert(insert('', `${itemJson(`$${n + 2}`)} AS json, id, version`), { owner: ownerSql, key: `$${n + 3}`, claim: `$${n + 4}`, locationBase: `$${n + 5}` })
-        : `WITH o AS (SELECT ${ownerSql} AS id) ${insert('WHERE o.id IS NOT NULL', `${itemArray} AS item`)}`
+        ? keyedInsert(insert('o', `${itemJson(`$${n + 2}`)} AS json, id, version`), {
+            owner: ownerIdSql(owner, new QueryParts().skip(n)),
+            key: `$${n + 3}`,
+            claim: `$${n + 4}`,
+            locationBase: `$${n + 5}`
+          })
+        : insert(`${ownerRowSql(owner, new QueryParts().skip(n))} o`, `${itemArray} AS item`)
       inserts.set(key, sql)
     }
     return sql
