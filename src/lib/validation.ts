@@ -56,10 +56,11 @@ const DECIMAL = /^-?\d+$/
  */
 function withDecimalIntegers(validate: ValidateFunction, names: string[]) {
   if (names.length === 0) return validate
+  const notDecimal = (value: unknown) => typeof value === 'string' && !DECIMAL.test(value)
   const checked = (data: Record<string, unknown> | null | undefined) => {
     for (const name of names) {
-      const values = [data?.[name]].flat()
-      if (values.some((value) => typeof value === 'string' && !DECIMAL.test(value))) {
+      const value = data?.[name]
+      if (Array.isArray(value) ? value.some(notDecimal) : notDecimal(value)) {
         const issue: ErrorObject = { instancePath: `/${name}`, schemaPath: '', keyword: 'type', params: { type: 'integer' }, message: 'must be an integer written in decimal digits' }
         checked.errors = [issue]
         return false
@@ -88,11 +89,14 @@ const LONE_SURROGATE_OR_NUL = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\u
 function findBadText(value: unknown, path: string): string | undefined {
   if (typeof value === 'string') return LONE_SURROGATE_OR_NUL.test(value) ? path : undefined
   if (value === null || typeof value !== 'object') return undefined
-  for (const [key, inner] of Object.entries(value)) {
-    const field = path ? `${path}.${key}` : key
-    if (LONE_SURROGATE_OR_NUL.test(key)) return field
-    const found = findBadText(inner, field)
-    if (found !== undefined) return found
+  for (const key in value) {
+    if (LONE_SURROGATE_OR_NUL.test(key)) return path ? `${path}.${key}` : key
+    const inner = (value as Record<string, unknown>)[key]
+    // Only strings and containers can hold text; the field's name is built only then.
+    if (inner !== null && (typeof inner === 'string' || typeof inner === 'object')) {
+      const found = findBadText(inner, path ? `${path}.${key}` : key)
+      if (found !== undefined) return found
+    }
   }
   return undefined
 }
@@ -123,4 +127,7 @@ export function registerBodyParsers(app: FastifyInstance) {
 }
 
 /** Every Unicode White_Space character counts as whitespace (U+0085 NEXT LINE too, which JavaScript's \\s and trim() miss). */
-export const trimText = (text: string) => text.replace(/^\p{White_Space}+|\p{White_Space}+$/gu, '')
+export const trimText = (text: string) => (visibleAscii(text.charCodeAt(0)) && visibleAscii(text.charCodeAt(text.length - 1)) ? text : text.replace(EDGE_SPACE, ''))
+const EDGE_SPACE = /^\p{White_Space}+|\p{White_Space}+$/gu
+/** No White_Space character is visible ASCII, so text that starts and ends with one needs no trimming (and no regular expression). */
+const visibleAscii = (code: number) => code > 0x20 && code < 0x7f
