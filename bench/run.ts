@@ -4,8 +4,11 @@
  *
  * - The service runs compiled, with `npm start`'s command (as the image does), as in production: NODE_ENV=production,
  *   LOG_LEVEL=info (its log goes to /dev/null), the default pool, every request with a bearer token.
+ * - The floor gets the same requests, token included, and finds the token's user inside
+ *   its one statement, as the service must (a revoked token is refused at once).
  * - The price of the token: a second instance in AUTH_MODE=local (otherwise the same
- *   settings) answers the same requests without a token and with one, side by side.
+ *   settings) answers the same requests without a token and with one, side by side; and
+ *   that instance without a token against the floor without one (the local user's rows).
  * - The load comes from wrk (Debian's package, installed when missing), a process of its
  *   own, one thread, 32 connections.
  * - Rounds alternate which server goes first; each figure is the median over the rounds,
@@ -28,7 +31,9 @@ const SCRIPTS = {
 type Scenario = keyof typeof SCRIPTS
 /** The scenarios whose token price is measured (AUTH_MODE=local, without and with a token). */
 const AUTH_SCENARIOS = ['GET /todos/:id', 'GET /todos?limit=100'] as const
-/** A script that also sends the token (the floor ignores the header). */
+/** The row of the lookup by id without a token, on either side. */
+const NO_TOKEN = 'GET /todos/:id without a token (AUTH_MODE=local; the floor as the local user)'
+/** A script that also sends the token. */
 const withToken = (script: string, token: string) => `${script}\nwrk.headers["Authorization"] = "Bearer ${token}"`
 
 const wrk = await ensureWrk()
@@ -64,6 +69,7 @@ try {
   // Warm-up: JIT, pool connections, prepared statements, on every server and scenario.
   for (const port of Object.values(ports)) for (const scenario of Object.keys(SCRIPTS) as Scenario[]) await load(wrk, scriptFor(scenario), port, 1)
   for (const scenario of AUTH_SCENARIOS) await load(wrk, scriptFor(scenario, true), ports.local, 1)
+  await load(wrk, scriptFor('GET /todos/:id', true), ports.floor, 1)
   const tokenPrice: Record<string, { local: Run[]; token: Run[] }> = {}
 
   const results: Record<string, Record<string, Run[]>> = {}
@@ -82,12 +88,17 @@ try {
         ;(anonymous ? runs.local : runs.token).push(await load(wrk, scriptFor(scenario, anonymous), ports.local, SECONDS))
       }
     }
+    // Without authentication on either side: the local instance's lookups without a token
+    // (just measured above) against the floor's, as the local user.
+    const anonymous = (results[NO_TOKEN] ??= { floor: [], api: [] })
+    anonymous.floor?.push(await load(wrk, scriptFor('GET /todos/:id', true), ports.floor, SECONDS))
+    anonymous.api?.push(tokenPrice['GET /todos/:id']?.local.at(-1) as Run)
     ;(rss.floor as number[]).push(await rssMiB(floor.pid ?? 0))
     ;(rss.api as number[]).push(await rssMiB(api.pid ?? 0))
   }
 
   const lines = [
-    `${ROWS} todos, todos-api at production settings with a bearer token; wrk with ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s per scenario and server, alternating which goes first; medians (lowest–highest)`,
+    `${ROWS} todos, todos-api at production settings, every request with a bearer token (the floor checks it too); wrk with ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s per scenario and server, alternating which goes first; medians (lowest–highest)`,
     '',
     '| scenario | floor req/s | todos-api req/s | ratio | floor p99 ms | todos-api p99 ms | failed |',
     '| --- | --- | --- | --- | --- | --- | --- |'
