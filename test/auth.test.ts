@@ -2,7 +2,9 @@
  * Users, tokens and ownership (AUTH_MODE=required unless a test says otherwise): every
  * request says who it is, and nobody sees or touches another user's rows.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
+import pg from 'pg'
 import t, { type Test } from 'tap'
 import { newToken } from '../src/auth/tokens.js'
 import { buildTestApp, expectProblem, freshDatabase, sql } from './helper.js'
@@ -315,6 +317,80 @@ t.test('a token asked for with the old password while the password changes never
     }
     password = next
   }
+})
+
+t.test('a sign-in with the old password and a password change, each holding the user when the other arrives: no token outlives the change', async (t) => {
+  const { app, db } = await buildTestApp(t, { env: { ...REQUIRED, AUTH_RATE_LIMIT: '1000' } })
+  const ada = await signUp(t, app, 'ada@example.com')
+  // A connection of the test's own holds row locks, so each ordering happens for certain.
+  const holder = new pg.Client({ connectionString: db })
+  await holder.connect()
+  t.teardown(() => holder.end())
+  const waitingOnLocks = async (count: number) => {
+    for (let i = 0; i < 400; i++) {
+      const [row] = await sql<{ n: number }>(db, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+      if ((row?.n ?? 0) >= count) return
+      await sleep(25)
+    }
+    throw new Error(`fewer than ${count} statements came to wait on a lock`)
+  }
+  const signIn = (password: string) => app.inject({ method: 'POST', url: '/tokens', payload: { email: ada.email, password } })
+  const refused = async (answer: { statusCode: number; json(): unknown }, label: string) => {
+    if (answer.statusCode === 201) {
+      const stale = { authorization: `Bearer ${(answer.json() as { token: string }).token}` }
+      expectProblem(t, await app.inject({ url: '/users/me', headers: stale }), 401, {}, `${label}: its token is refused`)
+    } else {
+      t.equal(answer.statusCode, 401, `${label}: or it got no token`)
+    }
+  }
+
+  // 1. The change starts while a sign-in already holds the row (as createToken does, FOR
+  //    SHARE): its UPDATE waits, and a sign-in with the old password makes a token
+  //    meanwhile. Its revocation, a statement of its own, must still see that token.
+  await holder.query('BEGIN')
+  await holder.query('SELECT 1 FROM users WHERE id = $1 FOR SHARE', [ada.id])
+  const change = app.inject({ method: 'PATCH', url: '/users/me', headers: ada.auth, payload: { password: 'new password 1', current_password: 'correct horse battery' } })
+  await waitingOnLocks(1)
+  const during = signIn('correct horse battery')
+  await sleep(300) // the sign-in hashes, then makes its token (or queues behind the change)
+  await holder.query('COMMIT')
+  t.equal((await change).statusCode, 200, 'the password changed')
+  await refused(await during, 'a sign-in with the old password while the change waited')
+  t.equal((await app.inject({ url: '/users/me', headers: ada.auth })).statusCode, 200, 'the token the change was made with still works')
+
+  // 2. The change holds the row (its UPDATE is done, its revocation waits on a token row
+  //    the test holds): a sign-in with the old password waits for it, then finds the
+  //    password changed.
+  const other = (await signIn('new password 1').then((answer) => answer.json())) as { id: number }
+  await holder.query('BEGIN')
+  await holder.query('SELECT 1 FROM api_tokens WHERE id = $1 FOR UPDATE', [other.id])
+  const second = app.inject({ method: 'PATCH', url: '/users/me', headers: ada.auth, payload: { password: 'new password 2', current_password: 'new password 1' } })
+  await waitingOnLocks(1)
+  const late = signIn('new password 1')
+  await waitingOnLocks(2)
+  await holder.query('COMMIT')
+  t.equal((await second).statusCode, 200, 'the password changed again')
+  await refused(await late, 'a sign-in with the old password while the change held the row')
+})
+
+t.test('a password change that runs out of time half-way: 503, and neither its new password nor its revocation is kept', async (t) => {
+  const { app, db } = await buildTestApp(t, { env: { ...REQUIRED, AUTH_RATE_LIMIT: '1000', DATABASE_STATEMENT_TIMEOUT_MS: '1000' } })
+  const ada = await signUp(t, app, 'ada@example.com')
+  const other = (await app.inject({ method: 'POST', url: '/tokens', payload: { email: ada.email, password: 'correct horse battery' } })).json() as { id: number; token: string }
+  // The password is changed, then the revocation waits on a token row the test holds, past the limit.
+  const holder = new pg.Client({ connectionString: db })
+  await holder.connect()
+  t.teardown(() => holder.end())
+  await holder.query('BEGIN')
+  await holder.query('SELECT 1 FROM api_tokens WHERE id = $1 FOR UPDATE', [other.id])
+  const change = await app.inject({ method: 'PATCH', url: '/users/me', headers: ada.auth, payload: { password: 'never kept 1', current_password: 'correct horse battery' } })
+  await holder.query('COMMIT')
+  expectProblem(t, change, 503, {}, 'the statement limit')
+  t.match(change.headers['retry-after'], /^\d+$/, 'safe to retry: nothing was kept')
+  const signIn = (password: string) => app.inject({ method: 'POST', url: '/tokens', payload: { email: ada.email, password } })
+  t.equal((await signIn('correct horse battery')).statusCode, 201, 'the old password still works')
+  t.equal((await signIn('never kept 1')).statusCode, 401, 'the new one was rolled back')
+  t.equal((await app.inject({ url: '/users/me', headers: { authorization: `Bearer ${other.token}` } })).statusCode, 200, 'and no token was revoked')
 })
 
 t.test('nobody can give the built-in local user an email or a password, so nobody can sign in as it', async (t) => {

@@ -125,7 +125,7 @@ t.test('a schema the SQL writer cannot reproduce exactly is refused when the res
     schemas: { item, create: Type.Object({}), patch: Type.Object({}), filters: {} },
     sorts: { created_at: { type: 'timestamptz' } }, defaultSort: 'created_at', filter() {}
   })
-  const db = { query: () => Promise.reject(new Error('not reached')), write: () => Promise.reject(new Error('not reached')) }
+  const db = { query: () => Promise.reject(new Error('not reached')), write: () => Promise.reject(new Error('not reached')), transaction: () => Promise.reject(new Error('not reached')) }
   t.throws(() => createRepository(db, unusable), /boxes\.weight: the JSON writer handles string, date-time, integer and boolean properties/)
   t.throws(() => createRepository(db, { ...todos, sorts: { ...todos.sorts, version: { type: 'integer' } } }), /sort key version is not a property of the item schema/)
 })

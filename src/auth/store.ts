@@ -77,22 +77,26 @@ export function createAccountStore(db: Database) {
     },
 
     /**
-     * Changes a user in one statement; with a new password, also revokes every token of
-     * theirs but `keepTokenId` (the one the change was made with), atomically.
+     * Changes a user; with a new password, also revokes every token of theirs but
+     * `keepTokenId` (the one the change was made with), in the same transaction. Two
+     * statements, not one: the revocation must see every token a sign-in made with the
+     * old password. Such a sign-in holds the user's row (`createToken`), so the UPDATE
+     * below waits for it to commit, and the revocation that follows, a statement of its
+     * own, sees its token. One statement's snapshot would predate it, and the token would
+     * outlive the change.
      */
     async updateUser(id: number, changes: { name?: string; email?: string; passwordHash?: string }, keepTokenId: number | null): Promise<UserRow | undefined> {
-      const { rows } = await db.write<UserRow>(
-        `WITH changed AS (
-           UPDATE users SET name = coalesce($2, name), email = coalesce($3, email), password_hash = coalesce($4, password_hash)
-           WHERE id = $1 RETURNING ${USER_COLUMNS}
-         ), revoked AS (
-           UPDATE api_tokens SET revoked_at = now()
-           WHERE $4::text IS NOT NULL AND user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $5::int
-         )
-         SELECT * FROM changed`,
-        [id, changes.name ?? null, changes.email ?? null, changes.passwordHash ?? null, keepTokenId]
-      )
-      return rows[0]
+      return db.transaction(async (tx) => {
+        const { rows } = await tx.write<UserRow>(
+          `UPDATE users SET name = coalesce($2, name), email = coalesce($3, email), password_hash = coalesce($4, password_hash)
+           WHERE id = $1 RETURNING ${USER_COLUMNS}`,
+          [id, changes.name ?? null, changes.email ?? null, changes.passwordHash ?? null]
+        )
+        if (rows[0] !== undefined && changes.passwordHash !== undefined) {
+          await tx.write('UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2::int', [id, keepTokenId])
+        }
+        return rows[0]
+      })
     },
 
     /** Deletes a user and, through the foreign keys, every row and token of theirs. Never the built-in user. */
@@ -105,13 +109,15 @@ export function createAccountStore(db: Database) {
      * A new token for a user. With `checkedHash` (the password hash a sign-in was checked
      * against), only while that is still the user's password: a password changed during
      * the check (which revokes every other token) must not let a token made with the old
-     * one through. Undefined when it changed.
+     * one through. Undefined when it changed. The user's row is held (FOR SHARE) until the
+     * token is committed: a change already under way is waited for and then seen, and a
+     * change that comes later waits for this token and revokes it (`updateUser`).
      */
     async createToken(userId: number, name: string, expiresAt: string | null, checkedHash?: string): Promise<(TokenRow & { token: string }) | undefined> {
       const token = newToken()
       const { rows } = await db.write<TokenRow>(
         `INSERT INTO api_tokens (user_id, name, token_hash, prefix, expires_at)
-         SELECT id, $2, $3, $4, $5 FROM users WHERE id = $1 AND ($6::text IS NULL OR password_hash = $6::text)
+         SELECT id, $2, $3, $4, $5 FROM users WHERE id = $1 AND ($6::text IS NULL OR password_hash = $6::text) FOR SHARE
          RETURNING ${TOKEN_COLUMNS}`,
         [userId, name, token.hash, token.display, expiresAt, checkedHash ?? null]
       )

@@ -5,16 +5,38 @@ import pg from 'pg'
  * the server is a 503 the client may retry, except for a `write` that was sent and not
  * answered: it may have been applied, so that is `OUTCOME_UNKNOWN` (504), never "retry".
  */
-export interface Database {
+export interface Statements {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>
   write<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>
 }
+export interface Database extends Statements {
+  /**
+   * `use` inside one transaction on one connection: committed if it returns, rolled back
+   * if it throws. Only where one statement cannot do: each statement of a transaction
+   * sees what committed before it started (READ COMMITTED), which one statement's
+   * snapshot does not.
+   */
+  transaction<T>(use: (tx: Statements) => Promise<T>): Promise<T>
+}
 
 /** A Database on one client (command-line tools), where a failure is just an error. */
-export const clientDatabase = (client: pg.ClientBase): Database => ({
-  query: (text, values) => client.query(text, values),
-  write: (text, values) => client.query(text, values)
-})
+export const clientDatabase = (client: pg.ClientBase): Database => {
+  const statements: Statements = { query: (text, values) => client.query(text, values), write: (text, values) => client.query(text, values) }
+  return {
+    ...statements,
+    async transaction(use) {
+      await client.query('BEGIN')
+      try {
+        const result = await use(statements)
+        await client.query('COMMIT')
+        return result
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {})
+        throw error
+      }
+    }
+  }
+}
 
 /**
  * Runs `use` on a connection of its own, closed afterwards whatever happens: for the

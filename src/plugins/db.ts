@@ -2,7 +2,7 @@ import fastifyPostgres from '@fastify/postgres'
 import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Database } from '../db/client.js'
+import type { Database, Statements } from '../db/client.js'
 import { cancelBackend } from '../db/cancel.js'
 import { isoTimestampTypes } from '../db/timestamps.js'
 import { databaseUnavailable, outcomeUnknown } from '../lib/problem.js'
@@ -56,16 +56,25 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
    * out is never reused, so a late cancel cannot hit a later statement.
    */
   const limit = config.DATABASE_STATEMENT_TIMEOUT_MS
-  const run = async (text: string, values: unknown[] | undefined, write: boolean) => {
+  /** A pooled connection checked out, and what went wrong on it (it is then destroyed, not reused). */
+  type Session = { client: pg.PoolClient; broken?: Error; onError: (error: Error) => void }
+  const open = async (): Promise<Session> => {
     let client: pg.PoolClient
     try {
       client = await pool.connect()
     } catch (error) {
       throw isConnectionFailure(error) ? databaseUnavailable(undefined, error) : error
     }
-    let broken: Error | undefined
-    const onError = (error: Error) => (broken = error) // while checked out, an error event must not go unheard
-    client.on('error', onError)
+    const session: Session = { client, onError: (error) => (session.broken = error) } // while checked out, an error event must not go unheard
+    client.on('error', session.onError)
+    return session
+  }
+  const close = (session: Session) => {
+    session.client.off('error', session.onError)
+    session.client.release(session.broken)
+  }
+  const execute = async (session: Session, text: string, values: unknown[] | undefined, write: boolean, named = true) => {
+    const { client } = session
     let timedOut = false
     let lastResort: NodeJS.Timeout | undefined
     const timer = setTimeout(() => {
@@ -74,23 +83,53 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
       lastResort = setTimeout(() => destroyConnection(client), CANCEL_GRACE_MS)
     }, limit)
     try {
-      const name = nameFor(text)
+      const name = named ? nameFor(text) : undefined
       return await (name === undefined ? client.query(text, values) : namedQuery(client, name, text, values))
     } catch (error) {
       if (!isConnectionFailure(error) && !isLostServer(error)) throw error
-      broken = error as Error
+      session.broken = error as Error
       throw write ? outcomeUnknown(error) : databaseUnavailable(undefined, error)
     } finally {
       clearTimeout(timer)
       clearTimeout(lastResort)
-      if (timedOut) broken ??= new Error('statement cancelled after DATABASE_STATEMENT_TIMEOUT_MS')
-      client.off('error', onError)
-      client.release(broken)
+      if (timedOut) session.broken ??= new Error('statement cancelled after DATABASE_STATEMENT_TIMEOUT_MS')
+    }
+  }
+  const run = async (text: string, values: unknown[] | undefined, write: boolean) => {
+    const session = await open()
+    try {
+      return await execute(session, text, values, write)
+    } finally {
+      close(session)
+    }
+  }
+
+  /**
+   * `use` inside one transaction on one connection, each statement under the same limits.
+   * Nothing is committed unless COMMIT is answered: a statement that fails before it is a
+   * 503 (rolled back, safe to retry), a COMMIT that goes unanswered OUTCOME_UNKNOWN. A
+   * connection that failed is destroyed, which rolls back what it held.
+   */
+  const transaction = async <T>(use: (tx: Statements) => Promise<T>): Promise<T> => {
+    const session = await open()
+    try {
+      await execute(session, 'BEGIN', undefined, false, false)
+      const result = await use({ query: (text, values) => execute(session, text, values, false), write: (text, values) => execute(session, text, values, false) })
+      await execute(session, 'COMMIT', undefined, true, false)
+      return result
+    } catch (error) {
+      if (session.broken === undefined) {
+        await execute(session, 'ROLLBACK', undefined, false, false).catch((rollbackError: Error) => (session.broken ??= rollbackError))
+      }
+      throw error
+    } finally {
+      close(session)
     }
   }
   app.decorate<Database>('db', {
     query: (text, values) => run(text, values, false),
-    write: (text, values) => run(text, values, true)
+    write: (text, values) => run(text, values, true),
+    transaction
   })
 }
 
