@@ -28,6 +28,7 @@ export const ConfigSchema = Type.Object({
   POSTGRES_DB: Type.Optional(Type.String({ minLength: 1 })),
   DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
   DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 5000 }),
+  DATABASE_POOL_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 86_400_000, default: 600_000 }),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 10_000 }),
   DATABASE_WAIT_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 30 }),
   DATABASE_PREPARED_STATEMENTS: Type.Boolean({ default: true }),

@@ -36,6 +36,25 @@ t.test('DATABASE_PREPARED_STATEMENTS=false: nothing is prepared (for poolers tha
   t.same(await preparedOnTheConnection(app), [])
 })
 
+t.test('pooled connections outlive a quiet spell (DATABASE_POOL_IDLE_TIMEOUT_MS), and close after it', async (t) => {
+  const backend = async (app: Awaited<ReturnType<typeof buildTestApp>>['app']) => (await app.pg.pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+  const { app } = await buildTestApp(t, { env: { DATABASE_POOL_MAX: '1' } })
+  t.equal((app.pg.pool as unknown as { options: { idleTimeoutMillis: number } }).options.idleTimeoutMillis, 600_000, 'ten minutes by default')
+  const before = await backend(app)
+  await pause(1200)
+  t.equal(app.pg.pool.totalCount, 1, 'still open after a pause')
+  t.equal(await backend(app), before, 'the same server connection: nothing to open or prepare again')
+
+  const { app: brief } = await buildTestApp(t, { env: { DATABASE_POOL_MAX: '1', DATABASE_POOL_IDLE_TIMEOUT_MS: '200' } })
+  const first = await backend(brief)
+  await pause(800)
+  t.equal(brief.pg.pool.totalCount, 0, 'closed once idle past the limit')
+  t.not(await backend(brief), first, 'the next statement opens a new one')
+  t.equal((await brief.inject('/todos/1')).statusCode, 404, 'and requests go on as before')
+})
+
 t.test('one access line per request at info, with what an operator needs and nothing secret', async (t) => {
   const lines: Array<Record<string, unknown>> = []
   const sink = new Writable({

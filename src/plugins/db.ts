@@ -28,8 +28,14 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     // query. Every one of those gets a limit, so a sick database means fast 503s, not a
     // pile of hung requests.
     connectionTimeoutMillis: config.DATABASE_CONNECT_TIMEOUT_MS,
-    idleTimeoutMillis: 30_000,
+    // Connections are kept through a quiet spell (10 minutes by default, as HikariCP
+    // does): closed after 30 s, the first burst after a pause waited for the whole pool
+    // to be opened and every statement prepared again, a p99 of 21–41 ms against 7–11 ms
+    // (bench, after 35 s idle). TCP keepalive probes once a minute of silence, so a NAT
+    // or load balancer between here and the database does not drop them meanwhile.
+    idleTimeoutMillis: config.DATABASE_POOL_IDLE_TIMEOUT_MS,
     keepAlive: true,
+    keepAliveInitialDelayMillis: 60_000,
     application_name: 'todos-api',
     // No session settings at connect time (statement_timeout, TimeZone through `options`):
     // a pooler in transaction mode (PgBouncer) refuses them, or drops them with
