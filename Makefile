@@ -31,8 +31,8 @@ typecheck: deps ## Type-check only
 build: deps ## Compile to dist/ (npm run build)
 	npm run build
 
-start: build ## Run the compiled server as the container does (node --max-semi-space-size=8 --heap-growing-percent=100 dist/server.js)
-	node --max-semi-space-size=8 --heap-growing-percent=100 dist/server.js
+start: build ## Run the compiled server as the container does (node --max-semi-space-size=8 --heap-growing-percent=100 --v8-pool-size=2 dist/server.js)
+	node --max-semi-space-size=8 --heap-growing-percent=100 --v8-pool-size=2 dist/server.js
 
 migrate: deps ## Apply all pending migrations; dry=1 prints their SQL and changes nothing; baseline=NNNN adopts a database made without migrations
 	$(TSX) src/cli/migrate.ts up $(if $(filter 1 true yes,$(dry)),--dry-run) $(if $(baseline),--baseline "$(baseline)")
