@@ -2,11 +2,14 @@
  * What each request costs, as behaviour: statements prepared once per connection, one
  * access line per request. (How fast it is, is for `make bench`.)
  */
+import { closeSync, openSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { newToken } from '../src/auth/tokens.js'
+import { createLogger } from '../src/logger.js'
 import { buildTestApp, freshDatabase, testConfig } from './helper.js'
 
 const preparedOnTheConnection = async (app: Awaited<ReturnType<typeof buildTestApp>>['app']) =>
@@ -80,4 +83,16 @@ t.test('one access line per request at info, with what an operator needs and not
   t.notOk(lines.some((line) => line.msg === 'incoming request' || line.msg === 'request completed'), "not Fastify's two lines as well")
   t.notMatch(JSON.stringify(lines), /secret/, 'no header value is logged')
   t.notOk(JSON.stringify(lines).includes(token.slice(5, 15)), 'nor any part of the token')
+})
+
+t.test("the server's log lines are written as they are logged, not batched for later", async (t) => {
+  const file = join(t.testdir(), 'out.log')
+  const fd = openSync(file, 'w', 0o600)
+  t.teardown(() => closeSync(fd))
+  const logger = createLogger({ LOG_LEVEL: 'info', LOG_PRETTY: false }, fd)
+  logger.info({ method: 'GET', status: 200 }, 'request')
+  // No turn of the event loop in between: an asynchronous writer would not have written yet.
+  t.match(JSON.parse(readFileSync(file, 'utf8')), { msg: 'request', status: 200 })
+  logger.warn('second')
+  t.equal(readFileSync(file, 'utf8').split('\n').filter(Boolean).length, 2, 'and each line when it is logged')
 })
