@@ -2,6 +2,7 @@
  * What each request costs, as behaviour: statements prepared once per connection, one
  * access line per request. (How fast it is, is for `make bench`.)
  */
+import { spawnSync } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -9,7 +10,7 @@ import { pino } from 'pino'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { newToken } from '../src/auth/tokens.js'
-import { createLogger } from '../src/logger.js'
+import { createLogger, endOfTurnWriter } from '../src/logger.js'
 import { buildTestApp, freshDatabase, testConfig } from './helper.js'
 
 const preparedOnTheConnection = async (app: Awaited<ReturnType<typeof buildTestApp>>['app']) =>
@@ -85,14 +86,29 @@ t.test('one access line per request at info, with what an operator needs and not
   t.notOk(JSON.stringify(lines).includes(token.slice(5, 15)), 'nor any part of the token')
 })
 
-t.test("the server's log lines are written as they are logged, not batched for later", async (t) => {
+t.test("the server's log lines: one write at the end of each turn of the event loop, in order, none lost on exit", async (t) => {
   const file = join(t.testdir(), 'out.log')
   const fd = openSync(file, 'w', 0o600)
   t.teardown(() => closeSync(fd))
   const logger = createLogger({ LOG_LEVEL: 'info', LOG_PRETTY: false }, fd)
-  logger.info({ method: 'GET', status: 200 }, 'request')
-  // No turn of the event loop in between: an asynchronous writer would not have written yet.
-  t.match(JSON.parse(readFileSync(file, 'utf8')), { msg: 'request', status: 200 })
-  logger.warn('second')
-  t.equal(readFileSync(file, 'utf8').split('\n').filter(Boolean).length, 2, 'and each line when it is logged')
+  for (let i = 1; i <= 3; i++) logger.info({ method: 'GET', status: 200, i }, 'request')
+  t.equal(readFileSync(file, 'utf8'), '', 'not while the turn that logged them runs')
+  await new Promise((resolve) => setImmediate(resolve))
+  const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { i: number; msg: string })
+  t.same(lines.map((line) => [line.msg, line.i]), [['request', 1], ['request', 2], ['request', 3]], 'but as soon as it ends, every line, in order')
+
+  // What the writer hands on: one string a turn.
+  const writes: string[] = []
+  const writer = endOfTurnWriter({ write: (text: string) => writes.push(text), flushSync: () => {} } as never)
+  writer.write('a\n')
+  writer.write('b\n')
+  await new Promise((resolve) => setImmediate(resolve))
+  writer.write('c\n')
+  writer.flushSync()
+  t.same(writes, ['a\nb\n', 'c\n'], 'one write for the lines of a turn; flushSync writes what waits')
+
+  // A process that logs and exits in the same turn still writes its line.
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', `const { createLogger } = await import(${JSON.stringify(new URL('../src/logger.ts', import.meta.url).href)}); createLogger({ LOG_LEVEL: 'info', LOG_PRETTY: false }).error('last words'); process.exit(3)`], { encoding: 'utf8' })
+  t.equal(child.status, 3)
+  t.match(child.stdout, /"msg":"last words"/, 'the line logged just before process.exit is written')
 })
