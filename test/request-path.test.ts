@@ -3,14 +3,12 @@
  * access line per request. (How fast it is, is for `make bench`.)
  */
 import { spawnSync } from 'node:child_process'
-import { closeSync, openSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { newToken } from '../src/auth/tokens.js'
-import { createLogger, endOfTurnWriter } from '../src/logger.js'
+import { WHOLE_WRITE_BYTES, createLogger } from '../src/logger.js'
 import { buildTestApp, freshDatabase, testConfig } from './helper.js'
 
 const preparedOnTheConnection = async (app: Awaited<ReturnType<typeof buildTestApp>>['app']) =>
@@ -86,29 +84,49 @@ t.test('one access line per request at info, with what an operator needs and not
   t.notOk(JSON.stringify(lines).includes(token.slice(5, 15)), 'nor any part of the token')
 })
 
-t.test("the server's log lines: one write at the end of each turn of the event loop, in order, none lost on exit", async (t) => {
-  const file = join(t.testdir(), 'out.log')
-  const fd = openSync(file, 'w', 0o600)
-  t.teardown(() => closeSync(fd))
-  const logger = createLogger({ LOG_LEVEL: 'info', LOG_PRETTY: false }, fd)
-  for (let i = 1; i <= 3; i++) logger.info({ method: 'GET', status: 200, i }, 'request')
-  t.equal(readFileSync(file, 'utf8'), '', 'not while the turn that logged them runs')
-  await new Promise((resolve) => setImmediate(resolve))
-  const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { i: number; msg: string })
-  t.same(lines.map((line) => [line.msg, line.i]), [['request', 1], ['request', 2], ['request', 3]], 'but as soon as it ends, every line, in order')
-
-  // What the writer hands on: one string a turn.
+t.test("the server's log lines: one write at the end of each turn of the event loop, whole lines, in order", async (t) => {
   const writes: string[] = []
-  const writer = endOfTurnWriter({ write: (text: string) => writes.push(text), flushSync: () => {} } as never)
-  writer.write('a\n')
-  writer.write('b\n')
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      writes.push(String(chunk))
+      done()
+    }
+  })
+  const logger = createLogger({ LOG_LEVEL: 'info', LOG_PRETTY: false }, sink)
+  for (let i = 1; i <= 3; i++) logger.info({ method: 'GET', status: 200, i }, 'request')
+  t.same(writes, [], 'nothing while the turn that logged them runs')
   await new Promise((resolve) => setImmediate(resolve))
-  writer.write('c\n')
-  writer.flushSync()
-  t.same(writes, ['a\nb\n', 'c\n'], 'one write for the lines of a turn; flushSync writes what waits')
+  t.equal(writes.length, 1, 'then one write for the turn')
+  t.same(writes[0]?.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { i: number }).i), [1, 2, 3], 'every line, in order')
 
-  // A process that logs and exits in the same turn still writes its line.
-  const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', `const { createLogger } = await import(${JSON.stringify(new URL('../src/logger.ts', import.meta.url).href)}); createLogger({ LOG_LEVEL: 'info', LOG_PRETTY: false }).error('last words'); process.exit(3)`], { encoding: 'utf8' })
-  t.equal(child.status, 3)
-  t.match(child.stdout, /"msg":"last words"/, 'the line logged just before process.exit is written')
+  // A busy turn: writes of whole lines, none longer than a pipe keeps whole.
+  writes.length = 0
+  for (let i = 0; i < 40; i++) logger.info({ i, pad: 'é'.repeat(150) }, 'busy')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.ok(writes.length > 1 && writes.every((text) => Buffer.byteLength(text) <= WHOLE_WRITE_BYTES && text.endsWith('\n')), `${writes.length} writes of at most ${WHOLE_WRITE_BYTES} bytes, each ending a line`)
+  t.same(writes.join('').split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { i: number }).i), Array.from({ length: 40 }, (_, i) => i))
+})
+
+t.test('log lines are not lost at exit, and a full stdout pipe does not stall the service', async (t) => {
+  const logger = JSON.stringify(new URL('../src/logger.ts', import.meta.url).href)
+  // Logged just before process.exit, and by an 'exit' listener after the logger's own.
+  const exiting = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '-e', `const { createLogger } = await import(${logger}); const log = createLogger({ LOG_LEVEL: 'info', LOG_PRETTY: false }); process.on('exit', () => log.info('from an exit listener')); log.error('last words'); process.exit(3)`],
+    { encoding: 'utf8' }
+  )
+  t.equal(exiting.status, 3)
+  t.match(exiting.stdout, /"msg":"last words"[^]*"msg":"from an exit listener"/, 'both lines are written, in order')
+
+  // 2000 lines of about 600 bytes while nobody reads the pipe for 1.5 s: the logger's
+  // event loop keeps turning (a timer every 20 ms), and every line arrives once read.
+  const child = `const { createLogger } = await import(${logger}); const log = createLogger({ LOG_LEVEL: 'info', LOG_PRETTY: false });
+    let last = Date.now(), gap = 0; const timer = setInterval(() => { gap = Math.max(gap, Date.now() - last); last = Date.now() }, 20);
+    let n = 0; const burst = () => { for (let i = 0; i < 100; i++) log.info({ n: n++, pad: 'x'.repeat(500) }, 'burst'); if (n < 2000) setTimeout(burst, 10); else setTimeout(() => { clearInterval(timer); process.stderr.write(JSON.stringify({ gap }) + '\\n') }, 300) }; burst()`
+  const run = spawnSync('bash', ['-c', 'set -o pipefail; "$0" --import tsx -e "$1" | (sleep 1.5; cat)', process.execPath, child], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+  t.equal(run.status, 0, 'the logger exits once its lines are written')
+  const { gap } = JSON.parse(run.stderr.trim().split('\n').at(-1) ?? '{}') as { gap: number }
+  t.ok(gap < 700, `the longest pause between timer ticks was ${gap} ms, while the pipe was full for about 1.5 s`)
+  const numbers = run.stdout.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { n: number }).n)
+  t.same(numbers, Array.from({ length: 2000 }, (_, i) => i), 'all 2000 lines, whole and in order')
 })
