@@ -4,6 +4,7 @@ import type { AnyResource } from './definition.js'
 import { compile } from './compiled.js'
 import { afterCursor, decodeCursor, encodeCursor, orderBy, parseSort } from './keyset.js'
 import { keyedInsert } from './idempotency.js'
+import { createLookups } from './lookups.js'
 import { jsonUrlBase } from './item-json.js'
 import { QueryParts, ident } from './sql.js'
 
@@ -109,9 +110,7 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
   const { table, writable, itemJson, itemArray, read } = compile(resource)
   const kind = (owner: Owner) => (owner.tokenHash === undefined ? 'user' : 'token')
   const ownerValue = (owner: Owner) => owner.tokenHash ?? owner.userId
-  // Built once per kind of owner: a user id or a token.
-  const getStatementFor = (owner: Owner) => `SELECT ${itemArray} AS item FROM ${table} t WHERE id = $1 AND owner_id = ${ownerIdSql(owner, new QueryParts().skip(1))}`
-  const getStatements = { user: getStatementFor({ userId: 0 }), token: getStatementFor({ tokenHash: Buffer.alloc(0) }) }
+  const lookup = createLookups(db, resource)
 
   // In the definition's order, not the client's: one statement text (and one prepared
   // statement) per set of columns, whatever order a body lists them in.
@@ -193,8 +192,8 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
     },
 
     async get(owner, id, urlBase) {
-      const { rows } = await db.query<{ item: unknown[] }>(getStatements[kind(owner)], [id, ownerValue(owner)])
-      return rows[0] && toItem(rows[0].item, urlBase)
+      const values = await lookup(owner, id)
+      return values && toItem(values, urlBase)
     },
 
     async create(owner, input, urlBase, idempotency) {
