@@ -1,18 +1,11 @@
 import { validTokenUserSql, type Owner } from '../auth/owner.js'
 import type { Database } from '../db/client.js'
 import { compile } from './compiled.js'
+import { perTurn, rejectAll, type Waiting } from './batch.js'
 import type { AnyResource } from './definition.js'
 
-/** Lookups one statement carries at most; more waiting go in further statements. */
-export const MAX_LOOKUP_BATCH = 100
-
 type OwnerKind = 'user' | 'token'
-interface Waiting {
-  id: number
-  owner: Buffer | number
-  resolve(item: unknown[] | undefined): void
-  reject(error: unknown): void
-}
+type Lookup = Waiting<{ id: number; owner: Buffer | number }, unknown[] | undefined>
 
 /**
  * Lookups by id, batched: those that arrive in the same turn of the event loop (the
@@ -47,49 +40,24 @@ export function createLookups(db: Database, resource: AnyResource): (owner: Owne
     `JOIN ${table} t ON t.id = r.id WHERE t.owner_id = ${owner}`
   const batch: Record<OwnerKind, string> = { user: batched('int', 'r.owner'), token: batched('bytea', validTokenUserSql('r.owner')) }
 
-  const queues: Record<OwnerKind, Waiting[]> = { user: [], token: [] }
-  let scheduled = false
-
-  const run = (kind: OwnerKind, waiting: Waiting[]) => {
-    const first = waiting[0] as Waiting
+  const enqueue = perTurn<Lookup['input'], unknown[] | undefined>((kind, waiting) => {
+    const first = waiting[0] as Lookup
     if (waiting.length === 1) {
-      db.query<{ item: unknown[] }>(single[kind], [first.id, first.owner]).then(({ rows }) => first.resolve(rows[0]?.item), first.reject)
+      db.query<{ item: unknown[] }>(single[kind as OwnerKind], [first.input.id, first.input.owner]).then(({ rows }) => first.resolve(rows[0]?.item), first.reject)
       return
     }
     const ids = new Array<number>(waiting.length)
     const owners = new Array<Buffer | number>(waiting.length)
     for (let i = 0; i < waiting.length; i++) {
-      ids[i] = (waiting[i] as Waiting).id
-      owners[i] = (waiting[i] as Waiting).owner
+      ids[i] = (waiting[i] as Lookup).input.id
+      owners[i] = (waiting[i] as Lookup).input.owner
     }
-    db.query<{ n: number; item: unknown[] }>(batch[kind], [ids, owners]).then(
-      ({ rows }) => {
-        const found = new Array<unknown[] | undefined>(waiting.length)
-        for (const row of rows) found[row.n - 1] = row.item
-        for (let i = 0; i < waiting.length; i++) (waiting[i] as Waiting).resolve(found[i])
-      },
-      (error: unknown) => {
-        for (const lookup of waiting) lookup.reject(error)
-      }
-    )
-  }
-  const flush = () => {
-    scheduled = false
-    for (const kind of ['token', 'user'] as const) {
-      const queue = queues[kind]
-      if (queue.length === 0) continue
-      queues[kind] = []
-      for (let start = 0; start < queue.length; start += MAX_LOOKUP_BATCH) run(kind, queue.slice(start, start + MAX_LOOKUP_BATCH))
-    }
-  }
+    db.query<{ n: number; item: unknown[] }>(batch[kind as OwnerKind], [ids, owners]).then(({ rows }) => {
+      const found = new Array<unknown[] | undefined>(waiting.length)
+      for (const row of rows) found[row.n - 1] = row.item
+      for (let i = 0; i < waiting.length; i++) (waiting[i] as Lookup).resolve(found[i])
+    }, rejectAll(waiting))
+  })
 
-  return (owner, id) =>
-    new Promise((resolve, reject) => {
-      const kind: OwnerKind = owner.tokenHash === undefined ? 'user' : 'token'
-      queues[kind].push({ id, owner: owner.tokenHash ?? owner.userId, resolve, reject })
-      if (!scheduled) {
-        scheduled = true
-        setImmediate(flush)
-      }
-    })
+  return (owner, id) => (owner.tokenHash === undefined ? enqueue('user', { id, owner: owner.userId }) : enqueue('token', { id, owner: owner.tokenHash }))
 }

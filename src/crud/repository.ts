@@ -4,6 +4,7 @@ import type { AnyResource } from './definition.js'
 import { compile } from './compiled.js'
 import { afterCursor, decodeCursor, encodeCursor, orderBy, parseSort } from './keyset.js'
 import { keyedInsert } from './idempotency.js'
+import { createInserts } from './inserts.js'
 import { createLookups } from './lookups.js'
 import { jsonUrlBase } from './item-json.js'
 import { QueryParts, ident } from './sql.js'
@@ -150,6 +151,7 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
     }
     return sql
   }
+  const insert = createInserts(db, resource, (columns, owner) => insertStatement(columns, owner, false))
 
   /** The condition every statement starts with: this owner's rows only. */
   const ownerParts = (owner: Owner, parts = new QueryParts()) => parts.where(`owner_id = ${ownerIdSql(owner, parts)}`)
@@ -198,15 +200,15 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
 
     async create(owner, input, urlBase, idempotency) {
       const entries = writableEntries(input)
+      if (idempotency === undefined) {
+        const values = await insert(owner, entries)
+        return values && toItem(values, urlBase)
+      }
       const values = [...entries.map(([, value]) => value), ownerValue(owner)]
-      if (idempotency !== undefined) values.push(jsonUrlBase(urlBase), idempotency.key, idempotency.claim, urlBase)
-      const { rows } = await db.write<{ item: unknown[] } | { json: string; id: number; version: number }>(
-        insertStatement(entries.map(([key]) => key), owner, idempotency !== undefined),
-        values
-      )
+      values.push(jsonUrlBase(urlBase), idempotency.key, idempotency.claim, urlBase)
+      const { rows } = await db.write<{ json: string; id: number; version: number }>(insertStatement(entries.map(([key]) => key), owner, true), values)
       const row = rows[0]
-      if (row === undefined) return undefined
-      return 'item' in row ? toItem(row.item, urlBase) : { body: row.json, id: row.id, version: row.version }
+      return row && { body: row.json, id: row.id, version: row.version }
     },
 
     async update(owner, id, changes, precondition, urlBase) {

@@ -1,13 +1,18 @@
 /**
- * Lookups by id made in the same turn of the event loop share one statement
- * (src/crud/lookups.ts): each still gets its own row, scoped to its own owner, and a
- * statement that fails fails each lookup it carried as that lookup would have failed alone.
+ * Lookups by id and creates made in the same turn of the event loop share one statement
+ * (src/crud/lookups.ts, src/crud/inserts.ts): each still gets its own row, scoped to its
+ * own owner, and a statement that fails fails each request it carried as that request
+ * would have failed alone.
  */
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { newToken } from '../src/auth/tokens.js'
 import type { Database } from '../src/db/client.js'
-import { MAX_LOOKUP_BATCH, createLookups } from '../src/crud/lookups.js'
+import { MAX_BATCH as MAX_LOOKUP_BATCH } from '../src/crud/batch.js'
+import { createInserts } from '../src/crud/inserts.js'
+import { createLookups } from '../src/crud/lookups.js'
+import { ownerRowSql } from '../src/auth/owner.js'
+import { QueryParts } from '../src/crud/sql.js'
 import { RESOURCES } from '../src/routes/resources.js'
 import { buildTestApp, expectProblem, freshDatabase, sql } from './helper.js'
 
@@ -140,4 +145,95 @@ t.test('over HTTP: concurrent reads by two users each get their own answers, and
   const after = await Promise.all(ids.ada.map((id) => get(id, tokens.ada)))
   t.same(after.map((answer) => answer.statusCode), ids.ada.map(() => 200), 'and the next batch is answered')
   t.same((await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM todos'))[0], { n: 10 }, 'nothing in the database changed')
+})
+
+/** The plain INSERT a create alone runs (as repository.ts builds it). */
+const singleInsert = (columns: string[], owner: Parameters<typeof ownerRowSql>[0]) =>
+  `INSERT INTO todos AS t (${[...columns.map((column) => `"${column}"`), 'owner_id'].join(', ')}) SELECT ${[...columns.map((_, i) => `$${i + 1}`), 'o.id'].join(', ')} ` +
+  `FROM ${ownerRowSql(owner, new QueryParts().skip(columns.length))} o RETURNING json_build_array(t.id) AS item`
+
+t.test('creates in one turn share one INSERT; each gets its own row, owned by its own owner', async (t) => {
+  const db = await freshDatabase(t)
+  const { users, tokens } = await twoUsers(db)
+  const { database, statements } = recordingDatabase(t, db)
+  const insert = createInserts(database, todos, singleInsert)
+  const ada = { tokenHash: tokens.ada.hash }
+  const bob = { tokenHash: tokens.bob.hash }
+  const requests = Array.from({ length: MAX_LOOKUP_BATCH + 20 }, (_, i) => ({ owner: i % 3 === 0 ? bob : ada, title: `new ${i}` }))
+  requests[7] = { owner: { tokenHash: tokens.revoked.hash }, title: 'revoked' }
+  requests[8] = { owner: { tokenHash: newToken().hash }, title: 'unknown' }
+  const created = await Promise.all(requests.map(({ owner, title }) => insert(owner, [['title', title], ['completed', title.endsWith('0')]])))
+  t.equal(statements.length, 2, `${MAX_LOOKUP_BATCH} creates, then the rest`)
+  t.ok(statements.every((text) => text.includes('unnest(')), 'both batched')
+  t.same(created.map((values) => values?.[1]), requests.map(({ title }, i) => (i === 7 || i === 8 ? undefined : title)), 'each create answered with its own row; none for a token that is not valid')
+  t.same(created.map((values) => values?.[3]), requests.map(({ title }, i) => (i === 7 || i === 8 ? undefined : title.endsWith('0'))), 'with its own values')
+  // (The two statements ran side by side on two connections: which committed first is theirs to say.)
+  const stored = await sql<{ title: string; owner_id: number }>(db, `SELECT title, owner_id FROM todos WHERE title LIKE 'new %' OR title IN ('revoked', 'unknown') ORDER BY title`)
+  t.same(
+    stored,
+    requests
+      .filter((_, i) => i !== 7 && i !== 8)
+      .map(({ owner, title }) => ({ title, owner_id: owner === bob ? users.bob : users.ada }))
+      .sort((a, b) => (a.title < b.title ? -1 : 1)),
+    'in the database: every row once, with the owner of the token that made it'
+  )
+  const batchOf = (title: string) => (Number(title.slice(4)) < MAX_LOOKUP_BATCH ? 0 : 1)
+  const rowsOf = async (batch: number) =>
+    (await sql<{ title: string }>(db, `SELECT title FROM todos WHERE title LIKE 'new %' ORDER BY id`)).map((row) => row.title).filter((title) => batchOf(title) === batch)
+  for (const batch of [0, 1]) {
+    const titles = await rowsOf(batch)
+    t.same(titles, [...titles].sort((a, b) => Number(a.slice(4)) - Number(b.slice(4))), `batch ${batch + 1}: ids given in the order of the batch`)
+  }
+  t.same(new Set(created.filter(Boolean).map((values) => values?.[0])).size, requests.length - 2, 'every id its own')
+})
+
+t.test('a value PostgreSQL refuses fails only its own create: the batch wrote nothing, and each create runs alone', async (t) => {
+  const db = await freshDatabase(t)
+  const { users } = await twoUsers(db)
+  const { database, statements } = recordingDatabase(t, db)
+  const insert = createInserts(database, todos, singleInsert)
+  const owner = { userId: users.ada }
+  // The API's schema refuses these before they get here; the database is the last wall.
+  const results = await Promise.allSettled(['good 1', ' ', 'good 2', 'x'.repeat(501), 'good 3'].map((title) => insert(owner, [['title', title]])))
+  t.same(
+    results.map((result) => result.status),
+    ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']
+  )
+  t.match((results[1] as PromiseRejectedResult).reason, { code: '23514' }, 'the check constraint, for that create alone')
+  t.equal(statements.filter((text) => text.includes('unnest(')).length, 1, 'one batch, refused whole')
+  t.equal(statements.filter((text) => !text.includes('unnest(')).length, 5, 'then each create alone')
+  t.same((await sql<{ title: string }>(db, "SELECT title FROM todos WHERE title LIKE 'good %' ORDER BY title")).map((row) => row.title), ['good 1', 'good 2', 'good 3'])
+  t.same((await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM todos'))[0], { n: 13 }, 'and nothing else: ten rows of the set-up, three new')
+})
+
+t.test('over HTTP: concurrent creates by two users each get their own item, Location and ETag; a batch that times out writes nothing', async (t) => {
+  const { app, db } = await buildTestApp(t, { env: { AUTH_MODE: 'required', DATABASE_POOL_MAX: '1', DATABASE_STATEMENT_TIMEOUT_MS: '300' } })
+  const { users, tokens } = await twoUsers(db)
+  const post = (title: string, token: { secret: string }) =>
+    app.inject({ method: 'POST', url: '/todos', headers: { authorization: `Bearer ${token.secret}` }, payload: { title, order: title.length } })
+  const titles = ['one', 'two', 'three', 'four', 'five', 'six']
+  const answers = await Promise.all([...titles.map((title, i) => post(title, i % 2 ? tokens.bob : tokens.ada)), post('never', tokens.revoked)])
+  for (const [i, answer] of answers.slice(0, 6).entries()) {
+    const body = answer.json()
+    t.equal(answer.statusCode, 201)
+    t.match(body, { title: titles[i], order: titles[i]?.length, completed: false })
+    t.equal(answer.headers.location, `http://localhost:80/todos/${body.id}`)
+    t.equal(body.url, answer.headers.location)
+    t.equal(answer.headers.etag, '"1"')
+  }
+  expectProblem(t, answers[6] as (typeof answers)[number], 401, { code: 'UNAUTHENTICATED' }, 'a revoked token creates nothing')
+  const stored = await sql<{ title: string; owner_id: number }>(db, `SELECT title, owner_id FROM todos WHERE title = ANY($1) ORDER BY id`, [[...titles, 'never']])
+  t.same(stored, titles.map((title, i) => ({ title, owner_id: i % 2 ? users.bob : users.ada })))
+  const prepared = (await app.pg.pool.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements')).rows
+  t.ok(prepared.some((row) => row.statement.includes('INSERT') && row.statement.includes('unnest(')), 'they went as one batched INSERT')
+
+  const holder = new pg.Client({ connectionString: db })
+  await holder.connect()
+  t.teardown(() => holder.end())
+  await holder.query('BEGIN')
+  await holder.query('LOCK TABLE todos IN ACCESS EXCLUSIVE MODE')
+  const blocked = await Promise.all(titles.map((title) => post(`blocked ${title}`, tokens.ada)))
+  await holder.query('COMMIT')
+  for (const answer of blocked) expectProblem(t, answer, 503, {}, 'cancelled at the statement limit, and rolled back')
+  t.same((await sql<{ n: number }>(db, "SELECT count(*)::int AS n FROM todos WHERE title LIKE 'blocked %'"))[0], { n: 0 }, 'nothing was written')
 })
