@@ -13,6 +13,7 @@ import { createInserts } from '../src/crud/inserts.js'
 import { createLookups } from '../src/crud/lookups.js'
 import { ownerRowSql } from '../src/auth/owner.js'
 import { QueryParts } from '../src/crud/sql.js'
+import { compile } from '../src/crud/compiled.js'
 import { RESOURCES } from '../src/routes/resources.js'
 import { buildTestApp, expectProblem, freshDatabase, sql } from './helper.js'
 
@@ -144,13 +145,12 @@ t.test('over HTTP: concurrent reads by two users each get their own answers, and
   }
   const after = await Promise.all(ids.ada.map((id) => get(id, tokens.ada)))
   t.same(after.map((answer) => answer.statusCode), ids.ada.map(() => 200), 'and the next batch is answered')
-  t.same((await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM todos'))[0], { n: 10 }, 'nothing in the database changed')
 })
 
 /** The plain INSERT a create alone runs (as repository.ts builds it). */
 const singleInsert = (columns: string[], owner: Parameters<typeof ownerRowSql>[0]) =>
   `INSERT INTO todos AS t (${[...columns.map((column) => `"${column}"`), 'owner_id'].join(', ')}) SELECT ${[...columns.map((_, i) => `$${i + 1}`), 'o.id'].join(', ')} ` +
-  `FROM ${ownerRowSql(owner, new QueryParts().skip(columns.length))} o RETURNING json_build_array(t.id) AS item`
+  `FROM ${ownerRowSql(owner, new QueryParts().skip(columns.length))} o RETURNING ${compile(todos).itemArray} AS item`
 
 t.test('creates in one turn share one INSERT; each gets its own row, owned by its own owner', async (t) => {
   const db = await freshDatabase(t)
@@ -189,21 +189,78 @@ t.test('creates in one turn share one INSERT; each gets its own row, owned by it
 
 t.test('a value PostgreSQL refuses fails only its own create: the batch wrote nothing, and each create runs alone', async (t) => {
   const db = await freshDatabase(t)
-  const { users } = await twoUsers(db)
   const { database, statements } = recordingDatabase(t, db)
   const insert = createInserts(database, todos, singleInsert)
-  const owner = { userId: users.ada }
-  // The API's schema refuses these before they get here; the database is the last wall.
-  const results = await Promise.allSettled(['good 1', ' ', 'good 2', 'x'.repeat(501), 'good 3'].map((title) => insert(owner, [['title', title]])))
+  const { users, tokens } = await twoUsers(db)
+  const ada = { tokenHash: tokens.ada.hash }
+  const bob = { tokenHash: tokens.bob.hash }
+  const revoked = { tokenHash: tokens.revoked.hash }
+  // The API's schema refuses these titles before they get here; the database is the last wall.
+  const requests = [
+    { owner: ada, title: 'good 1' },
+    { owner: ada, title: ' ' },
+    { owner: bob, title: 'good 2' },
+    { owner: revoked, title: 'never' },
+    { owner: bob, title: 'x'.repeat(501) },
+    { owner: ada, title: 'good 3' }
+  ]
+  const results = await Promise.allSettled(requests.map(({ owner, title }) => insert(owner, [['title', title]])))
   t.same(
     results.map((result) => result.status),
-    ['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']
+    ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled']
+  )
+  t.same(
+    results.map((result) => (result.status === 'fulfilled' ? (result.value as unknown[] | undefined)?.[1] : 'refused')),
+    ['good 1', 'refused', 'good 2', undefined, 'refused', 'good 3'],
+    'each answered with its own row, and nothing for the revoked token'
   )
   t.match((results[1] as PromiseRejectedResult).reason, { code: '23514' }, 'the check constraint, for that create alone')
   t.equal(statements.filter((text) => text.includes('unnest(')).length, 1, 'one batch, refused whole')
-  t.equal(statements.filter((text) => !text.includes('unnest(')).length, 5, 'then each create alone')
-  t.same((await sql<{ title: string }>(db, "SELECT title FROM todos WHERE title LIKE 'good %' ORDER BY title")).map((row) => row.title), ['good 1', 'good 2', 'good 3'])
+  t.equal(statements.filter((text) => !text.includes('unnest(')).length, 6, 'then each create alone')
+  t.same(
+    await sql(db, "SELECT title, owner_id FROM todos WHERE title LIKE 'good %' OR title = 'never' ORDER BY title"),
+    [
+      { title: 'good 1', owner_id: users.ada },
+      { title: 'good 2', owner_id: users.bob },
+      { title: 'good 3', owner_id: users.ada }
+    ]
+  )
   t.same((await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM todos'))[0], { n: 13 }, 'and nothing else: ten rows of the set-up, three new')
+})
+
+t.test('a batch stores what a create alone stores: nulls, time zones, fractions of a second, for each user id', async (t) => {
+  const db = await freshDatabase(t)
+  const { users } = await twoUsers(db)
+  const { database, statements } = recordingDatabase(t, db)
+  const insert = createInserts(database, todos, singleInsert)
+  const entries = (title: string): Array<[string, unknown]> => [
+    ['title', title],
+    ['description', null],
+    ['completed', true],
+    ['order', null],
+    ['due_date', '2026-12-24T18:00:00.1234+01:00']
+  ]
+  const alone = await insert({ userId: users.ada }, entries('alone'))
+  const batched = await Promise.all([insert({ userId: users.ada }, entries('batched ada')), insert({ userId: users.bob }, entries('batched bob'))])
+  t.same(statements.map((text) => text.includes('unnest(')), [false, true])
+  const columns = (values: unknown[] | undefined) => values?.slice(2, 6) // description, completed, order, due_date
+  t.same(batched.map(columns), [columns(alone), columns(alone)], 'the same values back')
+  t.same(columns(alone), [null, true, null, '2026-12-24T17:00:00.123'])
+  const stored = await sql(db, "SELECT title, owner_id, description, completed, \"order\", due_date = (SELECT due_date FROM todos WHERE title = 'alone') AS same_due FROM todos WHERE title LIKE 'batched %' ORDER BY title")
+  t.same(stored, [
+    { title: 'batched ada', owner_id: users.ada, description: null, completed: true, order: null, same_due: true },
+    { title: 'batched bob', owner_id: users.bob, description: null, completed: true, order: null, same_due: true }
+  ])
+})
+
+t.test('what the batched INSERT relies on: every resource id is an identity column, and no trigger fires on insert', async (t) => {
+  const db = await freshDatabase(t)
+  for (const resource of RESOURCES) {
+    const [column] = await sql<{ is_identity: string }>(db, `SELECT is_identity FROM information_schema.columns WHERE table_name = $1 AND column_name = 'id'`, [resource.table])
+    t.equal(column?.is_identity, 'YES', `${resource.table}.id is an identity column`)
+    const triggers = await sql(db, `SELECT tgname FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal AND (tgtype & 4) <> 0`, [resource.table])
+    t.same(triggers, [], `no insert trigger on ${resource.table}`)
+  }
 })
 
 t.test('over HTTP: concurrent creates by two users each get their own item, Location and ETag; a batch that times out writes nothing', async (t) => {
@@ -226,6 +283,19 @@ t.test('over HTTP: concurrent creates by two users each get their own item, Loca
   t.same(stored, titles.map((title, i) => ({ title, owner_id: i % 2 ? users.bob : users.ada })))
   const prepared = (await app.pg.pool.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements')).rows
   t.ok(prepared.some((row) => row.statement.includes('INSERT') && row.statement.includes('unnest(')), 'they went as one batched INSERT')
+
+  // Cats, the other resource, the same way.
+  const cats = await Promise.all(
+    ['Tom', 'Felix', 'Garfield'].map((name, i) =>
+      app.inject({ method: 'POST', url: '/cats', headers: { authorization: `Bearer ${(i % 2 ? tokens.bob : tokens.ada).secret}` }, payload: { name, price: 100 * i } })
+    )
+  )
+  t.same(cats.map((answer) => [answer.statusCode, answer.json().name, answer.json().price]), [[201, 'Tom', 0], [201, 'Felix', 100], [201, 'Garfield', 200]])
+  t.same(await sql(db, 'SELECT name, owner_id FROM cats ORDER BY price'), [
+    { name: 'Tom', owner_id: users.ada },
+    { name: 'Felix', owner_id: users.bob },
+    { name: 'Garfield', owner_id: users.ada }
+  ])
 
   const holder = new pg.Client({ connectionString: db })
   await holder.connect()

@@ -21,7 +21,14 @@ export function perTurn<In, Out>(run: (key: string, waiting: Array<Waiting<In, O
     const ready = queues
     queues = new Map()
     for (const [key, queue] of ready) {
-      for (let start = 0; start < queue.length; start += MAX_BATCH) run(key, queue.length <= MAX_BATCH ? queue : queue.slice(start, start + MAX_BATCH))
+      for (let start = 0; start < queue.length; start += MAX_BATCH) {
+        const waiting = queue.length <= MAX_BATCH ? queue : queue.slice(start, start + MAX_BATCH)
+        try {
+          run(key, waiting)
+        } catch (error) {
+          rejectAll(waiting)(error) // never a caller left waiting, nor the other batches of the turn unsent
+        }
+      }
     }
   }
   return (key, input) =>

@@ -1,5 +1,6 @@
 import { validTokenUserSql, type Owner } from '../auth/owner.js'
 import type { Database } from '../db/client.js'
+import { outcomeUnknown } from '../lib/problem.js'
 import { perTurn, rejectAll, type Waiting } from './batch.js'
 import { compile } from './compiled.js'
 import type { AnyResource } from './definition.js'
@@ -21,9 +22,13 @@ type Insert = Waiting<{ owner: Owner; columns: string[]; values: unknown[] }, un
  * owner. A batch is one statement, so it commits whole or not at all:
  * - a connection lost or a statement timed out is the same answer for each create it
  *   carried as for a create alone (503, or 504 OUTCOME_UNKNOWN when it may have committed);
- * - a value PostgreSQL refuses (a constraint or a data error: SQLSTATE class 22 or 23)
- *   made the whole statement fail with nothing written, so each create is then run alone
- *   and gets its own answer: one bad row never fails another request.
+ * - a value PostgreSQL refuses (a constraint, a data error, a type: SQLSTATE class 22,
+ *   23 or 42) made the whole statement fail with nothing written, so each create is then
+ *   run alone and gets its own answer: one bad row never fails another request.
+ * The order holds because every resource's id is an identity column and no trigger
+ * fires on insert (test/batches.test.ts checks both); and each row's owner is checked
+ * against its place's, so even a broken order could never hand one owner another's row.
+ * Rows one batch creates share their created_at (the statement's time).
  */
 export function createInserts(
   db: Database,
@@ -45,7 +50,8 @@ export function createInserts(
         `FROM unnest(${arrays.join(', ')}) WITH ORDINALITY AS r(${[...names, 'owner', 'n'].join(', ')})), ` +
         `inserted AS (INSERT INTO ${table} AS t (${[...columns.map(ident), 'owner_id'].join(', ')}) ` +
         `SELECT ${names.join(', ')}, owner_id FROM input WHERE owner_id IS NOT NULL ORDER BY n RETURNING t.id, ${itemArray} AS item) ` +
-        `SELECT (SELECT array_agg(n::int ORDER BY n) FROM input WHERE owner_id IS NOT NULL) AS places, (SELECT json_agg(item ORDER BY id) FROM inserted) AS items`
+        `SELECT (SELECT array_agg(n::int ORDER BY n) FROM input WHERE owner_id IS NOT NULL) AS places, ` +
+        `(SELECT array_agg(owner_id ORDER BY n) FROM input WHERE owner_id IS NOT NULL) AS owners, (SELECT json_agg(item ORDER BY id) FROM inserted) AS items`
       statements.set(key, text)
     }
     return text
@@ -54,7 +60,9 @@ export function createInserts(
 
   const alone = (insert: Insert) => {
     const { owner, columns, values } = insert.input
-    db.write<{ item: unknown[] }>(single(columns, owner), [...values, ownerValue(owner)]).then(({ rows }) => insert.resolve(rows[0]?.item), insert.reject)
+    db.write<{ item: unknown[] }>(single(columns, owner), [...values, ownerValue(owner)])
+      .then(({ rows }) => insert.resolve(rows[0]?.item))
+      .catch(insert.reject)
   }
 
   const enqueue = perTurn<Insert['input'], unknown[] | undefined>((_key, waiting) => {
@@ -68,19 +76,24 @@ export function createInserts(
       insert.input.values.forEach((value, c) => ((values[c] as unknown[])[i] = value))
       ;(values[columns.length] as unknown[])[i] = ownerValue(insert.input.owner)
     })
-    db.write<{ places: number[] | null; items: unknown[][] | null }>(batchStatement(owner.tokenHash === undefined ? 'user' : 'token', columns), values).then(
-      ({ rows }) => {
-        const { places, items } = rows[0] ?? { places: null, items: null }
-        if ((places?.length ?? 0) !== (items?.length ?? 0)) return rejectAll(waiting)(new Error('a batched insert returned a row count that does not match its input'))
-        const found = new Array<unknown[] | undefined>(waiting.length)
-        places?.forEach((place, i) => (found[place - 1] = items?.[i]))
-        waiting.forEach((insert, i) => insert.resolve(found[i]))
-      },
-      (error: unknown) => {
-        if (/^2[23]/.test((error as { code?: string }).code ?? '')) for (const insert of waiting) alone(insert)
-        else rejectAll(waiting)(error)
-      }
-    )
+    db.write<{ places: number[] | null; owners: number[] | null; items: unknown[][] | null }>(batchStatement(owner.tokenHash === undefined ? 'user' : 'token', columns), values)
+      .then(
+        ({ rows }) => {
+          const { places = [], owners = [], items = [] } = nonNull(rows[0])
+          // The rows are committed: if they cannot be told apart, nobody may be told "retry".
+          if (places.length !== items.length || items.some((item, i) => item[item.length - 1] !== owners[i])) {
+            throw outcomeUnknown(new Error('a batched INSERT returned rows that do not match its input'))
+          }
+          const found = new Array<unknown[] | undefined>(waiting.length)
+          places.forEach((place, i) => (found[place - 1] = items[i]))
+          waiting.forEach((insert, i) => insert.resolve(found[i]))
+        },
+        (error: unknown) => {
+          if (REFUSED.test((error as { code?: string }).code ?? '')) for (const insert of waiting) alone(insert)
+          else throw error
+        }
+      )
+      .catch(rejectAll(waiting))
   })
 
   return (owner, entries) => {
@@ -88,6 +101,17 @@ export function createInserts(
     return enqueue(`${owner.tokenHash === undefined ? 'user' : 'token'}:${columns.join(',')}`, { owner, columns, values: entries.map(([, value]) => value) })
   }
 }
+
+/**
+ * What PostgreSQL refused in the statement itself, so that nothing was written: a data
+ * exception (22), a constraint (23), or a type or a name the statement got wrong (42:
+ * a column whose type the batch's cast does not fit). Not a cancel (57014) or a lost
+ * connection (the db plugin's 503 and 504): those are every create's answer alike.
+ */
+const REFUSED = /^(22|23|42)[0-9A-Z]{3}$/
+
+const nonNull = <T extends object>(row: T | undefined): { [K in keyof T]?: NonNullable<T[K]> } =>
+  Object.fromEntries(Object.entries(row ?? {}).filter(([, value]) => value !== null)) as { [K in keyof T]?: NonNullable<T[K]> }
 
 /**
  * The SQL type of each writable column whose schema says it plainly (text, integer,

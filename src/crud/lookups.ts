@@ -43,7 +43,9 @@ export function createLookups(db: Database, resource: AnyResource): (owner: Owne
   const enqueue = perTurn<Lookup['input'], unknown[] | undefined>((kind, waiting) => {
     const first = waiting[0] as Lookup
     if (waiting.length === 1) {
-      db.query<{ item: unknown[] }>(single[kind as OwnerKind], [first.input.id, first.input.owner]).then(({ rows }) => first.resolve(rows[0]?.item), first.reject)
+      db.query<{ item: unknown[] }>(single[kind as OwnerKind], [first.input.id, first.input.owner])
+        .then(({ rows }) => first.resolve(rows[0]?.item))
+        .catch(first.reject)
       return
     }
     const ids = new Array<number>(waiting.length)
@@ -52,11 +54,13 @@ export function createLookups(db: Database, resource: AnyResource): (owner: Owne
       ids[i] = (waiting[i] as Lookup).input.id
       owners[i] = (waiting[i] as Lookup).input.owner
     }
-    db.query<{ n: number; item: unknown[] }>(batch[kind as OwnerKind], [ids, owners]).then(({ rows }) => {
-      const found = new Array<unknown[] | undefined>(waiting.length)
-      for (const row of rows) found[row.n - 1] = row.item
-      for (let i = 0; i < waiting.length; i++) (waiting[i] as Lookup).resolve(found[i])
-    }, rejectAll(waiting))
+    db.query<{ n: number; item: unknown[] }>(batch[kind as OwnerKind], [ids, owners])
+      .then(({ rows }) => {
+        const found = new Array<unknown[] | undefined>(waiting.length)
+        for (const row of rows) found[row.n - 1] = row.item
+        for (let i = 0; i < waiting.length; i++) (waiting[i] as Lookup).resolve(found[i])
+      })
+      .catch(rejectAll(waiting))
   })
 
   return (owner, id) => (owner.tokenHash === undefined ? enqueue('user', { id, owner: owner.userId }) : enqueue('token', { id, owner: owner.tokenHash }))
