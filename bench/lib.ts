@@ -42,8 +42,8 @@ const toMs = (text: string) => {
   return Number(value) * (unit === 'us' ? 0.001 : unit === 's' ? 1000 : 1)
 }
 
-export async function load(wrk: string, script: string, port: number, seconds: number): Promise<Run> {
-  const { stdout } = await sh(wrk, ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', script, `http://127.0.0.1:${port}`])
+export async function load(wrk: string, script: string, port: number, seconds: number, connections = CONNECTIONS): Promise<Run> {
+  const { stdout } = await sh(wrk, ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, `http://127.0.0.1:${port}`])
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0)
   const p99 = toMs(/\s99%\s+(\S+)/.exec(stdout)?.[1] ?? '0ms')
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0)

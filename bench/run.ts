@@ -10,11 +10,12 @@
  *   settings) answers the same requests without a token and with one, side by side; and
  *   that instance without a token against the floor without one (the local user's rows).
  * - The load comes from wrk (Debian's package, installed when missing), a process of its
- *   own, one thread, 32 connections.
+ *   own, one thread, 32 connections; and the lookup by id once more from one connection,
+ *   where the service has nothing to batch (src/crud/batch.ts): its request path alone.
  * - Rounds alternate which server goes first; each figure is the median over the rounds,
  *   with the spread (lowest–highest) beside it. RSS is read after every round of load.
  *
- * BENCH_ROUNDS (default 4: 60 s of load per server) and BENCH_SECONDS (default 5) change the run's length.
+ * BENCH_ROUNDS (default 4: 80 s of load per server) and BENCH_SECONDS (default 5) change the run's length.
  */
 import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -33,6 +34,8 @@ type Scenario = keyof typeof SCRIPTS
 const AUTH_SCENARIOS = ['GET /todos/:id', 'GET /todos?limit=100'] as const
 /** The row of the lookup by id without a token, on either side. */
 const NO_TOKEN = 'GET /todos/:id without a token (AUTH_MODE=local; the floor as the local user)'
+/** The row of the lookup by id from one connection: one request at a time, nothing to batch. */
+const ONE_AT_A_TIME = 'GET /todos/:id from 1 connection (one request at a time: nothing to batch)'
 /** A script that also sends the token. */
 const withToken = (script: string, token: string) => `${script}\nwrk.headers["Authorization"] = "Bearer ${token}"`
 
@@ -78,6 +81,12 @@ try {
     for (const scenario of Object.keys(SCRIPTS) as Scenario[]) {
       const order = round % 2 === 0 ? (['floor', 'api'] as const) : (['api', 'floor'] as const)
       for (const server of order) ((results[scenario] ??= {})[server] ??= []).push(await load(wrk, scriptFor(scenario), ports[server], SECONDS))
+    }
+    // One request at a time: nothing for the service to batch (src/crud/batch.ts), so this
+    // is its request path alone against the floor's.
+    const single = (results[ONE_AT_A_TIME] ??= { floor: [], api: [] })
+    for (const server of round % 2 === 0 ? (['floor', 'api'] as const) : (['api', 'floor'] as const)) {
+      single[server]?.push(await load(wrk, scriptFor('GET /todos/:id'), ports[server], SECONDS, 1))
     }
     // The cost of the access log: the same service at LOG_LEVEL=warn, on the lookup by id.
     ;((results['GET /todos/:id (LOG_LEVEL=warn)'] ??= {}).api ??= []).push(await load(wrk, scriptFor('GET /todos/:id'), ports.quiet, SECONDS))
@@ -130,7 +139,7 @@ try {
         `${median(runs.local.map((r) => r.p99)).toFixed(2)} | ${median(runs.token.map((r) => r.p99)).toFixed(2)} | ${failed} |`
     )
   }
-  lines.push('', `RSS after ${ROUNDS * Object.keys(SCRIPTS).length * SECONDS} s of load: floor ${(rss.floor as number[]).at(-1)} MiB, todos-api ${(rss.api as number[]).at(-1)} MiB (per round: ${(rss.api as number[]).join(', ')})`)
+  lines.push('', `RSS after ${ROUNDS * (Object.keys(SCRIPTS).length + 1) * SECONDS} s of load: floor ${(rss.floor as number[]).at(-1)} MiB, todos-api ${(rss.api as number[]).at(-1)} MiB (per round: ${(rss.api as number[]).join(', ')})`)
   console.log(lines.join('\n'))
 } finally {
   await stopAll(servers)
