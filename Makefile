@@ -80,7 +80,7 @@ down: ## Stop the containers (the database volume is kept)
 logs: ## Follow the containers' logs
 	docker compose logs --follow
 
-bench: deps ## Load benchmarks: the service against the bare node:http + pg floor, then the scaled-out shapes (about 6 min)
+bench: deps ## Load benchmarks: the service against the bare node:http + pg floor, then the scaled-out shapes (about 7 min)
 	$(TSX) bench/run.ts
 	$(TSX) bench/scale.ts
 
