@@ -10,6 +10,12 @@ import type { QueryParts } from '../crud/sql.js'
  */
 export type Owner = { readonly userId: number; readonly tokenHash?: undefined } | { readonly tokenHash: Buffer; readonly userId?: undefined }
 
+/** Which kind of owner: each kind has statements of its own (a user id is `int`, a token's hash `bytea`). */
+export type OwnerKind = 'user' | 'token'
+export const ownerKind = (owner: Owner): OwnerKind => (owner.tokenHash === undefined ? 'user' : 'token')
+/** The owner's parameter value: the user id, or the token's hash. */
+export const ownerValue = (owner: Owner): number | Buffer => owner.tokenHash ?? owner.userId
+
 /** The user of a token that is valid now, as a scalar subquery on the token's hash. */
 export const validTokenUserSql = (hashPlaceholder: string) => `(SELECT user_id ${validTokenSql(hashPlaceholder)})`
 

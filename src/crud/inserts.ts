@@ -1,4 +1,4 @@
-import { validTokenUserSql, type Owner } from '../auth/owner.js'
+import { ownerKind, ownerValue, validTokenUserSql, type Owner, type OwnerKind } from '../auth/owner.js'
 import type { Database } from '../db/client.js'
 import { outcomeUnknown } from '../lib/problem.js'
 import { perTurn, rejectAll, type Waiting } from './batch.js'
@@ -38,7 +38,7 @@ export function createInserts(
   const { table, itemArray } = compile(resource)
   const types = sqlTypes(resource)
   const statements = new Map<string, string>()
-  const batchStatement = (kind: 'user' | 'token', columns: string[]) => {
+  const batchStatement = (kind: OwnerKind, columns: string[]) => {
     const key = `${kind}:${columns.join(',')}`
     let text = statements.get(key)
     if (text === undefined) {
@@ -56,7 +56,6 @@ export function createInserts(
     }
     return text
   }
-  const ownerValue = (owner: Owner) => owner.tokenHash ?? owner.userId
 
   const alone = (insert: Insert) => {
     const { owner, columns, values } = insert.input
@@ -76,7 +75,7 @@ export function createInserts(
       insert.input.values.forEach((value, c) => ((values[c] as unknown[])[i] = value))
       ;(values[columns.length] as unknown[])[i] = ownerValue(insert.input.owner)
     })
-    db.write<{ places: number[] | null; owners: number[] | null; items: unknown[][] | null }>(batchStatement(owner.tokenHash === undefined ? 'user' : 'token', columns), values)
+    db.write<{ places: number[] | null; owners: number[] | null; items: unknown[][] | null }>(batchStatement(ownerKind(owner), columns), values)
       .then(
         ({ rows }) => {
           const { places = [], owners = [], items = [] } = nonNull(rows[0])
@@ -98,7 +97,7 @@ export function createInserts(
 
   return (owner, entries) => {
     const columns = entries.map(([column]) => column)
-    return enqueue(`${owner.tokenHash === undefined ? 'user' : 'token'}:${columns.join(',')}`, { owner, columns, values: entries.map(([, value]) => value) })
+    return enqueue(`${ownerKind(owner)}:${columns.join(',')}`, { owner, columns, values: entries.map(([, value]) => value) })
   }
 }
 

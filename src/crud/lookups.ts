@@ -1,10 +1,9 @@
-import { validTokenUserSql, type Owner } from '../auth/owner.js'
+import { ownerKind, ownerValue, validTokenUserSql, type Owner, type OwnerKind } from '../auth/owner.js'
 import type { Database } from '../db/client.js'
 import { compile } from './compiled.js'
 import { perTurn, rejectAll, type Waiting } from './batch.js'
 import type { AnyResource } from './definition.js'
 
-type OwnerKind = 'user' | 'token'
 type Lookup = Waiting<{ id: number; owner: Buffer | number }, unknown[] | undefined>
 
 /**
@@ -24,7 +23,7 @@ type Lookup = Waiting<{ id: number; owner: Buffer | number }, unknown[] | undefi
  * its own owner (`owner_id = r.owner`, or the user of a token valid now), so a batch
  * never lets one request see another's rows, and a token revoked before the statement
  * finds nothing. A statement that fails fails every lookup it carried with the same
- * answer (503, or 504 when the statement timed out), as each would have failed alone.
+ * answer (503: a read is always safe to retry), as each would have failed alone.
  * Ids are `integer` by schema (IdParams), so no value of one request can make the
  * statement fail for the others.
  */
@@ -63,5 +62,5 @@ export function createLookups(db: Database, resource: AnyResource): (owner: Owne
       .catch(rejectAll(waiting))
   })
 
-  return (owner, id) => (owner.tokenHash === undefined ? enqueue('user', { id, owner: owner.userId }) : enqueue('token', { id, owner: owner.tokenHash }))
+  return (owner, id) => enqueue(ownerKind(owner), { id, owner: ownerValue(owner) })
 }

@@ -1,10 +1,10 @@
 import { operationSecurity } from '../plugins/auth.js'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { emptyResponse, jsonResponse, notFound, preconditionFailed, problemResponses, unauthenticated } from '../lib/problem.js'
 import { IdParams, StringEnum, capitalise } from '../lib/schema.js'
 import { baseUrl, withQueryParameter } from '../lib/urls.js'
-import { trimText } from '../lib/validation.js'
+import { trimBodyFields } from '../lib/validation.js'
 import { etagFor, ifNoneMatchHits, parseIfMatch } from './conditional.js'
 import { IDEMPOTENCY_HEADER, fingerprint, parseKey } from './idempotency.js'
 import type { AnyResource } from './definition.js'
@@ -76,17 +76,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
     return result.row
   }
 
-  const trim = resource.trim ?? []
-  const trimFields: preValidationHookHandler = (request, _reply, done) => {
-    const body = request.body
-    if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
-      for (const field of trim) {
-        const value = (body as Record<string, unknown>)[field]
-        if (typeof value === 'string') (body as Record<string, unknown>)[field] = trimText(value)
-      }
-    }
-    done()
-  }
+  const trimFields = trimBodyFields(resource.trim ?? [])
 
   app.get(
     '',

@@ -1,4 +1,4 @@
-import { ownerIdSql, ownerRowSql, type Owner } from '../auth/owner.js'
+import { ownerIdSql, ownerKind, ownerRowSql, ownerValue, type Owner } from '../auth/owner.js'
 import type { Database } from '../db/client.js'
 import type { AnyResource } from './definition.js'
 import { compile } from './compiled.js'
@@ -109,8 +109,6 @@ export function listStatement(resource: AnyResource, owner: Owner, filters: Filt
  */
 export function createRepository(db: Database, resource: AnyResource): Repository {
   const { table, writable, itemJson, itemArray, read } = compile(resource)
-  const kind = (owner: Owner) => (owner.tokenHash === undefined ? 'user' : 'token')
-  const ownerValue = (owner: Owner) => owner.tokenHash ?? owner.userId
   const lookup = createLookups(db, resource)
 
   // In the definition's order, not the client's: one statement text (and one prepared
@@ -129,7 +127,7 @@ export function createRepository(db: Database, resource: AnyResource): Repositor
    */
   const inserts = new Map<string, string>()
   const insertStatement = (columns: string[], owner: Owner, keyed: boolean) => {
-    const key = `${kind(owner)}:${keyed}:${columns.join(',')}`
+    const key = `${ownerKind(owner)}:${keyed}:${columns.join(',')}`
     let sql = inserts.get(key)
     if (sql === undefined) {
       // $1..$n the columns, then the owner, and with a key: the item URLs' start (JSON),

@@ -1,6 +1,6 @@
 import Ajv, { type ErrorObject, type Options, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
-import type { FastifyInstance, FastifySchemaCompiler } from 'fastify'
+import type { FastifyInstance, FastifySchemaCompiler, preValidationHookHandler } from 'fastify'
 import { badRequest } from './problem.js'
 
 const shared: Options = { useDefaults: true, removeAdditional: false, allErrors: true, strict: false }
@@ -129,5 +129,18 @@ export function registerBodyParsers(app: FastifyInstance) {
 /** Every Unicode White_Space character counts as whitespace (U+0085 NEXT LINE too, which JavaScript's \\s and trim() miss). */
 export const trimText = (text: string) => (visibleAscii(text.charCodeAt(0)) && visibleAscii(text.charCodeAt(text.length - 1)) ? text : text.replace(EDGE_SPACE, ''))
 const EDGE_SPACE = /^\p{White_Space}+|\p{White_Space}+$/gu
+/** A preValidation hook that trims these text fields of a JSON body, so length limits apply to what is stored. */
+export const trimBodyFields =
+  (fields: readonly string[]): preValidationHookHandler =>
+  (request, _reply, done) => {
+    const body = request.body
+    if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+      for (const field of fields) {
+        const value = (body as Record<string, unknown>)[field]
+        if (typeof value === 'string') (body as Record<string, unknown>)[field] = trimText(value)
+      }
+    }
+    done()
+  }
 /** No White_Space character is visible ASCII, so text that starts and ends with one needs no trimming (and no regular expression). */
 const visibleAscii = (code: number) => code > 0x20 && code < 0x7f
