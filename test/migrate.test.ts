@@ -1,5 +1,5 @@
 import { copyFile, readFile, readdir, rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { MIGRATIONS_DIR, MigrationError, createMigration, migrationFiles, pendingMigrations, runMigrations } from '../src/db/migrate.js'
@@ -112,30 +112,32 @@ t.test('a migration with no SQL yet (just made by make migration) is not applied
   const db = await freshDatabase(t)
   const dir = await migrationsWith(t)
   const created = await createMigration('not_written_yet', dir)
+  const name = basename(created, '.sql')
+  t.match(name, /^\d{4}_not_written_yet$/, 'the next number')
   const warnings: string[] = []
   t.same(await runMigrations(db, { dir, logger: { info: () => {}, warn: (m) => warnings.push(m) } }), [], 'nothing applied')
-  t.match(warnings.join('\n'), /0006_not_written_yet has no SQL under "-- Up Migration" yet/)
-  await writeFile(join(dir, '0007_later.sql'), '-- Up Migration\nCREATE TABLE later (id int);\n-- Down Migration\nDROP TABLE later;\n')
+  t.match(warnings.join('\n'), new RegExp(`${name} has no SQL under "-- Up Migration" yet`))
+  await writeFile(join(dir, '9007_later.sql'), '-- Up Migration\nCREATE TABLE later (id int);\n-- Down Migration\nDROP TABLE later;\n')
   t.same(await runMigrations(db, { dir }), [], 'a later file waits behind it')
   await writeFile(created, '-- Up Migration\nCREATE TABLE written (id int);\n-- Down Migration\nDROP TABLE written;\n')
-  t.same(await runMigrations(db, { dir }), ['0006_not_written_yet', '0007_later'], 'applied once it has SQL, with what follows')
+  t.same(await runMigrations(db, { dir }), [name, '9007_later'], 'applied once it has SQL, with what follows')
 })
 
 t.test('an applied migration whose file is gone: up goes on (a newer release ran it), down is refused with the way out', async (t) => {
   const db = await freshDatabase(t, { migrated: false })
-  const dir = await migrationsWith(t, { '0006_newer.sql': '-- Up Migration\nCREATE TABLE newer (id int);\n-- Down Migration\nDROP TABLE newer;\n' })
+  const dir = await migrationsWith(t, { '9006_newer.sql': '-- Up Migration\nCREATE TABLE newer (id int);\n-- Down Migration\nDROP TABLE newer;\n' })
   await runMigrations(db, { dir })
-  await rm(join(dir, '0006_newer.sql'))
+  await rm(join(dir, '9006_newer.sql'))
   t.same(await runMigrations(db, { dir }), [], 'the older release starts: nothing to apply')
   const error = await runMigrations(db, { dir, direction: 'down' }).catch((e: unknown) => e)
   t.type(error, MigrationError)
-  t.match((error as Error).message, /0006_newer are recorded as applied but have no file in migrations\/.*make migrate-forget name=0006_newer/)
-  t.same(await applied(db), [...(await migrationFiles()).map((file) => file.name), '0006_newer'], 'nothing was reverted')
+  t.match((error as Error).message, /9006_newer are recorded as applied but have no file in migrations\/.*make migrate-forget name=9006_newer/)
+  t.same(await applied(db), [...(await migrationFiles()).map((file) => file.name), '9006_newer'], 'nothing was reverted')
 })
 
 t.test('a migration that cannot get its table lock gives up within lock_timeout, lets other queries through, retries, and reports', async (t) => {
   const db = await freshDatabase(t)
-  const dir = await migrationsWith(t, { '0006_add_column.sql': '-- Up Migration\nALTER TABLE todos ADD COLUMN extra int;\n-- Down Migration\nALTER TABLE todos DROP COLUMN extra;\n' })
+  const dir = await migrationsWith(t, { '9006_add_column.sql': '-- Up Migration\nALTER TABLE todos ADD COLUMN extra int;\n-- Down Migration\nALTER TABLE todos DROP COLUMN extra;\n' })
   const reader = new pg.Client({ connectionString: db })
   await reader.connect()
   t.teardown(() => reader.end())
@@ -151,11 +153,11 @@ t.test('a migration that cannot get its table lock gives up within lock_timeout,
   t.ok(Date.now() - other < 2000, `other queries are not stuck behind the migration for long (${Date.now() - other} ms)`)
   const error = await attempt.catch((e: unknown) => e)
   t.type(error, MigrationError)
-  t.match((error as Error).message, /0006_add_column failed, nothing was applied: .*lock timeout.*through 3 attempts/)
+  t.match((error as Error).message, /9006_add_column failed, nothing was applied: .*lock timeout.*through 3 attempts/)
   t.equal(warnings.filter((line) => /busy .*retrying in/.test(line)).length, 2, 'two retries, with pauses')
   t.ok(Date.now() - started < 5000)
   await reader.query('COMMIT')
-  t.same(await runMigrations(db, { dir, limits: { lockTimeoutMs: 300 } }), ['0006_add_column'], 'once the table is free, it applies')
+  t.same(await runMigrations(db, { dir, limits: { lockTimeoutMs: 300 } }), ['9006_add_column'], 'once the table is free, it applies')
 })
 
 t.test("waiting for another instance's migration run is bounded, and the error names who holds the lock", async (t) => {
@@ -172,10 +174,10 @@ t.test("waiting for another instance's migration run is bounded, and the error n
 
 t.test('a statement that runs past MIGRATION_STATEMENT_TIMEOUT_MS is stopped, and nothing is applied', async (t) => {
   const db = await freshDatabase(t)
-  const dir = await migrationsWith(t, { '0006_slow.sql': '-- Up Migration\nCREATE TABLE slow (id int);\nSELECT pg_sleep(5);\n-- Down Migration\nDROP TABLE slow;\n' })
+  const dir = await migrationsWith(t, { '9006_slow.sql': '-- Up Migration\nCREATE TABLE slow (id int);\nSELECT pg_sleep(5);\n-- Down Migration\nDROP TABLE slow;\n' })
   const started = Date.now()
   const error = await runMigrations(db, { dir, limits: { statementTimeoutMs: 500 } }).catch((e: unknown) => e)
-  t.match((error as Error).message, /0006_slow failed, nothing was applied: .*statement timeout/)
+  t.match((error as Error).message, /9006_slow failed, nothing was applied: .*statement timeout/)
   t.ok(Date.now() - started < 4000)
   t.notOk((await tables(db)).includes('slow'))
 })
@@ -205,39 +207,39 @@ DROP INDEX CONCURRENTLY IF EXISTS todos_lower_title_idx;
 t.test('a no-transaction migration: CREATE INDEX CONCURRENTLY runs alone, recorded once it succeeded, reverted alone', async (t) => {
   const db = await freshDatabase(t)
   const dir = await migrationsWith(t, {
-    '0006_before.sql': '-- Up Migration\nCREATE TABLE before_it (id int);\n-- Down Migration\nDROP TABLE before_it;\n',
-    '0007_title_indexes.sql': CONCURRENT_INDEX,
-    '0008_after.sql': '-- Up Migration\nCREATE TABLE after_it (id int);\n-- Down Migration\nDROP TABLE after_it;\n'
+    '9006_before.sql': '-- Up Migration\nCREATE TABLE before_it (id int);\n-- Down Migration\nDROP TABLE before_it;\n',
+    '9007_title_indexes.sql': CONCURRENT_INDEX,
+    '9008_after.sql': '-- Up Migration\nCREATE TABLE after_it (id int);\n-- Down Migration\nDROP TABLE after_it;\n'
   })
-  t.same(await runMigrations(db, { dir }), ['0006_before', '0007_title_indexes', '0008_after'])
+  t.same(await runMigrations(db, { dir }), ['9006_before', '9007_title_indexes', '9008_after'])
   const indexes = await sql<{ name: string; valid: boolean }>(
     db,
     `SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname LIKE 'todos_%title_idx' AND c.relname <> 'todos_owner_title_idx' ORDER BY 1`
   )
   t.same(indexes, [{ name: 'todos_lower_title_idx', valid: true }, { name: 'todos_unique_title_idx', valid: true }])
-  t.same(await runMigrations(db, { dir, direction: 'down', count: 2 }), ['0008_after', '0007_title_indexes'])
+  t.same(await runMigrations(db, { dir, direction: 'down', count: 2 }), ['9008_after', '9007_title_indexes'])
   t.same(await sql(db, `SELECT relname FROM pg_class WHERE relname IN ('todos_lower_title_idx', 'todos_unique_title_idx')`), [], 'the down part ran too')
-  t.same(await runMigrations(db, { dir }), ['0007_title_indexes', '0008_after'], 'and up again')
+  t.same(await runMigrations(db, { dir }), ['9007_title_indexes', '9008_after'], 'and up again')
 })
 
 t.test('a failed concurrent build: not recorded, the INVALID index named with the fix, the transactional one before it kept', async (t) => {
   const db = await freshDatabase(t)
   await insertTodos(db, 2, { title: "'same title'" }) // the unique index cannot be built
   const dir = await migrationsWith(t, {
-    '0006_before.sql': '-- Up Migration\nCREATE TABLE before_it (id int);\n-- Down Migration\nDROP TABLE before_it;\n',
-    '0007_title_indexes.sql': CONCURRENT_INDEX
+    '9006_before.sql': '-- Up Migration\nCREATE TABLE before_it (id int);\n-- Down Migration\nDROP TABLE before_it;\n',
+    '9007_title_indexes.sql': CONCURRENT_INDEX
   })
   const error = await runMigrations(db, { dir }).catch((e: unknown) => e)
   t.type(error, MigrationError)
   const message = (error as Error).message
-  t.match(message, /0007_title_indexes \(up, outside a transaction\) failed at statement 2 of 2, and is not recorded as applied/)
+  t.match(message, /9007_title_indexes \(up, outside a transaction\) failed at statement 2 of 2, and is not recorded as applied/)
   t.match(message, /left index\(es\) todos_unique_title_idx INVALID .*DROP INDEX CONCURRENTLY todos_unique_title_idx/)
-  t.match(message, /0006_before, before it, stay applied/)
-  t.same(await applied(db), [...(await migrationFiles()).map((file) => file.name), '0006_before'])
+  t.match(message, /9006_before, before it, stay applied/)
+  t.same(await applied(db), [...(await migrationFiles()).map((file) => file.name), '9006_before'])
   // The way out: drop the invalid index, fix the data, migrate again (the first statement is IF NOT EXISTS).
   await sql(db, 'DROP INDEX CONCURRENTLY todos_unique_title_idx')
   await sql(db, "UPDATE todos SET title = title || ' ' || id")
-  t.same(await runMigrations(db, { dir }), ['0007_title_indexes'])
+  t.same(await runMigrations(db, { dir }), ['9007_title_indexes'])
 })
 
 t.test('splitting a no-transaction file into statements: quotes, identifiers, dollar bodies and comments do not split', async (t) => {
