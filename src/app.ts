@@ -2,7 +2,7 @@ import { createRequire } from 'node:module'
 import fastifyEnv from '@fastify/env'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { ConfigSchema, type Config } from './config.js'
+import { ConfigSchema, trustProxy, type Config } from './config.js'
 import crudPlugin from './crud/plugin.js'
 import { httpValidatorCompiler, registerBodyParsers } from './lib/validation.js'
 import { loggerOptions } from './logger.js'
@@ -15,7 +15,7 @@ import errorsPlugin from './plugins/errors.js'
 import idempotencyPlugin from './plugins/idempotency.js'
 import lifecyclePlugin from './plugins/lifecycle.js'
 import securityPlugin from './plugins/security.js'
-import wirePlugin, { clientErrorHandler, frameworkErrors } from './plugins/wire.js'
+import httpGuardsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/http-guards.js'
 import accountRoutes from './routes/accounts.js'
 import healthRoutes from './routes/health.js'
 import { RESOURCES } from './routes/resources.js'
@@ -44,6 +44,16 @@ export interface BuildAppOptions {
 }
 
 /**
+ * TRUST_PROXY as Fastify takes it. A number of proxies is a function of the hop: this
+ * Fastify refuses a bare hop count (it trusts nothing then), since the nearest hop's
+ * address is not checked; that is what a count means, for a service only its proxies reach.
+ */
+function fastifyTrustProxy(config: Config): boolean | string[] | ((address: string, hop: number) => boolean) {
+  const trust = trustProxy(config) ?? false
+  return typeof trust === 'number' ? (_address, hop) => hop < trust : trust
+}
+
+/**
  * Builds the service from its plugins without listening, so tests exercise exactly what
  * `server.ts` runs. The database must already be reachable and migrated. The order is the
  * order their hooks run in: the 503 of a closing server first, then the Host check and
@@ -53,7 +63,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const { config } = options
   const app = Fastify({
     ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? loggerOptions(config) }),
-    trustProxy: config.TRUST_PROXY,
+    trustProxy: fastifyTrustProxy(config),
     // One access line per request instead (plugins/access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
     // The lifecycle plugin answers requests that arrive during shutdown, as problem+json.
@@ -80,7 +90,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   registerBodyParsers(app)
   await app.register(fastifyEnv, { schema: ConfigSchema, data: config, env: false, dotenv: false })
   await app.register(errorsPlugin)
-  await app.register(wirePlugin)
+  await app.register(httpGuardsPlugin)
   await app.register(accessLogPlugin)
   await app.register(lifecyclePlugin, {
     direct: options.migrationConnectionString !== options.connectionString ? options.migrationConnectionString : undefined

@@ -11,25 +11,25 @@ export function baseUrl(request: FastifyRequest, publicBaseUrl: string | undefin
 }
 
 /**
- * A Host that is not a host name (`a b`, `x:99999`) would end up in the URLs the API
- * returns; RFC 9112 says to answer 400, and it is answered before anything is written.
+ * The Host (or a trusted X-Forwarded-Host) must be what RFC 9110 and RFC 3986 allow there,
+ * `host[:port]`, since it ends up in the URLs the API returns (`url`, `Location`, `Link`,
+ * answers stored for Idempotency-Key): a name of letters, digits, `-`, `.` and `_` (an IPv4
+ * address included), or an IPv6 literal in brackets, and a port from 0 to 65535. Anything
+ * else (`evil.example/phish?`, `a b`, `x:99999`) is a 400 before anything is written. One
+ * linear pass, no URL parsing per request.
  */
 export function checkHost(request: FastifyRequest): void {
-  if (!request.host) return
-  const origin = `${request.protocol}://${request.host}`
-  // A service sees a handful of Host values; parsing a URL for each request is not free.
-  if (validOrigins.has(origin)) return
-  try {
-    new URL(origin)
-  } catch {
-    throw badRequest('INVALID_HOST', 'the Host header is not a valid host name and port')
-  }
-  if (validOrigins.size >= MAX_REMEMBERED) validOrigins.clear()
-  validOrigins.add(origin)
+  const { host, protocol } = request
+  // A trusted X-Forwarded-Proto is the other half of the URLs.
+  if (protocol !== 'http' && protocol !== 'https') throw badRequest('INVALID_PROTO', 'X-Forwarded-Proto must be http or https')
+  if (host && !isHostAndPort(host)) throw badRequest('INVALID_HOST', 'the Host header must be a host name or address, with an optional port')
 }
 
-const validOrigins = new Set<string>()
-const MAX_REMEMBERED = 1000
+const HOST = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::([0-9]{1,5}))?$/
+export function isHostAndPort(text: string): boolean {
+  const match = HOST.exec(text)
+  return match !== null && (match[1] === undefined || Number(match[1]) <= 65535)
+}
 
 /** `url` with its query parameter `name` set to `value`, without re-parsing the rest. */
 export function withQueryParameter(base: string, url: string, name: string, value: string): string {

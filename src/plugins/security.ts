@@ -2,10 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import helmet, { type HelmetOptions } from 'helmet'
-import { checkHost } from '../lib/urls.js'
 
 /**
- * Security headers, the HSTS rule and the Host check.
+ * Security headers and the HSTS rule.
  *
  * The headers are helmet's, worked out once at start-up rather than by running helmet on
  * every request (what @fastify/helmet does: about 45 µs a request). Two sets, by what the
@@ -74,18 +73,6 @@ export function helmetHeaders(options: HelmetOptions): Record<string, string> {
 }
 
 async function securityPlugin(app: FastifyInstance) {
-  // With PUBLIC_BASE_URL set, the request's Host never reaches a URL we return.
-  if (!app.config.PUBLIC_BASE_URL) {
-    app.addHook('onRequest', (request, _reply, done) => {
-      try {
-        checkHost(request)
-        done()
-      } catch (error) {
-        done(error as Error)
-      }
-    })
-  }
-
   const api = helmetHeaders(API_POLICY)
   const page = helmetHeaders(PAGE_POLICY)
   app.addHook('onSend', (request, reply, payload, done) => {
