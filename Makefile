@@ -7,7 +7,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 
 .PHONY: help deps dev test typecheck build start migrate migrate-down migration migrate-status \
-        migrate-accept migrate-forget lint-migrations seed user resetdb psql up down logs bench bench-scale clean
+        migrate-accept migrate-forget lint-migrations seed user resetdb psql up up-scaled down logs bench bench-scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ typecheck: deps ## Type-check only
 build: deps ## Compile to dist/ (npm run build)
 	npm run build
 
-start: build ## Run the compiled server as the container does (node --max-semi-space-size=8 --heap-growing-percent=100 --v8-pool-size=2 dist/server.js)
+start: build ## Build, then run dist/server.js with the image's start command; settings from .env and the environment (NODE_ENV=development unless set)
 	node --max-semi-space-size=8 --heap-growing-percent=100 --v8-pool-size=2 dist/server.js
 
 migrate: deps ## Apply all pending migrations; dry=1 prints their SQL and changes nothing; baseline=NNNN adopts a database made without migrations
@@ -40,7 +40,7 @@ migrate: deps ## Apply all pending migrations; dry=1 prints their SQL and change
 migrate-down: deps ## Revert the last applied migration
 	$(TSX) src/cli/migrate.ts down
 
-migrate-status: deps ## Every migration: applied, pending, CHANGED or MISSING; exit 0 up to date, 3 pending, 4 drift
+migrate-status: deps ## Every migration: applied, pending, CHANGED or MISSING (scripts: npm run -s migrate:status exits 0 up to date, 3 pending, 4 drift)
 	@$(TSX) src/cli/migrate.ts status
 
 migrate-accept: deps ## A changed migration file: record it as it is now (the database matches it): make migrate-accept name=0003
@@ -73,6 +73,16 @@ psql: deps ## Open psql on the configured database
 
 up: ## Start PostgreSQL and the API in containers (docker compose)
 	docker compose up --detach --build --wait
+
+# compose.scaled.yaml resets the API's ports with `!reset` (Docker Compose 2.24+); an
+# older Compose stops with a YAML error that does not say so.
+COMPOSE_MIN := 2.24.0
+up-scaled: ## Start the scaled-out stack: nginx, PgBouncer, replicas=2 API replicas (compose.scaled.yaml; needs Docker Compose 2.24+)
+	@found=$$(docker compose version --short 2>/dev/null | sed 's/^v//'); \
+	if [ -z "$$found" ] || [ "$$(printf '%s\n%s\n' '$(COMPOSE_MIN)' "$$found" | sort -V | head -n 1)" != '$(COMPOSE_MIN)' ]; then \
+	  echo "compose.scaled.yaml needs Docker Compose v2 $(COMPOSE_MIN) or later (found: $${found:-none}): its !reset tag is newer; see README.md, Scaling out" >&2; exit 1; \
+	fi
+	docker compose -f compose.yaml -f compose.scaled.yaml up --detach --build --wait --scale api=$(or $(replicas),2)
 
 down: ## Stop the containers (the database volume is kept)
 	docker compose down

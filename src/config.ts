@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { parseEnv } from 'node:util'
 import { Type, type Static } from '@sinclair/typebox'
 import envSchema from 'env-schema'
@@ -15,7 +16,7 @@ export const ConfigSchema = Type.Object({
   LOG_LEVEL: StringEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
   LOG_PRETTY: Type.Boolean({ default: false }),
   PUBLIC_BASE_URL: Type.Optional(Type.String({ minLength: 1 })),
-  TRUST_PROXY: Type.Boolean({ default: false }),
+  TRUST_PROXY: Type.String({ default: 'false' }),
   CORS_ORIGINS: Type.Optional(Type.String()),
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
 
@@ -36,6 +37,7 @@ export const ConfigSchema = Type.Object({
   AUTH_MODE: StringEnum(['required', 'local'], { default: 'required' }),
   SIGNUP: Type.Optional(StringEnum(['open', 'closed'])),
   AUTH_RATE_LIMIT: Type.Integer({ minimum: 1, maximum: 100_000, default: 10 }),
+  RATE_LIMIT_IPV6_PREFIX: Type.Integer({ minimum: 32, maximum: 128, default: 64 }),
   IDEMPOTENCY_KEY_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 30, default: 24 }),
 
   MIGRATE_ON_START: Type.Boolean({ default: true }),
@@ -188,6 +190,9 @@ function crossFieldIssues(config: Config): string[] {
   if (config.PUBLIC_BASE_URL !== undefined && !isHttpUrl(config.PUBLIC_BASE_URL)) {
     issues.push('PUBLIC_BASE_URL must be an absolute http:// or https:// URL without query or fragment')
   }
+  if (trustProxy(config) === undefined) {
+    issues.push('TRUST_PROXY must be true, false, a number of proxies in front (1 behind the bundled nginx), or a comma-separated list of proxy addresses and CIDRs (10.0.0.0/8, loopback)')
+  }
   const origins = corsOrigins(config)
   if (Array.isArray(origins) && origins.some((origin) => !isHttpUrl(origin) || new URL(origin).origin !== origin)) {
     issues.push('CORS_ORIGINS must be *, none, or a comma-separated list of origins such as https://app.example.com')
@@ -214,19 +219,46 @@ function isHttpUrl(value: string): boolean {
 }
 
 /**
- * The origins allowed to call the API from a browser: `true` for any origin, a list, or
- * `false` for none. Unset means any origin outside production (the Todo-Backend spec
- * runner and local front ends need it) and none in production.
+ * The origins allowed to call the API from a browser: `true` for any origin, a list,
+ * 'loopback' for pages served from this machine (http://localhost:5173...), or `false`
+ * for none. Unset means none in production; with AUTH_MODE=local, where a request
+ * without a token acts as the local user, pages on this machine only, so that a page of
+ * any site the developer visits cannot read or change the local user's data; otherwise
+ * any origin (every request needs a token then, which a page cannot borrow).
  */
-export function corsOrigins(config: Config): true | false | string[] {
+export function corsOrigins(config: Config): true | false | 'loopback' | string[] {
   const raw = config.CORS_ORIGINS?.trim()
-  if (raw === undefined || raw === '') return config.NODE_ENV !== 'production'
+  if (raw === undefined || raw === '') return config.NODE_ENV === 'production' ? false : config.AUTH_MODE === 'local' ? 'loopback' : true
   if (raw === '*') return true
   if (raw === 'none') return false
   return raw
     .split(',')
     .map((origin) => origin.trim())
     .filter((origin) => origin !== '')
+}
+
+/**
+ * Fastify's `trustProxy` from TRUST_PROXY: `true` trusts every X-Forwarded-For hop (the
+ * left-most address wins: only behind a proxy that overwrites the header, as the bundled
+ * nginx does), a number trusts that many proxies in front (the address the last trusted
+ * one saw), a list trusts those addresses and CIDRs. Undefined when the text is none of
+ * these.
+ */
+export function trustProxy(config: Pick<Config, 'TRUST_PROXY'>): boolean | number | string[] | undefined {
+  const raw = (config.TRUST_PROXY ?? 'false').trim()
+  if (raw === 'true' || raw === 'false') return raw === 'true'
+  if (/^\d{1,3}$/.test(raw)) return Number(raw)
+  const entries = raw.split(',').map((entry) => entry.trim())
+  return entries.length > 0 && entries.every(isProxyEntry) ? entries : undefined
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+function isProxyEntry(entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true
+  const [address = '', bits, ...rest] = entry.split('/')
+  const version = isIP(address)
+  if (version === 0 || rest.length > 0) return false
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128))
 }
 
 /** Whether anyone may sign up (`POST /users`): `SIGNUP`, or by default open except in production. */

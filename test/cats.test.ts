@@ -153,5 +153,5 @@ t.test('CORS applies to cats too', async (t) => {
     headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'PATCH', 'access-control-request-headers': 'content-type,if-match' }
   })
   t.equal(response.statusCode, 204)
-  t.equal(response.headers['access-control-allow-origin'], '*')
+  t.equal(response.headers['access-control-allow-origin'], 'http://localhost:5173')
 })

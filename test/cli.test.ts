@@ -76,7 +76,8 @@ t.test('drift: status exits 4 and names it; migrate, migrate-down and start-up r
   await unmigrated.waitFor(/Server listening/)
   const ready = await fetch(`${unmigrated.url}/health/ready`)
   t.equal(ready.status, 503, 'readiness is red on drift')
-  t.match(((await ready.json()) as { detail: string }).detail, new RegExp(`${all[1]} changed since they ran.*0001a_gone are recorded`))
+  t.match(await ready.json(), { checks: { migrations: { status: 'failing', code: 'MIGRATIONS_CHANGED' } } })
+  t.match(await unmigrated.waitFor(/not ready/), new RegExp(`${all[1]} changed since they ran.*0001a_gone are recorded`), 'the log says which')
   unmigrated.child.kill('SIGTERM')
   await unmigrated.exited
 

@@ -8,7 +8,7 @@ const preflight = (url: string, origin: string, method: string, headers: string)
 })
 
 t.test('preflight: the methods and headers a browser client needs are allowed', async (t) => {
-  const { app } = await buildTestApp(t)
+  const { app } = await buildTestApp(t, { env: { CORS_ORIGINS: '*' } })
   const response = await app.inject(preflight('/todos/1', 'https://www.todobackend.com', 'PATCH', 'content-type,if-match'))
   t.equal(response.statusCode, 204)
   t.equal(response.headers['access-control-allow-origin'], '*')
@@ -19,7 +19,7 @@ t.test('preflight: the methods and headers a browser client needs are allowed', 
 })
 
 t.test('responses expose ETag, Location, Link and X-Total-Count to scripts', async (t) => {
-  const { app } = await buildTestApp(t)
+  const { app } = await buildTestApp(t, { env: { CORS_ORIGINS: '*' } })
   const response = await app.inject({
     method: 'POST',
     url: '/todos',
@@ -34,7 +34,7 @@ t.test('responses expose ETag, Location, Link and X-Total-Count to scripts', asy
 })
 
 t.test('Chrome private-network preflights are answered', async (t) => {
-  const { app } = await buildTestApp(t)
+  const { app } = await buildTestApp(t, { env: { CORS_ORIGINS: '*' } })
   const response = await app.inject({
     ...preflight('/todos', 'https://www.todobackend.com', 'POST', 'content-type'),
     headers: { ...preflight('/todos', 'https://www.todobackend.com', 'POST', 'content-type').headers, 'access-control-request-private-network': 'true' }

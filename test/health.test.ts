@@ -32,8 +32,8 @@ t.test('readiness is red, naming the check, while migrations are pending', async
     title: 'Service Unavailable',
     status: 503,
     code: 'NOT_READY',
-    detail: /migrations check failed: pending: 0001_create_todos/,
-    checks: { database: { status: 'ok' }, migrations: { status: 'failing' } }
+    detail: /migrations check failed \(MIGRATIONS_PENDING\)/,
+    checks: { database: { status: 'ok' }, migrations: { status: 'failing', code: 'MIGRATIONS_PENDING' } }
   })
   const todos = await app.inject('/todos')
   t.equal(todos.statusCode, 503, 'the API answers 503 while its tables are missing, not 500')
@@ -53,7 +53,7 @@ t.test('readiness is red while the database is down, and green again when it is 
   await cluster.stop()
   const down = await app.inject('/health/ready')
   t.equal(down.statusCode, 503)
-  t.match(down.json(), { code: 'NOT_READY', detail: /database check failed/, checks: { database: { status: 'failing' } } })
+  t.match(down.json(), { code: 'NOT_READY', detail: /database check failed/, checks: { database: { status: 'failing', code: 'DATABASE_UNAVAILABLE' } } })
 
   const todos = await app.inject('/todos')
   t.equal(todos.statusCode, 503, 'requests needing the database get 503, not a crash')
@@ -82,7 +82,8 @@ t.test('readiness answers 503 promptly when the database hangs instead of hangin
   const [first, second] = await Promise.all([app.inject('/health/ready'), app.inject('/health/ready')])
   for (const response of [first, second]) {
     t.equal(response?.statusCode, 503)
-    t.match(response?.json(), { checks: { database: { status: 'failing', detail: /no answer within 500 ms/ } } })
+    t.match(response?.json(), { checks: { database: { status: 'failing', code: 'DATABASE_UNAVAILABLE' } } })
   }
+  t.match(await app.lifecycle.checkDatabase(), { checks: { database: { reason: /no answer within 500 ms/ } } }, 'the reason, for the log')
   await cluster.resume()
 })

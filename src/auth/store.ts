@@ -71,31 +71,49 @@ export function createAccountStore(db: Database) {
       return rows[0]
     },
 
-    async user(id: number): Promise<(UserRow & { password_hash: string | null }) | undefined> {
-      const { rows } = await db.query<UserRow & { password_hash: string | null }>(`SELECT ${USER_COLUMNS}, password_hash FROM users WHERE id = $1`, [id])
+    async user(id: number): Promise<(UserRow & { password_hash: string | null; version: number }) | undefined> {
+      const { rows } = await db.query<UserRow & { password_hash: string | null; version: number }>(`SELECT ${USER_COLUMNS}, password_hash, version FROM users WHERE id = $1`, [id])
       return rows[0]
     },
 
     /**
-     * Changes a user; with a new password, also revokes every token of theirs but
-     * `keepTokenId` (the one the change was made with), in the same transaction. Two
-     * statements, not one: the revocation must see every token a sign-in made with the
-     * old password. Such a sign-in holds the user's row (`createToken`), so the UPDATE
-     * below waits for it to commit, and the revocation that follows, a statement of its
-     * own, sees its token. One statement's snapshot would predate it, and the token would
-     * outlive the change.
+     * Changes a user, only while the caller's token (`tokenId`; null for the local user)
+     * is valid and, with `version`, only while the user's row is still the one whose
+     * password the change was checked against: both are conditions of the UPDATE, which
+     * PostgreSQL checks again on the row it waited for, so of two changes checked against
+     * the same row (a new password and a new email, say) only the first to commit applies. With a new password, also revokes
+     * every token of theirs but the caller's, in the same transaction. Two statements, not
+     * one: the revocation must see every token a sign-in made with the old password. Such
+     * a sign-in holds the user's row (`createToken`), so the UPDATE waits for it to
+     * commit, and the revocation that follows, a statement of its own, sees its token.
      */
-    async updateUser(id: number, changes: { name?: string; email?: string; passwordHash?: string }, keepTokenId: number | null): Promise<UserRow | undefined> {
+    async updateUser(
+      id: number,
+      changes: { name?: string; email?: string; passwordHash?: string },
+      expected: { tokenId: number | null; version?: number | undefined }
+    ): Promise<{ status: 'ok'; user: UserRow } | { status: 'caller-gone' | 'changed-meanwhile' }> {
       return db.transaction(async (tx) => {
         const { rows } = await tx.write<UserRow>(
-          `UPDATE users SET name = coalesce($2, name), email = coalesce($3, email), password_hash = coalesce($4, password_hash)
-           WHERE id = $1 RETURNING ${USER_COLUMNS}`,
-          [id, changes.name ?? null, changes.email ?? null, changes.passwordHash ?? null]
+          `UPDATE users u SET name = coalesce($2, name), email = coalesce($3, email), password_hash = coalesce($4, password_hash)
+           WHERE id = $1 AND ($6::int IS NULL OR version = $6::int)
+             AND ($5::int IS NULL OR EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = $5::int AND t.user_id = u.id AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())))
+           RETURNING ${USER_COLUMNS}`,
+          [id, changes.name ?? null, changes.email ?? null, changes.passwordHash ?? null, expected.tokenId, expected.version ?? null]
         )
-        if (rows[0] !== undefined && changes.passwordHash !== undefined) {
-          await tx.write('UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2::int', [id, keepTokenId])
+        const user = rows[0]
+        if (user === undefined) {
+          // Why nothing changed, as of now: the caller's token, or the account (changed since its password was checked).
+          const { rows: found } = await tx.query<{ caller: boolean }>(
+            `SELECT ($2::int IS NULL OR EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = $2::int AND t.user_id = u.id AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()))) AS caller
+             FROM users u WHERE id = $1`,
+            [id, expected.tokenId]
+          )
+          return { status: found[0]?.caller ? 'changed-meanwhile' : 'caller-gone' }
         }
-        return rows[0]
+        if (changes.passwordHash !== undefined) {
+          await tx.write('UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2::int', [id, expected.tokenId])
+        }
+        return { status: 'ok', user }
       })
     },
 

@@ -38,6 +38,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
   const repository = createRepository(app.db, resource)
   // Every route here acts for an owner (plugins/auth.ts); the 401 is in every operation.
   app.addHook('onRequest', app.auth.authenticate)
+  app.addHook('preParsing', app.auth.proveBeforeLargeBody)
   const security = operationSecurity(app.config.AUTH_MODE)
 
   const ListQuery = Type.Object({

@@ -24,7 +24,12 @@ export const ProblemSchema = Type.Object(
         { description: 'For validation failures: one entry per bad field' }
       )
     ),
-    checks: Type.Optional(Type.Record(Type.String(), Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) })))
+    more_errors: Type.Optional(Type.Boolean({ description: 'Present (true) when the request has more problems than `errors` lists (at most 10)' })),
+    checks: Type.Optional(
+      Type.Record(Type.String(), Type.Object({ status: Type.String(), code: Type.Optional(Type.String({ description: 'Why a check fails, as a stable code' })), detail: Type.Optional(Type.String()) }), {
+        description: 'For readiness: each check and how it went'
+      })
+    )
   },
   { $id: 'Problem', title: 'Problem', description: 'RFC 9457 problem details' }
 )
@@ -40,6 +45,7 @@ export class HttpProblem extends Error {
   readonly code: string
   readonly errors: FieldError[] | undefined
   readonly checks: Problem['checks']
+  readonly moreErrors: boolean | undefined
   readonly retryAfterSeconds: number | undefined
   /** Headers the answer needs besides the problem (`WWW-Authenticate`). */
   readonly headers: Record<string, string> | undefined
@@ -48,7 +54,7 @@ export class HttpProblem extends Error {
     status: number,
     code: string,
     detail: string,
-    extra: { errors?: FieldError[]; checks?: Problem['checks']; retryAfterSeconds?: number; headers?: Record<string, string>; cause?: unknown } = {}
+    extra: { errors?: FieldError[]; moreErrors?: boolean; checks?: Problem['checks']; retryAfterSeconds?: number; headers?: Record<string, string>; cause?: unknown } = {}
   ) {
     super(detail, { cause: extra.cause })
     this.name = 'HttpProblem'
@@ -56,6 +62,7 @@ export class HttpProblem extends Error {
     this.code = code
     this.errors = extra.errors
     this.checks = extra.checks
+    this.moreErrors = extra.moreErrors
     this.retryAfterSeconds = extra.retryAfterSeconds
     this.headers = extra.headers
   }
@@ -64,6 +71,7 @@ export class HttpProblem extends Error {
     const body: Problem = { type: 'about:blank', title: STATUS_CODES[this.status] ?? 'Error', status: this.status, detail: this.message, code: this.code }
     if (instance !== undefined) body.instance = instance
     if (this.errors !== undefined) body.errors = this.errors
+    if (this.moreErrors) body.more_errors = true
     if (this.checks !== undefined) body.checks = this.checks
     return body
   }
@@ -80,6 +88,9 @@ export const unauthenticated = (credentialsSent: boolean) =>
   new HttpProblem(401, 'UNAUTHENTICATED', 'authentication failed: the token, or the email and password, are missing, wrong, expired or revoked', {
     headers: { 'WWW-Authenticate': credentialsSent ? 'Bearer realm="todos-api", error="invalid_token"' : 'Bearer realm="todos-api"' }
   })
+
+/** Too many attempts (or requests): retry after `retryAfterSeconds`. */
+export const tooManyRequests = (detail: string, retryAfterSeconds: number) => new HttpProblem(429, 'RATE_LIMITED', detail, { retryAfterSeconds: Math.max(1, retryAfterSeconds) })
 
 export const preconditionFailed = (detail: string) => new HttpProblem(412, 'PRECONDITION_FAILED', detail)
 
@@ -110,7 +121,10 @@ export const outcomeUnknown = (cause: unknown) =>
  */
 export function problemResponses(...statuses: number[]) {
   const responses: Record<number, object> = {}
-  for (const status of [...new Set([400, ...statuses, 500, 503])].sort()) {
+  // Every operation that authenticates can refuse a request without a token on a host
+  // that is not this machine (AUTH_MODE=local: plugins/auth.ts).
+  const all = statuses.includes(401) ? [...statuses, 403] : statuses
+  for (const status of [...new Set([400, ...all, 500, 503])].sort()) {
     const headers = PROBLEM_HEADERS[status]
     responses[status] = {
       description: PROBLEM_DESCRIPTIONS[status] ?? STATUS_CODES[status] ?? 'Error',
@@ -154,10 +168,11 @@ const PROBLEM_HEADERS: Record<number, HeaderName[]> = { 401: ['WWW-Authenticate'
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   400: 'Bad input (nothing is written), or a request that is not valid HTTP (Host)',
   401: 'No valid token',
+  403: 'Refused: sign-up closed, the current password needed, or (AUTH_MODE=local) a request without a token to a host other than this machine',
   404: 'Not found (or not yours)',
   409: 'Conflict',
   412: 'If-Match does not match the current version',
-  413: 'The body is larger than 1 MiB',
+  413: 'The body is larger than the operation takes (1 MiB; 16 KiB for accounts)',
   414: 'A path segment is too long',
   415: 'The body is not JSON',
   422: 'The Idempotency-Key was used for another request',

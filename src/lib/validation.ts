@@ -3,7 +3,7 @@ import addFormats from 'ajv-formats'
 import type { FastifyInstance, FastifySchemaCompiler, preValidationHookHandler } from 'fastify'
 import { badRequest } from './problem.js'
 
-const shared: Options = { useDefaults: true, removeAdditional: false, allErrors: true, strict: false }
+const shared: Options = { useDefaults: true, removeAdditional: false, strict: false }
 
 /**
  * JSON bodies are typed strictly: `"true"` is not a boolean and `"5000"` is not a price.
@@ -11,8 +11,8 @@ const shared: Options = { useDefaults: true, removeAdditional: false, allErrors:
  * Unknown body fields are rejected (never silently dropped) so a typo is a 400, not a
  * field that quietly did nothing.
  */
-const bodyAjv = addFormats.default(new Ajv.default({ ...shared, coerceTypes: false }))
-const textAjv = addFormats.default(new Ajv.default({ ...shared, coerceTypes: 'array' }))
+const bodyAjv = { first: addFormats.default(new Ajv.default({ ...shared, coerceTypes: false })), all: addFormats.default(new Ajv.default({ ...shared, coerceTypes: false, allErrors: true })) }
+const textAjv = { first: addFormats.default(new Ajv.default({ ...shared, coerceTypes: 'array' })), all: addFormats.default(new Ajv.default({ ...shared, coerceTypes: 'array', allErrors: true })) }
 
 /** The instants the API stores and returns (timestamptz(3), written as four-digit years). */
 export const FIRST_INSTANT = Date.UTC(1000, 0, 1)
@@ -38,7 +38,7 @@ export function isStorableDateTime(text: string): boolean {
   const instant = Date.UTC(y, mo - 1, d, h, mi, s, millis) - offset * 60_000
   return instant >= FIRST_INSTANT && instant <= LAST_INSTANT
 }
-for (const ajv of [bodyAjv, textAjv]) ajv.addFormat('date-time', { type: 'string', validate: isStorableDateTime })
+for (const ajv of [bodyAjv.first, bodyAjv.all, textAjv.first, textAjv.all]) ajv.addFormat('date-time', { type: 'string', validate: isStorableDateTime })
 
 /** Property names of a part's schema whose values are integers (path ids, `limit`, prices). */
 function integerProperties(schema: unknown): string[] {
@@ -74,9 +74,66 @@ function withDecimalIntegers(validate: ValidateFunction, names: string[]) {
   return checked
 }
 
+/** The problems one answer lists at most: an answer never grows with what a client sent. */
+export const MAX_VALIDATION_ERRORS = 10
+/** Past this many values, a request that fails is not checked for every problem: the first one is reported. */
+const FULL_CHECK_VALUES = 1000
+/** The keyword of the last entry of a validator's errors when more problems exist than it lists. */
+export const MORE_ERRORS = 'moreErrors'
+
+/**
+ * A validator that stops at the first problem (what a valid request costs, and all an
+ * invalid one costs past FULL_CHECK_VALUES values), then, for a small request, looks again
+ * for every problem, so that a client can fix them in one go. At most
+ * MAX_VALIDATION_ERRORS are kept, followed by a MORE_ERRORS entry when some were cut:
+ * 120 000 unknown fields cost one error, not 120 000 (nor an 11 MB answer).
+ */
+function firstThenAll(ajv: { first: Ajv.default; all: Ajv.default }, schema: object): ValidateFunction {
+  const first = ajv.first.compile(schema)
+  let all: ValidateFunction | undefined
+  const validate = ((data: unknown) => {
+    if (first(data)) {
+      validate.errors = null
+      return true
+    }
+    let errors = first.errors ?? []
+    let cut = false
+    if (countValues(data, FULL_CHECK_VALUES) <= FULL_CHECK_VALUES) {
+      all ??= ajv.all.compile(schema)
+      all(data)
+      errors = all.errors ?? errors
+    } else cut = true
+    if (errors.length > MAX_VALIDATION_ERRORS) {
+      errors = errors.slice(0, MAX_VALIDATION_ERRORS)
+      cut = true
+    }
+    validate.errors = cut ? [...errors, { instancePath: '', schemaPath: '', keyword: MORE_ERRORS, params: {}, message: 'more problems were not listed' }] : errors
+    return false
+  }) as ValidateFunction
+  validate.errors = null
+  return validate
+}
+
+/** How many values `data` holds (objects, arrays and scalars), counting no further than `limit` + 1. */
+function countValues(data: unknown, limit: number): number {
+  let count = 0
+  const stack: unknown[] = [data]
+  while (stack.length > 0 && count <= limit) {
+    const value = stack.pop()
+    count++
+    if (value !== null && typeof value === 'object') {
+      for (const key in value) {
+        stack.push((value as Record<string, unknown>)[key])
+        if (stack.length + count > limit) return limit + 1
+      }
+    }
+  }
+  return count
+}
+
 export const httpValidatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
-  if (httpPart === 'body') return bodyAjv.compile(schema as object)
-  const validate = textAjv.compile(schema as object)
+  if (httpPart === 'body') return firstThenAll(bodyAjv, schema as object)
+  const validate = firstThenAll(textAjv, schema as object)
   return httpPart === 'params' || httpPart === 'querystring' ? withDecimalIntegers(validate, integerProperties(schema)) : validate
 }
 
@@ -126,9 +183,27 @@ export function registerBodyParsers(app: FastifyInstance) {
   })
 }
 
-/** Every Unicode White_Space character counts as whitespace (U+0085 NEXT LINE too, which JavaScript's \\s and trim() miss). */
-export const trimText = (text: string) => (visibleAscii(text.charCodeAt(0)) && visibleAscii(text.charCodeAt(text.length - 1)) ? text : text.replace(EDGE_SPACE, ''))
-const EDGE_SPACE = /^\p{White_Space}+|\p{White_Space}+$/gu
+/**
+ * Removes Unicode White_Space (U+0085 NEXT LINE too, which JavaScript's trim() misses)
+ * from both ends. A loop from each end, so the work is linear in the length whatever the
+ * text: a regular expression anchored at the end (`\s+$`) is retried from every space of
+ * an interior run, quadratic on a body of spaces.
+ */
+export function trimText(text: string): string {
+  let start = 0
+  let end = text.length
+  while (start < end && isWhiteSpace(text.charCodeAt(start))) start++
+  while (end > start && isWhiteSpace(text.charCodeAt(end - 1))) end--
+  return start === 0 && end === text.length ? text : text.slice(start, end)
+}
+/** Unicode's White_Space property: every one of them is in the Basic Multilingual Plane. */
+function isWhiteSpace(code: number): boolean {
+  if (code < 0x85) return code === 0x20 || (code >= 0x09 && code <= 0x0d)
+  return (
+    code === 0x85 || code === 0xa0 || code === 0x1680 || (code >= 0x2000 && code <= 0x200a) ||
+    code === 0x2028 || code === 0x2029 || code === 0x202f || code === 0x205f || code === 0x3000
+  )
+}
 /** A preValidation hook that trims these text fields of a JSON body, so length limits apply to what is stored. */
 export const trimBodyFields =
   (fields: readonly string[]): preValidationHookHandler =>
@@ -142,5 +217,3 @@ export const trimBodyFields =
     }
     done()
   }
-/** No White_Space character is visible ASCII, so text that starts and ends with one needs no trimming (and no regular expression). */
-const visibleAscii = (code: number) => code > 0x20 && code < 0x7f

@@ -5,9 +5,12 @@ import { corsOrigins } from '../config.js'
 
 /**
  * Browser clients (the Todo-Backend spec runner, front ends on other origins) may call
- * the API; which origins is `CORS_ORIGINS`. Preflights are answered here, and the headers
+ * the API; which origins is `CORS_ORIGINS` (config.ts, corsOrigins). Preflights are answered here, and the headers
  * a client needs for conditional requests and pagination are allowed and exposed.
  */
+/** A page served from this machine, on any port. */
+const LOOPBACK_ORIGIN = /^https?:\/\/(?:localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])(?::\d{1,5})?$/
+
 async function corsPlugin(app: FastifyInstance) {
   const origins = corsOrigins(app.config)
   if (origins === false) return
@@ -22,7 +25,7 @@ async function corsPlugin(app: FastifyInstance) {
   })
 
   await app.register(fastifyCors, {
-    origin: origins === true ? '*' : origins,
+    origin: origins === true ? '*' : origins === 'loopback' ? LOOPBACK_ORIGIN : origins,
     methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'If-Match', 'If-None-Match'],
     exposedHeaders: ['ETag', 'Location', 'Link', 'X-Total-Count', 'Retry-After', 'WWW-Authenticate', 'Idempotent-Replayed'],

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin'
 import pg from 'pg'
 import { PATTERN_MESSAGES } from '../lib/schema.js'
+import { MORE_ERRORS } from '../lib/validation.js'
 import { HttpProblem, PROBLEM_CONTENT_TYPE, ProblemSchema, databaseUnavailable, type FieldError } from '../lib/problem.js'
 
 /**
@@ -63,19 +64,24 @@ const rank = (keyword: string) => {
 function validationProblem(error: FastifyError): HttpProblem {
   const part = error.validationContext ?? 'body'
   const byField = new Map<string, { rank: number; entry: FieldError }>()
+  let more = false
   for (const issue of error.validation ?? []) {
+    if (issue.keyword === MORE_ERRORS) {
+      more = true
+      continue
+    }
     const entry = describeValidationIssue(part, issue)
     const seen = byField.get(entry.field)
     if (seen === undefined || rank(issue.keyword) < seen.rank) byField.set(entry.field, { rank: rank(issue.keyword), entry })
   }
   const errors = [...byField.values()].map(({ entry }) => entry)
   const detail = errors.map((entry) => `${entry.in}${entry.field ? `.${entry.field}` : ''} ${entry.message}`).join('; ')
-  return new HttpProblem(400, 'VALIDATION_FAILED', detail, { errors })
+  return new HttpProblem(400, 'VALIDATION_FAILED', more ? `${detail}; and more problems, not listed` : detail, { errors, ...(more ? { moreErrors: true } : {}) })
 }
 
 function describeValidationIssue(part: string, issue: NonNullable<FastifyError['validation']>[number]): FieldError {
   const params = issue.params as Record<string, unknown>
-  const path = issue.instancePath.split('/').slice(1).join('.')
+  const path = shorten(issue.instancePath.split('/').slice(1).join('.'))
   if (issue.keyword === 'required') return { in: part, field: joinField(path, String(params.missingProperty)), message: 'is required' }
   if (issue.keyword === 'additionalProperties') {
     return { in: part, field: joinField(path, String(params.additionalProperty)), message: 'is not a known field' }
@@ -89,7 +95,10 @@ function describeValidationIssue(part: string, issue: NonNullable<FastifyError['
   return { in: part, field: path, message: issue.message ?? 'is invalid' }
 }
 
-const joinField = (path: string, name: string) => (path ? `${path}.${name}` : name)
+/** A field's name as the answer gives it: a client's own key, cut short, so an answer never echoes a huge one. */
+const joinField = (path: string, name: string) => shorten(path ? `${path}.${name}` : name)
+const FIELD_NAME_LIMIT = 100
+const shorten = (field: string) => (field.length > FIELD_NAME_LIMIT ? `${field.slice(0, FIELD_NAME_LIMIT)}…` : field)
 
 /**
  * SQLSTATE classes (https://www.postgresql.org/docs/current/errcodes-appendix.html) to

@@ -8,9 +8,16 @@ import { compareMigrations, driftMessage, recorded } from '../db/migration-statu
 import { HttpProblem } from '../lib/problem.js'
 import { errorLine } from '../logger.js'
 
+/**
+ * One readiness check. `code` is what the public answer says of a failing check (stable,
+ * for alerts and runbooks); `reason` is the driver's or the database's own words, which
+ * name hosts and tables: the log gets it, never the answer.
+ */
 export interface CheckResult {
   status: 'ok' | 'failing'
+  code?: 'DATABASE_UNAVAILABLE' | 'MIGRATIONS_PENDING' | 'MIGRATIONS_CHANGED' | 'NOT_CHECKED' | 'MIGRATION_DATABASE_UNAVAILABLE'
   detail?: string
+  reason?: string
 }
 
 export interface ReadinessReport {
@@ -123,7 +130,7 @@ async function probeDirect(direct: pg.Pool): Promise<CheckResult> {
     await withinProbeTimeout(direct.query({ text: 'SELECT 1', query_timeout: PROBE_TIMEOUT_MS } as pg.QueryConfig))
     return { status: 'ok' }
   } catch (error) {
-    return { status: 'failing', detail: `MIGRATION_DATABASE_URL: ${errorLine(error)}` }
+    return { status: 'failing', code: 'MIGRATION_DATABASE_UNAVAILABLE', reason: `MIGRATION_DATABASE_URL: ${errorLine(error)}` }
   }
 }
 
@@ -154,12 +161,15 @@ async function probePool(pool: pg.Pool, expected: MigrationFile[]): Promise<Read
     const pending = entries.filter((entry) => entry.state === 'pending').map((entry) => entry.name)
     const drift = driftMessage(entries, { tolerateAhead: true })
     const problems = [...(pending.length > 0 ? [`pending: ${pending.join(', ')}`] : []), ...(drift ? [drift] : [])]
-    const migrations: CheckResult = problems.length === 0 ? { status: 'ok', detail: `${expected.length} applied` } : { status: 'failing', detail: problems.join('; ') }
+    const migrations: CheckResult =
+      problems.length === 0
+        ? { status: 'ok', detail: `${expected.length} applied` }
+        : { status: 'failing', code: drift ? 'MIGRATIONS_CHANGED' : 'MIGRATIONS_PENDING', reason: problems.join('; ') }
     return { ready: problems.length === 0, checks: { database: { status: 'ok' }, migrations } }
   } catch (error) {
     return {
       ready: false,
-      checks: { database: { status: 'failing', detail: errorLine(error) }, migrations: { status: 'failing', detail: 'not checked: the database did not answer' } }
+      checks: { database: { status: 'failing', code: 'DATABASE_UNAVAILABLE', reason: errorLine(error) }, migrations: { status: 'failing', code: 'NOT_CHECKED' } }
     }
   }
 }

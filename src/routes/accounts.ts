@@ -1,8 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { PASSWORD_MAX_LENGTH, hashPassword, verifyPassword } from '../auth/passwords.js'
 import { signupOpen } from '../config.js'
-import { HttpProblem, emptyResponse, jsonResponse, notFound, problemResponses, unauthenticated } from '../lib/problem.js'
+import { HttpProblem, emptyResponse, jsonResponse, notFound, problemResponses, tooManyRequests, unauthenticated } from '../lib/problem.js'
+import { clientAddress, createLimiter, type Bucket } from '../auth/limits.js'
 import { DateTimeInput, IdParams, NOT_BLANK } from '../lib/schema.js'
 import { operationSecurity } from '../plugins/auth.js'
 import { Email, Name, NewToken, Password, Token, User } from './account-schemas.js'
@@ -14,34 +15,27 @@ import { trimText } from '../lib/validation.js'
  * the caller's own tokens and account. Tokens and users are only ever the caller's own:
  * another user's token id is a 404.
  */
+/** Every account body is a few short fields: a larger one is refused (413) before it is read. */
+const ACCOUNT_BODY_LIMIT = 16 * 1024
+
 const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { accounts, authenticate } = app.auth
   const security = operationSecurity(app.config.AUTH_MODE)
   app.addSchema(User)
   app.addSchema(Token)
 
-  // Guessing passwords and filling the table with accounts both cost attempts: each client
-  // address and each email gets AUTH_RATE_LIMIT a minute on each of these routes.
-  // PATCH /users/me checks a password too: limited per address and per caller (the
-  // token, or the local user), so a stolen token cannot guess the password it would need.
-  const limited = (by: 'email' | 'caller' = 'email'): preHandlerAsyncHookHandler => {
-    const options = { max: app.config.AUTH_RATE_LIMIT, timeWindow: 60_000 }
-    const perAddress = app.createRateLimit({ ...options, keyGenerator: (request) => request.ip })
-    const perSubject = app.createRateLimit({
-      ...options,
-      keyGenerator: (request) =>
-        by === 'email'
-          ? String((request.body as { email: string }).email).toLowerCase()
-          : (request.owner.tokenHash?.toString('base64') ?? `user:${request.owner.userId}`)
-    })
-    return async (request) => {
-      for (const limit of [perAddress, perSubject]) {
-        const result = await limit(request)
-        if (!result.isAllowed && result.isExceeded) {
-          throw new HttpProblem(429, 'RATE_LIMITED', `too many attempts; try again in ${result.ttlInSeconds} s`, { retryAfterSeconds: Math.max(1, result.ttlInSeconds) })
-        }
-      }
-    }
+  // Guessing passwords and filling the table with accounts both cost attempts, counted in
+  // PostgreSQL (auth/limits.ts: shared by every replica, kept across restarts) and only
+  // once an attempt is well formed and about to check or hash a password: AUTH_RATE_LIMIT
+  // a minute per client address (an IPv6 client by its /64). Sign-in is also limited per
+  // email from anywhere, at ten times that, so an attacker at one address cannot lock
+  // the owner out; sign-up per email; a password check at PATCH /users/me per token.
+  const limiter = createLimiter(app.db)
+  const perMinute = app.config.AUTH_RATE_LIMIT
+  const enforce = async (request: FastifyRequest, route: string, subject: Bucket) => {
+    const address = { name: `${route}:address:${clientAddress(request.ip, app.config.RATE_LIMIT_IPV6_PREFIX)}`, limit: perMinute }
+    const verdict = await limiter.hit([address, subject])
+    if (!verdict.allowed) throw tooManyRequests(`too many attempts; try again in ${verdict.retryAfterSeconds} s`, verdict.retryAfterSeconds)
   }
 
   const publicUser = ({ id, email, name, created_at, updated_at }: { id: number; email: string; name: string; created_at: string; updated_at: string }) => ({
@@ -67,7 +61,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/users',
     {
-      preHandler: limited(),
+      bodyLimit: ACCOUNT_BODY_LIMIT,
       schema: {
         tags: ['accounts'],
         operationId: 'signUp',
@@ -80,6 +74,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       if (!signupOpen(app.config)) throw new HttpProblem(403, 'SIGNUP_CLOSED', 'sign-up is closed on this service; an operator creates accounts (`make user`)')
       const { email, name, password } = request.body
+      await enforce(request, 'users', { name: `users:email:${email.toLowerCase()}`, limit: perMinute })
       const user = await accounts.createUser({ email, name: trimText(name), passwordHash: await hashPassword(password) }).catch((error: unknown) => {
         throw emailTaken(error)
       })
@@ -91,7 +86,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/tokens',
     {
-      preHandler: limited(),
+      bodyLimit: ACCOUNT_BODY_LIMIT,
       schema: {
         tags: ['accounts'],
         operationId: 'createToken',
@@ -118,6 +113,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
           errors: [{ in: 'body', field: 'expires_at', message: 'must be in the future' }]
         })
       }
+      await enforce(request, 'tokens', { name: `tokens:email:${email.toLowerCase()}`, limit: 10 * perMinute })
       const user = await accounts.userByEmail(email)
       // Hashed either way: an unknown email takes as long as a wrong password.
       const valid = await verifyPassword(password, user?.password_hash)
@@ -132,6 +128,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(async (scope) => {
     const protectedRoutes = scope.withTypeProvider<TypeBoxTypeProvider>()
     protectedRoutes.addHook('onRequest', authenticate)
+    protectedRoutes.addHook('preParsing', app.auth.proveBeforeLargeBody)
 
     protectedRoutes.get(
       '/tokens',
@@ -185,8 +182,8 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
     protectedRoutes.patch(
       '/users/me',
       {
-        preHandler: limited('caller'),
-        schema: {
+          bodyLimit: ACCOUNT_BODY_LIMIT,
+      schema: {
           tags: ['accounts'],
           operationId: 'updateMe',
           summary: "Change the caller's account",
@@ -214,7 +211,9 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
           // page, through CORS) acts as it, and a password would outlive that mode.
           throw new HttpProblem(409, 'BUILTIN_USER', 'the built-in local user has no email or password to change; only its name')
         }
-        if ((email !== undefined || password !== undefined) && user.password_hash !== null) {
+        const checked = (email !== undefined || password !== undefined) && user.password_hash !== null
+        if (checked) {
+          await enforce(request, 'me', { name: `me:caller:${tokenId ?? `user ${user.id}`}`, limit: perMinute })
           if (current === undefined || !(await verifyPassword(current, user.password_hash))) {
             throw new HttpProblem(403, 'CURRENT_PASSWORD_REQUIRED', 'changing the email or password needs the current password in current_password')
           }
@@ -224,11 +223,20 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
           ...(email !== undefined ? { email } : {}),
           ...(password !== undefined ? { passwordHash: await hashPassword(password) } : {})
         }
-        const updated = await accounts.updateUser(user.id, changes, tokenId).catch((error: unknown) => {
-          throw emailTaken(error)
-        })
-        if (updated === undefined) throw unauthenticated(true)
-        return publicUser(updated)
+        // Applied only if the account is still as it was when its password was checked,
+        // and the caller's token still valid, in the same statement: of two changes
+        // checked against the same password, the first to commit wins and the other
+        // changes nothing.
+        const outcome = await accounts
+          .updateUser(user.id, changes, { tokenId, version: checked ? user.version : undefined })
+          .catch((error: unknown) => {
+            throw emailTaken(error)
+          })
+        if (outcome.status !== 'ok') {
+          if (outcome.status === 'caller-gone') throw unauthenticated(true)
+          throw new HttpProblem(409, 'ACCOUNT_CHANGED', 'the account changed while this request checked its password; nothing was changed: check it and try again')
+        }
+        return publicUser(outcome.user)
       }
     )
 

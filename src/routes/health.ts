@@ -1,8 +1,16 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox'
 import { HttpProblem, jsonResponse, problemResponses } from '../lib/problem.js'
-import { shuttingDownProblem } from '../plugins/lifecycle.js'
+import { shuttingDownProblem, type CheckResult, type ReadinessReport } from '../plugins/lifecycle.js'
 
-const Check = Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) })
+const Check = Type.Object({ status: Type.String(), code: Type.Optional(Type.String()), detail: Type.Optional(Type.String()) })
+
+/** The public form of the checks: each failing one by its code; the reasons go to the log. */
+const publicCheck = ({ status, code, detail }: CheckResult): Static<typeof Check> => (status === 'ok' ? { status, ...(detail ? { detail } : {}) } : { status, ...(code ? { code } : {}) })
+const publicChecks = ({ database, migrations, migrationDatabase }: ReadinessReport['checks']) => ({
+  database: publicCheck(database),
+  migrations: publicCheck(migrations),
+  ...(migrationDatabase ? { migrationDatabase: publicCheck(migrationDatabase) } : {})
+})
 
 /**
  * Liveness says the process is up and never touches the database (a restart would not
@@ -10,6 +18,8 @@ const Check = Type.Object({ status: Type.String(), detail: Type.Optional(Type.St
  * answers, the schema is current, and the service is not shutting down.
  */
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // The reasons of the last failing probe: a reason is logged when it changes, not on every probe.
+  let lastReasons = ''
   app.get(
     '/health/live',
     {
@@ -36,18 +46,22 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }
       }
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       if (app.lifecycle.shuttingDown) {
-        throw shuttingDownProblem('the service is shutting down', { checks: { shutdown: { status: 'failing', detail: 'shutting down' } } })
+        throw shuttingDownProblem('the service is shutting down', { checks: { shutdown: { status: 'failing', code: 'SHUTTING_DOWN' } } })
       }
       const report = await app.lifecycle.checkDatabase()
       if (!report.ready) {
         const failed = Object.entries(report.checks).filter(([, check]) => check.status !== 'ok')
-        const detail = failed.map(([name, check]) => `${name} check failed: ${check.detail ?? 'failing'}`).join('; ')
-        throw new HttpProblem(503, 'NOT_READY', detail, { checks: report.checks, retryAfterSeconds: 5 })
+        const reasons = failed.map(([name, check]) => `${name}: ${check.reason ?? check.code}`).join('; ')
+        if (reasons !== lastReasons) request.log.warn({ reasons }, 'not ready')
+        lastReasons = reasons
+        const detail = failed.map(([name, check]) => `${name} check failed (${check.code})`).join('; ')
+        throw new HttpProblem(503, 'NOT_READY', detail, { checks: publicChecks(report.checks), retryAfterSeconds: 5 })
       }
+      lastReasons = ''
       reply.header('Cache-Control', 'no-store')
-      return { status: 'ok' as const, checks: report.checks }
+      return { status: 'ok' as const, checks: publicChecks(report.checks) }
     }
   )
 }
