@@ -73,23 +73,30 @@ export function createLimiter(db: Database) {
 export type Limiter = ReturnType<typeof createLimiter>
 
 /**
- * The address a client is counted by: an IPv4 address as it is (an IPv4-mapped IPv6 one
- * too), an IPv6 address by its first `v6PrefixBits` bits (a /64 by default: one
- * subscriber's whole network, which it can take addresses from at will).
+ * What a client is counted by: its address, and the network around it. An IPv4 address
+ * as it is (an IPv4-mapped IPv6 one too) and its /24; an IPv6 address by its first
+ * `v6PrefixBits` bits (a /64 by default: one subscriber's network, from which it can take
+ * any address) and the 8 bits shorter (a /56, what a home or a site is given), so that
+ * many addresses of one network together count as more than one client but not as many.
  */
-export function clientAddress(ip: string, v6PrefixBits: number): string {
+export function clientNetworks(ip: string, v6PrefixBits: number): { client: string; network: string } {
   const address = ip.replace(/%.*$/, '') // a zone index (fe80::1%eth0)
-  if (isIPv4(address)) return address
-  if (!isIPv6(address)) return address
+  if (isIPv4(address)) return { client: address, network: `${address.slice(0, address.lastIndexOf('.'))}.0/24` }
+  if (!isIPv6(address)) return { client: address, network: address }
   const groups = expandIPv6(address)
   if (groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff) {
-    return [(groups[6] as number) >> 8, (groups[6] as number) & 255, (groups[7] as number) >> 8, (groups[7] as number) & 255].join('.')
+    const v4 = [(groups[6] as number) >> 8, (groups[6] as number) & 255, (groups[7] as number) >> 8, (groups[7] as number) & 255]
+    return { client: v4.join('.'), network: `${v4.slice(0, 3).join('.')}.0/24` }
   }
+  return { client: prefixOf(groups, v6PrefixBits), network: prefixOf(groups, Math.max(0, v6PrefixBits - 8)) }
+}
+
+const prefixOf = (groups: number[], bits: number) => {
   const kept = groups.map((group, index) => {
-    const bits = Math.min(16, Math.max(0, v6PrefixBits - index * 16))
-    return bits === 0 ? 0 : group & (0xffff << (16 - bits)) & 0xffff
+    const keep = Math.min(16, Math.max(0, bits - index * 16))
+    return keep === 0 ? 0 : group & (0xffff << (16 - keep)) & 0xffff
   })
-  return `${kept.map((group) => group.toString(16)).join(':')}/${v6PrefixBits}`
+  return `${kept.map((group) => group.toString(16)).join(':')}/${bits}`
 }
 
 /** The eight 16-bit groups of a valid IPv6 address (`::` expanded, a trailing IPv4 part read as two groups). */

@@ -1,4 +1,5 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import { HttpProblem } from '../lib/problem.js'
 
 /**
  * Passwords are hashed with scrypt (memory-hard, in Node's own crypto) on libuv's thread
@@ -12,11 +13,32 @@ const KEY_LENGTH = 32
 export const PASSWORD_MIN_LENGTH = 8
 export const PASSWORD_MAX_LENGTH = 256
 
-const derive = (password: string, salt: Buffer, params: { N: number; r: number; p: number }, length: number) =>
-  new Promise<Buffer>((resolve, reject) => {
-    const options: ScryptOptions = { ...params, maxmem: 256 * params.N * params.r }
-    scrypt(password.normalize('NFC'), salt, length, options, (error, key) => (error ? reject(error) : resolve(key)))
-  })
+/**
+ * Hashes at once, and hashes waiting their turn, beyond which a request is told to come
+ * back (503) rather than queued: scrypt runs on libuv's four threads, which DNS lookups
+ * (a new database connection's host name) and file reads share, and a flood of sign-ins
+ * from many addresses must not stall them or grow a queue without bound.
+ */
+const HASHING_AT_ONCE = 2
+const HASHES_WAITING = 16
+let hashing = 0
+const waiting: Array<() => void> = []
+
+async function derive(password: string, salt: Buffer, params: { N: number; r: number; p: number }, length: number): Promise<Buffer> {
+  if (hashing < HASHING_AT_ONCE) hashing++
+  else if (waiting.length >= HASHES_WAITING) throw new HttpProblem(503, 'BUSY', 'too many password checks at once; try again shortly', { retryAfterSeconds: 1 })
+  else await new Promise<void>((resolve) => waiting.push(resolve)) // handed its slot by the hash that ends
+  try {
+    return await new Promise<Buffer>((resolve, reject) => {
+      const options: ScryptOptions = { ...params, maxmem: 256 * params.N * params.r }
+      scrypt(password.normalize('NFC'), salt, length, options, (error, key) => (error ? reject(error) : resolve(key)))
+    })
+  } finally {
+    const next = waiting.shift()
+    if (next) next()
+    else hashing--
+  }
+}
 
 /** `scrypt$N$r$p$salt$key`, salt and key in base64. */
 export async function hashPassword(password: string): Promise<string> {

@@ -11,6 +11,8 @@ import type { AnyResource } from './definition.js'
 import { createRepository, type Item, type WriteResult } from './repository.js'
 
 const MAX_PAGE = 1000
+/** What a create or an update may send: past 16 KiB, only with a token proven valid first (plugins/auth.ts). */
+const BODY_LIMIT = 1024 * 1024
 
 
 /**
@@ -39,6 +41,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
   // Every route here acts for an owner (plugins/auth.ts); the 401 is in every operation.
   app.addHook('onRequest', app.auth.authenticate)
   app.addHook('preParsing', app.auth.proveBeforeLargeBody)
+  app.addHook('onResponse', app.auth.recordUse)
   const security = operationSecurity(app.config.AUTH_MODE)
 
   const ListQuery = Type.Object({
@@ -107,6 +110,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
     '',
     {
       preValidation: trimFields,
+      bodyLimit: BODY_LIMIT,
       schema: {
         tags,
         operationId: `create${Singular}`,
@@ -180,6 +184,7 @@ const crudPlugin: FastifyPluginAsyncTypebox<{ resource: AnyResource }> = async (
     '/:id',
     {
       preValidation: trimFields,
+      bodyLimit: BODY_LIMIT,
       schema: {
         tags,
         operationId: `update${Singular}`,

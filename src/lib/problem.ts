@@ -116,7 +116,7 @@ export const outcomeUnknown = (cause: unknown) =>
 
 /**
  * The documented error answers of an operation: the statuses it can answer with, plus
- * 400, 500 and 503, which any can. Each is `application/problem+json`, with the headers
+ * 400, 413 (a body too large, even where none is expected), 500 and 503, which any can. Each is `application/problem+json`, with the headers
  * it carries.
  */
 export function problemResponses(...statuses: number[]) {
@@ -124,7 +124,7 @@ export function problemResponses(...statuses: number[]) {
   // Every operation that authenticates can refuse a request without a token on a host
   // that is not this machine (AUTH_MODE=local: plugins/auth.ts).
   const all = statuses.includes(401) ? [...statuses, 403] : statuses
-  for (const status of [...new Set([400, ...all, 500, 503])].sort()) {
+  for (const status of [...new Set([400, 413, ...all, 500, 503])].sort()) {
     const headers = PROBLEM_HEADERS[status]
     responses[status] = {
       description: PROBLEM_DESCRIPTIONS[status] ?? STATUS_CODES[status] ?? 'Error',
@@ -172,7 +172,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   404: 'Not found (or not yours)',
   409: 'Conflict',
   412: 'If-Match does not match the current version',
-  413: 'The body is larger than the operation takes (1 MiB; 16 KiB for accounts)',
+  413: 'The body is larger than the operation takes: 1 MiB to create or update an item (past 16 KiB, only with a token already proven valid), 16 KiB anywhere else',
   414: 'A path segment is too long',
   415: 'The body is not JSON',
   422: 'The Idempotency-Key was used for another request',

@@ -1,10 +1,13 @@
 import { isIP } from 'node:net'
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preParsingHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler, onResponseHookHandler, preParsingHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Owner } from '../auth/owner.js'
+import { createLimiter, type Limiter } from '../auth/limits.js'
 import { createAccountStore, type AccountStore } from '../auth/store.js'
+import { runPeriodically } from '../lib/periodic.js'
 import { hashToken, isWellFormedToken } from '../auth/tokens.js'
 import { HttpProblem, unauthenticated } from '../lib/problem.js'
+import { SMALL_BODY_BYTES } from '../lib/validation.js'
 import { errorLine } from '../logger.js'
 
 declare module 'fastify' {
@@ -12,10 +15,13 @@ declare module 'fastify' {
     auth: {
       /** onRequest hook of every protected route: sets `request.owner`, or answers 401. */
       authenticate: onRequestHookHandler
+      /** onResponse hook of every protected route: a token an answer showed valid has its use recorded (at most once a minute). */
+      recordUse: onResponseHookHandler
       /**
-       * preParsing hook of every protected route: a body past LARGE_BODY_BYTES (or of
+       * preParsing hook of every protected route: a body past SMALL_BODY_BYTES (or of
        * unknown length) is read only for a token that is valid, checked first, so that
-       * only a client who proved who it is can make the service read and parse a large one.
+       * only a client who proved who it is can make the service read and parse a large
+       * one. Most writes are far smaller; a longer one costs one more query.
        */
       proveBeforeLargeBody: preParsingHookHandler
       /**
@@ -26,6 +32,8 @@ declare module 'fastify' {
       /** The caller as a user id, and the token they used if any; 401 if the token is not valid. */
       caller(request: FastifyRequest): Promise<{ userId: number; tokenId: number | null }>
       accounts: AccountStore
+      /** The rate limits of credentials, counted in PostgreSQL (auth/limits.ts). */
+      limiter: Limiter
     }
   }
   interface FastifyRequest {
@@ -41,13 +49,8 @@ declare module 'fastify' {
 export const operationSecurity = (mode: 'required' | 'local'): Array<Record<string, string[]>> =>
   mode === 'local' ? [{ bearerAuth: [] }, {}] : [{ bearerAuth: [] }]
 
-/**
- * Past this size a body is read only once its token is known to be valid: at most this
- * much JSON costs well under a millisecond to parse whatever its shape, while 64 KiB of
- * short keys cost 5 ms. Most writes are far smaller; a longer one (a todo's description
- * runs to 10 000 characters) costs one more query.
- */
-const LARGE_BODY_BYTES = 16 * 1024
+/** Counters whose window ended are deleted this often, a batch at a time, by every instance. */
+const REAP_EVERY_MS = 5 * 60_000
 
 /** Tokens whose last use was written less than this long ago are not written again. */
 const TOUCH_INTERVAL_MS = 60_000
@@ -61,16 +64,25 @@ const TOUCH_MEMORY = 10_000
  */
 async function authPlugin(app: FastifyInstance) {
   const accounts = createAccountStore(app.db)
+  const limiter = createLimiter(app.db)
+  runPeriodically(app, 'expired rate-limit counters', REAP_EVERY_MS, () => limiter.reap())
   const local = app.config.AUTH_MODE === 'local'
   let localUserId: number | undefined
 
-  const touched = new Map<string, number>()
-  const touch = (token: string, hash: Buffer) => {
+  // A token's use is recorded once an answer shows it was valid (a 2xx or 3xx), so a
+  // made-up token costs no write.
+  const touched = new Map<Buffer, number>()
+  const touch = (hash: Buffer) => {
     const now = Date.now()
-    if ((touched.get(token) ?? 0) > now - TOUCH_INTERVAL_MS) return
+    if ((touched.get(hash) ?? 0) > now - TOUCH_INTERVAL_MS) return
     if (touched.size >= TOUCH_MEMORY) touched.clear()
-    touched.set(token, now)
+    touched.set(hash, now)
     accounts.touchToken(hash).catch((error: unknown) => app.log.warn({ reason: errorLine(error) }, 'could not record a token use'))
+  }
+  const recordUse: onResponseHookHandler = (request, reply, done) => {
+    const hash = request.owner?.tokenHash
+    if (hash !== undefined && reply.statusCode < 400) touch(hash)
+    done()
   }
 
   // The hash of each token seen lately, so a busy client's token is not hashed (and a
@@ -93,13 +105,12 @@ async function authPlugin(app: FastifyInstance) {
       const match = /^Bearer +(\S+) *$/i.exec(header)
       const token = match?.[1]
       if (token === undefined || !isWellFormedToken(token)) return done(unauthenticated(true))
-      const tokenHash = hashOf(token)
-      request.owner = { tokenHash }
-      touch(token, tokenHash)
+      request.owner = { tokenHash: hashOf(token) }
       return done()
     }
     if (!local) return done(unauthenticated(false))
-    if (!isLocalHost(request.host)) return done(localHostOnly())
+    // The Host the client sent: a trusted proxy's X-Forwarded-Host is the client's to choose.
+    if (!isLocalHost(request.headers.host ?? '')) return done(localHostOnly())
     if (localUserId !== undefined) {
       request.owner = { userId: localUserId }
       return done()
@@ -117,7 +128,7 @@ async function authPlugin(app: FastifyInstance) {
   const proveBeforeLargeBody: preParsingHookHandler = (request, _reply, payload, done) => {
     const { tokenHash } = request.owner
     const length = request.headers['content-length']
-    const large = length === undefined ? request.headers['transfer-encoding'] !== undefined : Number(length) > LARGE_BODY_BYTES
+    const large = length === undefined ? request.headers['transfer-encoding'] !== undefined : Number(length) > SMALL_BODY_BYTES
     if (tokenHash === undefined || !large) return done(null, payload)
     accounts.tokenIsValid(tokenHash).then(
       (valid) => done(valid ? null : unauthenticated(true), payload),
@@ -128,8 +139,10 @@ async function authPlugin(app: FastifyInstance) {
   app.decorateRequest('owner', null as never)
   app.decorate('auth', {
     authenticate,
+    recordUse,
     proveBeforeLargeBody,
     accounts,
+    limiter,
     async assertAuthenticated(request: FastifyRequest) {
       const { tokenHash } = request.owner
       if (tokenHash !== undefined && !(await accounts.tokenIsValid(tokenHash))) throw unauthenticated(true)

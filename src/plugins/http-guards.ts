@@ -20,9 +20,13 @@ import { sendProblem } from './errors.js'
 /** How much of a body a client may still send, and for how long, after an answer that ends its connection. */
 const LINGER_BYTES = 8 * 1024 * 1024
 const LINGER_MS = 5000
+/** How long a CONNECT's socket stays open after its 405, for the client to read it. */
+const CONNECT_LINGER_MS = 2000
 
-/** Sockets that already have their answer and are being read to the end: nothing more may be written on them. */
+/** Sockets that already have their last answer and are being read to the end: nothing more may be written on them, nor any request after it run. */
 const answered = new WeakSet<Socket>()
+/** Requests on a socket whose answers are not finished (pipelining): the parser's error must not be taken for one of their answers. */
+const inFlight = new WeakMap<Socket, number>()
 
 /** A raw problem+json answer, for the places that write to the socket themselves. */
 const rawProblem = (status: number, code: string, detail: string, headers = '') => {
@@ -32,7 +36,7 @@ const rawProblem = (status: number, code: string, detail: string, headers = '') 
 
 /** For Fastify's `clientErrorHandler`: the parser's errors, written straight to the socket. */
 export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) {
+  if (error.code === 'ECONNRESET' || socket.destroyed || answered.has(socket) || (inFlight.get(socket) ?? 0) > 0) {
     socket.destroy()
     return
   }
@@ -133,13 +137,26 @@ async function httpGuardsPlugin(app: FastifyInstance) {
 
   // CONNECT never reaches Fastify: Node hands it to 'connect' listeners, or drops the
   // connection without a word when there are none. This is not a proxy.
+  // Past the answer, no HTTP timeout watches such a socket: it is closed here.
   app.server.on('connect', (_request: IncomingMessage, socket: Socket) => {
     socket.on('error', () => {})
     socket.end(rawProblem(405, 'METHOD_NOT_ALLOWED', 'CONNECT is not supported: this service is not a proxy', 'Allow: \r\n'))
+    socket.setTimeout(CONNECT_LINGER_MS, () => socket.destroy())
+    socket.once('end', () => socket.destroy())
+    socket.resume()
   })
 
   const checkHostToo = !app.config.PUBLIC_BASE_URL
   app.addHook('onRequest', (request, reply, done) => {
+    const socket = request.raw.socket
+    // A request pipelined behind one whose answer closes the connection is never run:
+    // its answer could not be sent, and a write the client never hears of looks lost.
+    if (answered.has(socket)) {
+      socket.destroy()
+      return done(new HttpProblem(400, 'CONNECTION_CLOSING', 'sent after a request whose answer closed the connection'))
+    }
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1)
+    reply.raw.once('close', () => inFlight.set(socket, (inFlight.get(socket) ?? 1) - 1))
     if (badFraming(request)) {
       // Where such a body ends is unknowable: the connection is closed after the answer.
       drainBeforeClosing(request.raw)

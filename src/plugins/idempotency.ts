@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { createIdempotency, type Idempotency } from '../crud/idempotency.js'
-import { errorLine } from '../logger.js'
+import { runPeriodically } from '../lib/periodic.js'
 import { CANCEL_GRACE_MS } from './db.js'
 
 declare module 'fastify' {
@@ -26,19 +26,7 @@ async function idempotencyPlugin(app: FastifyInstance) {
   const idempotency = createIdempotency(app.db, { ttlHours: config.IDEMPOTENCY_KEY_TTL_HOURS, lockSeconds })
   app.decorate('idempotency', idempotency)
 
-  let timer: NodeJS.Timeout | undefined
-  const reap = async () => {
-    try {
-      const count = await idempotency.reap()
-      if (count > 0) app.log.info({ count }, 'expired idempotency keys deleted')
-    } catch (error) {
-      app.log.warn({ reason: errorLine(error) }, 'could not delete expired idempotency keys')
-    }
-  }
-  app.addHook('onReady', async () => {
-    timer = setInterval(() => void reap(), REAP_EVERY_MS).unref()
-  })
-  app.addHook('onClose', async () => clearInterval(timer))
+  runPeriodically(app, 'expired idempotency keys', REAP_EVERY_MS, () => idempotency.reap())
 }
 
 export default fp(idempotencyPlugin, { name: 'idempotency', fastify: '5.x', dependencies: ['db'] })

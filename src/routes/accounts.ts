@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import { PASSWORD_MAX_LENGTH, hashPassword, verifyPassword } from '../auth/passwords.js'
 import { signupOpen } from '../config.js'
 import { HttpProblem, emptyResponse, jsonResponse, notFound, problemResponses, tooManyRequests, unauthenticated } from '../lib/problem.js'
-import { clientAddress, createLimiter, type Bucket } from '../auth/limits.js'
+import { clientNetworks, type Bucket } from '../auth/limits.js'
 import { DateTimeInput, IdParams, NOT_BLANK } from '../lib/schema.js'
 import { operationSecurity } from '../plugins/auth.js'
 import { Email, Name, NewToken, Password, Token, User } from './account-schemas.js'
@@ -15,9 +15,6 @@ import { trimText } from '../lib/validation.js'
  * the caller's own tokens and account. Tokens and users are only ever the caller's own:
  * another user's token id is a 404.
  */
-/** Every account body is a few short fields: a larger one is refused (413) before it is read. */
-const ACCOUNT_BODY_LIMIT = 16 * 1024
-
 const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { accounts, authenticate } = app.auth
   const security = operationSecurity(app.config.AUTH_MODE)
@@ -27,14 +24,20 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Guessing passwords and filling the table with accounts both cost attempts, counted in
   // PostgreSQL (auth/limits.ts: shared by every replica, kept across restarts) and only
   // once an attempt is well formed and about to check or hash a password: AUTH_RATE_LIMIT
-  // a minute per client address (an IPv6 client by its /64). Sign-in is also limited per
-  // email from anywhere, at ten times that, so an attacker at one address cannot lock
-  // the owner out; sign-up per email; a password check at PATCH /users/me per token.
-  const limiter = createLimiter(app.db)
+  // a minute per client address (an IPv6 client by its /64), four times that per network
+  // (/24, /56). Sign-in is also limited per email from anywhere, at ten times that, and an
+  // attempt its address or network refuses does not count there: an attacker needs three
+  // networks to lock an owner out. Sign-up per email; a password check at PATCH /users/me
+  // per token.
+  const { limiter } = app.auth
   const perMinute = app.config.AUTH_RATE_LIMIT
   const enforce = async (request: FastifyRequest, route: string, subject: Bucket) => {
-    const address = { name: `${route}:address:${clientAddress(request.ip, app.config.RATE_LIMIT_IPV6_PREFIX)}`, limit: perMinute }
-    const verdict = await limiter.hit([address, subject])
+    const { client, network } = clientNetworks(request.ip, app.config.RATE_LIMIT_IPV6_PREFIX)
+    const verdict = await limiter.hit([
+      { name: `${route}:address:${client}`, limit: perMinute },
+      { name: `${route}:network:${network}`, limit: 4 * perMinute },
+      subject
+    ])
     if (!verdict.allowed) throw tooManyRequests(`too many attempts; try again in ${verdict.retryAfterSeconds} s`, verdict.retryAfterSeconds)
   }
 
@@ -61,7 +64,6 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/users',
     {
-      bodyLimit: ACCOUNT_BODY_LIMIT,
       schema: {
         tags: ['accounts'],
         operationId: 'signUp',
@@ -86,7 +88,6 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/tokens',
     {
-      bodyLimit: ACCOUNT_BODY_LIMIT,
       schema: {
         tags: ['accounts'],
         operationId: 'createToken',
@@ -129,6 +130,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const protectedRoutes = scope.withTypeProvider<TypeBoxTypeProvider>()
     protectedRoutes.addHook('onRequest', authenticate)
     protectedRoutes.addHook('preParsing', app.auth.proveBeforeLargeBody)
+    protectedRoutes.addHook('onResponse', app.auth.recordUse)
 
     protectedRoutes.get(
       '/tokens',
@@ -182,8 +184,7 @@ const accountRoutes: FastifyPluginAsyncTypebox = async (app) => {
     protectedRoutes.patch(
       '/users/me',
       {
-          bodyLimit: ACCOUNT_BODY_LIMIT,
-      schema: {
+        schema: {
           tags: ['accounts'],
           operationId: 'updateMe',
           summary: "Change the caller's account",
