@@ -25,8 +25,12 @@ const CONNECT_LINGER_MS = 2000
 
 /** Sockets that already have their last answer and are being read to the end: nothing more may be written on them, nor any request after it run. */
 const answered = new WeakSet<Socket>()
-/** Requests on a socket whose answers are not finished (pipelining): the parser's error must not be taken for one of their answers. */
-const inFlight = new WeakMap<Socket, number>()
+/**
+ * The last request on a socket whose answer is not finished. When it was received whole,
+ * a parser error is about a request pipelined behind it, and writing that error now would
+ * be read as its answer; when it is still being received, the error is its own answer.
+ */
+const pending = new WeakMap<Socket, IncomingMessage>()
 
 /** A raw problem+json answer, for the places that write to the socket themselves. */
 const rawProblem = (status: number, code: string, detail: string, headers = '') => {
@@ -36,7 +40,7 @@ const rawProblem = (status: number, code: string, detail: string, headers = '') 
 
 /** For Fastify's `clientErrorHandler`: the parser's errors, written straight to the socket. */
 export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed || answered.has(socket) || (inFlight.get(socket) ?? 0) > 0) {
+  if (error.code === 'ECONNRESET' || socket.destroyed || answered.has(socket) || pending.get(socket)?.complete) {
     socket.destroy()
     return
   }
@@ -155,8 +159,8 @@ async function httpGuardsPlugin(app: FastifyInstance) {
       socket.destroy()
       return done(new HttpProblem(400, 'CONNECTION_CLOSING', 'sent after a request whose answer closed the connection'))
     }
-    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1)
-    reply.raw.once('close', () => inFlight.set(socket, (inFlight.get(socket) ?? 1) - 1))
+    pending.set(socket, request.raw)
+    reply.raw.once('close', () => pending.get(socket) === request.raw && pending.delete(socket))
     if (badFraming(request)) {
       // Where such a body ends is unknowable: the connection is closed after the answer.
       drainBeforeClosing(request.raw)
