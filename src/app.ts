@@ -2,24 +2,25 @@ import { createRequire } from 'node:module'
 import fastifyEnv from '@fastify/env'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import authPlugin from './accounts/plugin.js'
+import tokenRoutes from './accounts/token-routes.js'
+import userRoutes from './accounts/user-routes.js'
 import { ConfigSchema, trustProxy, type Config } from './config.js'
-import crudPlugin from './crud/plugin.js'
-import { SMALL_BODY_BYTES, httpValidatorCompiler, registerBodyParsers } from './lib/validation.js'
-import { loggerOptions } from './logger.js'
+import dbPlugin from './db/plugin.js'
+import { loggerOptions } from './lib/logger.js'
+import { SMALL_BODY_BYTES, httpValidatorCompiler } from './lib/validation.js'
 import accessLogPlugin from './plugins/access-log.js'
-import authPlugin from './plugins/auth.js'
+import bodyParsingPlugin from './plugins/body-parsing.js'
 import corsPlugin from './plugins/cors.js'
-import dbPlugin from './plugins/db.js'
 import docsPlugin from './plugins/docs.js'
 import errorsPlugin from './plugins/errors.js'
-import idempotencyPlugin from './plugins/idempotency.js'
-import lifecyclePlugin from './plugins/lifecycle.js'
-import securityPlugin from './plugins/security.js'
 import httpGuardsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/http-guards.js'
-import accountRoutes from './routes/accounts.js'
-import healthRoutes from './routes/health.js'
-import { RESOURCES } from './routes/resources.js'
-import rootRoutes from './routes/root.js'
+import readinessPlugin from './plugins/readiness.js'
+import securityHeadersPlugin from './plugins/security-headers.js'
+import shutdownPlugin from './plugins/shutdown.js'
+import type { AnyResource } from './resources/engine/define.js'
+import resourcesPlugin from './resources/engine/plugin.js'
+import { loadResources } from './resources/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,10 +32,12 @@ const packageJson = createRequire(import.meta.url)('../package.json') as { name:
 
 export interface BuildAppOptions {
   config: Config
-  /** The resolved database (see db/connect.ts); the app never starts one itself. */
+  /** The resolved database (db/connect.ts); the app never starts one itself. */
   connectionString: string
   /** The direct connection migrations use (MIGRATION_DATABASE_URL), when requests go through a pooler: readiness checks it too. */
   migrationConnectionString?: string
+  /** The resources to serve: every folder of src/resources by default (tests add fixtures). */
+  resources?: readonly AnyResource[]
   /** The process logger (server.ts); when absent one is built from config. */
   loggerInstance?: FastifyBaseLogger
   /** Overrides the logger built from config (tests pass `false`). */
@@ -55,9 +58,9 @@ function fastifyTrustProxy(config: Config): boolean | string[] | ((address: stri
 
 /**
  * Builds the service from its plugins without listening, so tests exercise exactly what
- * `server.ts` runs. The database must already be reachable and migrated. The order is the
- * order their hooks run in: the 503 of a closing server first, then the Host check and
- * headers, then CORS.
+ * `server.ts` runs. The database must already be reachable and migrated. The plugins meet
+ * only through decorators; the order is the order their hooks run in: the 503 of a
+ * closing server first, then the HTTP guards (framing, Host), the headers, CORS.
  */
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options
@@ -66,11 +69,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     trustProxy: fastifyTrustProxy(config),
     // One access line per request instead (plugins/access-log.ts).
     logController: new LogController({ disableRequestLogging: true }),
-    // The lifecycle plugin answers requests that arrive during shutdown, as problem+json.
+    // The shutdown plugin answers requests that arrive during shutdown, as problem+json.
     return503OnClosing: false,
-    // Small bodies by default (accounts, unknown routes, methods a path does not take):
-    // anyone may send those, and any JSON of at most this size parses in well under a
-    // millisecond. The resource routes take 1 MiB, past 16 KiB only from a proven token.
+    // Small bodies by default (accounts, unknown routes, methods a path does not take): the
+    // resource routes take more, past SMALL_BODY_BYTES only from a proven token.
     bodyLimit: SMALL_BODY_BYTES,
     routerOptions: { ignoreTrailingSlash: true },
     // A builder rather than setValidatorCompiler(): a plugin that adds shared schemas gets
@@ -78,10 +80,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // JSON bodies.
     schemaController: { compilersFactory: { buildValidator: (() => httpValidatorCompiler) as never } },
     // Time limits on the client side of the socket, so slow clients cannot hold it open:
-    // the whole request within REQUEST_TIMEOUT_MS, and no socket silent for longer than a
-    // minute. Node enforces requestTimeout only when headersTimeout is no longer (its
-    // default is 60 s: a trickled body ran for minutes), and checks every
-    // connectionsCheckingInterval (default 30 s; here every second).
+    // the whole request within REQUEST_TIMEOUT_MS (Node enforces it only when
+    // headersTimeout is no longer, and checks every connectionsCheckingInterval), and no
+    // socket silent for longer than a minute.
     requestTimeout: config.REQUEST_TIMEOUT_MS,
     connectionTimeout: 60_000,
     http: { headersTimeout: config.REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000, requireHostHeader: false },
@@ -90,26 +91,26 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     frameworkErrors
   }).withTypeProvider<TypeBoxTypeProvider>()
 
+  const resources = options.resources ?? (await loadResources())
+  const info = { name: packageJson.name, version: packageJson.version, description: packageJson.description }
+  const direct = options.migrationConnectionString !== options.connectionString ? options.migrationConnectionString : undefined
+
   options.beforePlugins?.(app)
-  registerBodyParsers(app)
   await app.register(fastifyEnv, { schema: ConfigSchema, data: config, env: false, dotenv: false })
+  await app.register(bodyParsingPlugin)
   await app.register(errorsPlugin)
+  await app.register(shutdownPlugin)
   await app.register(httpGuardsPlugin)
   await app.register(accessLogPlugin)
-  await app.register(lifecyclePlugin, {
-    direct: options.migrationConnectionString !== options.connectionString ? options.migrationConnectionString : undefined
-  })
-  await app.register(securityPlugin)
+  await app.register(securityHeadersPlugin)
   await app.register(corsPlugin)
   await app.register(dbPlugin, { connectionString: options.connectionString })
+  await app.register(readinessPlugin, { direct })
   await app.register(authPlugin)
-  await app.register(idempotencyPlugin)
-  await app.register(docsPlugin, { version: packageJson.version, resources: RESOURCES })
+  await app.register(docsPlugin, { info, resources })
 
-  await app.register(rootRoutes, { info: { name: packageJson.name, version: packageJson.version, description: packageJson.description }, resources: RESOURCES })
-  await app.register(healthRoutes)
-  await app.register(accountRoutes)
-  for (const resource of RESOURCES) await app.register(crudPlugin, { prefix: resource.path, resource })
-
+  await app.register(userRoutes, { resources })
+  await app.register(tokenRoutes)
+  await app.register(resourcesPlugin, { resources })
   return app
 }

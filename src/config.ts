@@ -33,6 +33,7 @@ export const ConfigSchema = Type.Object({
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 10_000 }),
   DATABASE_WAIT_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 30 }),
   DATABASE_PREPARED_STATEMENTS: Type.Boolean({ default: true }),
+  DATABASE_BATCHING: Type.Boolean({ default: true }),
 
   AUTH_MODE: StringEnum(['required', 'local'], { default: 'required' }),
   SIGNUP: Type.Optional(StringEnum(['open', 'closed'])),

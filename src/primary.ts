@@ -1,8 +1,8 @@
 import cluster, { type Worker } from 'node:cluster'
-import type { Logger } from 'pino'
 import type { Config } from './config.js'
-import { connectDatabase, type DatabaseTarget } from './db/connect.js'
-import { migrationLimits, runMigrations } from './db/migrate.js'
+import type { DatabaseTarget } from './prepare-database.js'
+import { prepareDatabase } from './prepare-database.js'
+import type { Logger } from './lib/logger.js'
 
 /** More deaths than this within DEATH_WINDOW_MS: something is wrong beyond one worker. */
 const MAX_DEATHS = 5
@@ -51,21 +51,7 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
   if (process.send) process.once('disconnect', () => stop('the parent process went away'))
 
   try {
-    database = await connectDatabase(config, {
-      info: (message) => logger.info(message),
-      retry: ({ attempt, delayMs, reason }) => logger.warn({ attempt, retryInMs: delayMs, reason }, 'database not ready yet')
-    })
-    if (config.MIGRATE_ON_START && !stopping) {
-      const applied = await runMigrations(database.migrationConnectionString, {
-        limits: migrationLimits(config),
-        logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) }
-      })
-      logger.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'schema is up to date')
-    }
-    if (config.SEED_ON_START !== 'false' && !stopping) {
-      const { seedOnStart } = await import('./dev/seed.js')
-      await seedOnStart(database.migrationConnectionString, config.SEED_ON_START, logger)
-    }
+    database = await prepareDatabase(config, logger, { isStopping: () => stopping })
   } catch (error) {
     logger.fatal(`startup failed: ${(error as Error).message}`)
     await database?.release().catch(() => {})

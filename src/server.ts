@@ -3,10 +3,11 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { loadConfigOrExit } from './config.js'
-import { connectDatabase, type DatabaseTarget } from './db/connect.js'
-import { MigrationError, migrationLimits, runMigrations } from './db/migrate.js'
+import type { DatabaseTarget } from './prepare-database.js'
+import { MigrationError } from './db/migrate.js'
+import { prepareDatabase } from './prepare-database.js'
 import { DatabaseUnavailableError } from './db/wait.js'
-import { createLogger } from './logger.js'
+import { createLogger } from './lib/logger.js'
 import { runPrimary } from './primary.js'
 
 /**
@@ -39,10 +40,10 @@ async function serve() {
     if (err) logger.error({ err }, 'fatal error; shutting down')
     else logger.info({ signal: signal ?? 'the parent process went away' }, 'shutting down')
     if (app) {
-      app.lifecycle.beginShutdown()
+      app.shutdown.begin()
       if (config.SHUTDOWN_DELAY_MS > 0 && !err) {
         await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DELAY_MS))
-        await app.lifecycle.drain(app.server, config.SHUTDOWN_DELAY_MS)
+        await app.shutdown.drain(app.server, config.SHUTDOWN_DELAY_MS)
       }
       await app.close()
     }
@@ -56,28 +57,8 @@ async function serve() {
   if (process.send) process.once('disconnect', () => stopping || void grace.close())
 
   try {
-    database = await connectDatabase(config, {
-      info: (message) => quiet || logger.info(message),
-      retry: ({ attempt, delayMs, reason }) => logger.warn({ attempt, retryInMs: delayMs, reason }, 'database not ready yet')
-    })
+    database = await prepareDatabase(config, logger, { quiet: () => quiet, worker: cluster.isWorker })
     const { connectionString, migrationConnectionString } = database
-
-    if (config.MIGRATE_ON_START) {
-      const applied = await runMigrations(migrationConnectionString, {
-        limits: migrationLimits(config),
-        logger: { info: (m) => logger.debug(m), warn: (m) => logger.warn(m) }
-      })
-      logger.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'schema is up to date')
-    } else if (!cluster.isWorker) {
-      // (A worker of WEB_CONCURRENCY: the primary migrated.)
-      logger.info('MIGRATE_ON_START=false: not migrating; /health/ready reports pending migrations')
-    }
-
-    if (config.SEED_ON_START !== 'false') {
-      // Demo data is development code (src/dev/): loaded only when asked for.
-      const { seedOnStart } = await import('./dev/seed.js')
-      await seedOnStart(migrationConnectionString, config.SEED_ON_START, logger)
-    }
 
     app = await buildApp({ config, connectionString, migrationConnectionString, loggerInstance: logger })
     await app.listen({ host: config.HOST, port: config.PORT })

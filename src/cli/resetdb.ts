@@ -31,8 +31,8 @@ await runTool('resetdb', async ({ config, connectionString, say }) => {
   const applied = await runMigrations(connectionString, { limits })
   say(`applied ${applied.length} migration(s): ${applied.join(', ')}`)
   if (args.has('--seed')) {
-    const { todos, cats } = await seedDatabase(connectionString)
-    say(`seeded ${todos.added} todos and ${cats.added} cats`)
+    const seeded = await seedDatabase(connectionString)
+    say(`seeded ${Object.entries(seeded).map(([plural, { added }]) => `${added} ${plural}`).join(' and ')}`)
   }
   say(`done: the schema is at the latest migration and the tables hold ${args.has('--seed') ? 'only the demo data' : 'no rows'}`)
 }, refuseProduction)

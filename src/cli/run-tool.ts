@@ -1,5 +1,5 @@
 import { loadConfigOrExit, type Config } from '../config.js'
-import { connectDatabase } from '../db/connect.js'
+import { connectDatabase } from '../prepare-database.js'
 
 /** What a command-line tool gets: the config and a reachable database. */
 export interface ToolContext {

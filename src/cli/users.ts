@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { createAccountStore } from '../auth/store.js'
+import { createAccountStore } from '../accounts/store.js'
 import { clientDatabase, withClient } from '../db/client.js'
 import { pendingMigrations } from '../db/migrate.js'
 import { runTool } from './run-tool.js'

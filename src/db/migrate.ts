@@ -1,6 +1,6 @@
 import { runner } from 'node-pg-migrate'
 import type pg from 'pg'
-import { errorLine } from '../logger.js'
+import { errorLine } from '../lib/logger.js'
 import { withClient } from './client.js'
 import { MIGRATIONS_DIR, MigrationError, migrationFiles, type MigrationFile } from './migration-files.js'
 import { splitStatements } from './statements.js'

@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { errorLine } from '../logger.js'
+import { errorLine } from '../lib/logger.js'
 
 export interface WaitOptions {
   /** Give up after this long; 0 means a single attempt. */

@@ -3,9 +3,9 @@ import { watch, type FSWatcher } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { childProcessEnv, loadConfigOrExit } from '../config.js'
-import { resolveDatabase, type DatabaseTarget } from '../db/connect.js'
+import { resolveDatabase, type DatabaseTarget } from '../prepare-database.js'
 import { describeTarget } from '../db/wait.js'
-import { createLogger } from '../logger.js'
+import { createLogger } from '../lib/logger.js'
 
 /**
  * `make dev`: the service, restarted on every change to its code or `.env`,

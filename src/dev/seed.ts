@@ -1,49 +1,44 @@
 import { LOCKS, inLockedTransaction, withClient } from '../db/client.js'
 import { pendingMigrations } from '../db/migrate.js'
+import { ident } from '../db/sql.js'
+import { writableColumns, type AnyResource } from '../resources/engine/define.js'
+import { BATCH_FORM } from '../resources/engine/rows.js'
+import { loadResources } from '../resources/index.js'
 
 /**
- * Demo data: a few hundred todos and cats of the local user's that look like real use (varied completion,
- * due dates in the past and the future, orders, breeds and prices). The rows are the
- * same on every run (a fixed pseudo-random sequence), and a row is only added when
- * nothing with its title (todos) or name (cats) exists, so seeding twice adds nothing and
- * never touches rows people made.
+ * Demo data: each resource's `demo` rows (resources/<name>/demo.ts), the built-in local
+ * user's, the same on every run. A row is only added when the local user has nothing
+ * with its key (a todo's title, a cat's name), so seeding twice adds nothing and never
+ * touches rows people made.
  */
-export interface SeedResult {
-  todos: { added: number; total: number }
-  cats: { added: number; total: number }
-}
+export type SeedResult = Record<string, { added: number; total: number }>
 
 /** The demo data is the built-in local user's: what `make dev` (AUTH_MODE=local) shows without a token. */
 const LOCAL_USER = '(SELECT id FROM users WHERE builtin)'
 
-export const SEED_TODOS = 300
-export const SEED_CATS = 200
-
-export function seedDatabase(connectionString: string): Promise<SeedResult> {
+export async function seedDatabase(connectionString: string, resources?: readonly AnyResource[]): Promise<SeedResult> {
+  const seeded = (resources ?? (await loadResources())).filter((resource) => resource.demo !== undefined)
   return withClient(connectionString, (client) =>
     inLockedTransaction(client, LOCKS.seed, async () => {
-      const todos = demoTodos()
-      const addedTodos = await client.query(
-        `INSERT INTO todos (title, description, completed, "order", due_date, owner_id)
-         SELECT s.title, s.description, s.completed, s.ord, now() + s.due_in_days * interval '1 day', ${LOCAL_USER}
-         FROM unnest($1::text[], $2::text[], $3::boolean[], $4::int[], $5::int[]) AS s(title, description, completed, ord, due_in_days)
-         WHERE NOT EXISTS (SELECT 1 FROM todos t WHERE t.title = s.title AND t.owner_id = ${LOCAL_USER})`,
-        [todos.map((t) => t.title), todos.map((t) => t.description), todos.map((t) => t.completed), todos.map((t) => t.order), todos.map((t) => t.dueInDays)]
-      )
-      const cats = demoCats()
-      const addedCats = await client.query(
-        `INSERT INTO cats (name, breed, price, owner_id)
-         SELECT s.name, s.breed, s.price, ${LOCAL_USER} FROM unnest($1::text[], $2::text[], $3::int[]) AS s(name, breed, price)
-         WHERE NOT EXISTS (SELECT 1 FROM cats c WHERE c.name = s.name AND c.owner_id = ${LOCAL_USER})`,
-        [cats.map((c) => c.name), cats.map((c) => c.breed), cats.map((c) => c.price)]
-      )
-      const { rows } = await client.query<{ todos: number; cats: number }>(
-        `SELECT (SELECT count(*) FROM todos WHERE owner_id = ${LOCAL_USER})::int AS todos, (SELECT count(*) FROM cats WHERE owner_id = ${LOCAL_USER})::int AS cats`
-      )
-      return {
-        todos: { added: addedTodos.rowCount ?? 0, total: rows[0]?.todos ?? 0 },
-        cats: { added: addedCats.rowCount ?? 0, total: rows[0]?.cats ?? 0 }
+      const result: SeedResult = {}
+      for (const resource of seeded) {
+        const { key, rows } = resource.demo as NonNullable<AnyResource['demo']>
+        const demo = rows() as Array<Record<string, unknown>>
+        const columns = writableColumns(resource).filter((column) => demo.some((row) => row[column.name] !== undefined))
+        const names = columns.map((_, i) => `c${i + 1}`)
+        const table = ident(resource.table)
+        const keyName = names[columns.findIndex((column) => column.name === key)] as string
+        const added = await client.query(
+          `INSERT INTO ${table} (${[...columns.map((column) => ident(column.name)), 'owner_id'].join(', ')})
+           SELECT ${columns.map((column, i) => BATCH_FORM[column.kind].element(`s.${names[i]}`)).join(', ')}, ${LOCAL_USER}
+           FROM unnest(${columns.map((column, i) => `$${i + 1}::${BATCH_FORM[column.kind].type}`).join(', ')}) WITH ORDINALITY AS s(${[...names, 'n'].join(', ')})
+           WHERE NOT EXISTS (SELECT 1 FROM ${table} x WHERE x.${ident(key)} = s.${keyName} AND x.owner_id = ${LOCAL_USER}) ORDER BY s.n`,
+          columns.map((column) => demo.map((row) => BATCH_FORM[column.kind].value(row[column.name] ?? null)))
+        )
+        const { rows: total } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE owner_id = ${LOCAL_USER}`)
+        result[resource.plural] = { added: added.rowCount ?? 0, total: total[0]?.n ?? 0 }
       }
+      return result
     })
   )
 }
@@ -57,94 +52,22 @@ export async function seedOnStart(
   mode: 'true' | 'if-empty',
   logger: { info(fields: object, message: string): void; warn(fields: object, message: string): void }
 ): Promise<void> {
+  const resources = await loadResources()
   const pending = await withClient(connectionString, (client) => pendingMigrations(client))
   if (pending.length > 0) {
     logger.warn({ pending }, 'SEED_ON_START: not seeding, migrations are pending')
-  } else if (mode === 'true' || (await isEmpty(connectionString))) {
-    const seeded = await seedDatabase(connectionString)
-    logger.info(seeded, `demo data: added ${seeded.todos.added} todos and ${seeded.cats.added} cats`)
+  } else if (mode === 'true' || (await isEmpty(connectionString, resources))) {
+    const seeded = await seedDatabase(connectionString, resources)
+    const added = Object.entries(seeded).map(([plural, { added: count }]) => `${count} ${plural}`)
+    logger.info(seeded, `demo data: added ${added.join(' and ')}`)
   }
 }
 
-/** True when there are neither todos nor cats (SEED_ON_START=if-empty). */
-export function isEmpty(connectionString: string): Promise<boolean> {
+/** True when no resource has a row (SEED_ON_START=if-empty). */
+export async function isEmpty(connectionString: string, resources: readonly AnyResource[]): Promise<boolean> {
+  if (resources.length === 0) return true
   return withClient(connectionString, async (client) => {
-    const { rows } = await client.query<{ empty: boolean }>('SELECT NOT EXISTS (SELECT 1 FROM todos) AND NOT EXISTS (SELECT 1 FROM cats) AS empty')
+    const { rows } = await client.query<{ empty: boolean }>(`SELECT ${resources.map((resource) => `NOT EXISTS (SELECT 1 FROM ${ident(resource.table)})`).join(' AND ')} AS empty`)
     return rows[0]?.empty ?? false
   })
-}
-
-/** A small deterministic generator (mulberry32), so the demo data is the same everywhere. */
-function random(seed: number) {
-  let state = seed
-  return () => {
-    state = (state + 0x6d2b79f5) | 0
-    let x = Math.imul(state ^ (state >>> 15), 1 | state)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-const pick = <T>(next: () => number, items: readonly T[]): T => items[Math.floor(next() * items.length)] as T
-
-/** Each action with things it is done to, so every title reads like a real todo. */
-const TASKS: Record<string, string[]> = {
-  Buy: ['groceries', 'milk and eggs', 'a birthday present for Sam', 'new running shoes', 'printer ink', 'coffee beans', 'light bulbs', 'a winter coat', 'stamps', 'dog food', 'a new phone charger', 'flowers for Mum', 'batteries', 'a plant pot', 'cat litter'],
-  Call: ['the dentist', 'the landlord', 'the bank', 'Grandma', 'the plumber', 'the insurance company', 'the vet', 'the electrician', 'the school', 'the tax office', 'Aunt Rosa', 'the garage', 'the internet provider', 'the doctor', 'the removal company'],
-  Fix: ['the bike tyre', 'the leaking tap', 'the garden fence', 'the login bug', 'the squeaky door', 'the wobbly chair', 'the broken shelf', 'the flaky CI test', 'the kitchen drawer', 'the doorbell', 'the printer', 'the typo on the website', 'the gutter', 'the shower head', 'the memory leak'],
-  Book: ['a haircut', 'flights to Lisbon', 'a table for Friday', 'the car service', 'a dentist check-up', 'the holiday cottage', 'a massage', 'train tickets to Leeds', 'the meeting room', 'a piano lesson', 'the eye test', 'concert tickets', 'a babysitter', 'the annual boiler check', 'a driving lesson'],
-  Clean: ['the garage', 'the oven', 'the windows', 'the fridge', 'the car', 'the bathroom', 'the gutters', 'the barbecue', 'the desk', 'the carpets', 'the balcony', 'the bike chain', 'the inbox', 'the attic', 'the fish tank'],
-  Email: ['the quarterly report', 'the landlord about the heating', 'HR about leave', 'the team the agenda', 'the client the invoice', 'the school about the trip', 'Sam the photos', 'the accountant', 'the new starter a welcome note', 'the supplier about the delay', 'the council about the bins', 'the recruiter back', 'the slides to Priya', 'the contract to legal', 'the neighbours about the party'],
-  Renew: ['the passport', 'the car insurance', 'the gym membership', 'the library books', 'the domain name', 'the TLS certificates', 'the driving licence', 'the parking permit', 'the home insurance', 'the prescription', 'the magazine subscription', 'the TV licence', 'the travel insurance', 'the software licences', 'the museum membership'],
-  Plan: ['the team offsite', 'the summer holiday', "Sam's birthday party", 'the garden makeover', 'next week\'s meals', 'the sprint', 'the move', 'the wedding speech', 'the budget for next year', 'the reading list', 'the marathon training', 'the Christmas dinner', 'the product launch', 'the reunion', 'the kitchen renovation'],
-  Pay: ['the electricity bill', 'the rent', 'the council tax', 'the water bill', 'the nursery fees', 'the credit card', 'the phone bill', 'the parking fine', 'the window cleaner', 'the builder', 'the accountant', 'the music teacher', 'the gardener', 'the broadband bill', 'the vet bill'],
-  Review: ['the pull request', 'the budget', 'the design document', 'the pension statement', 'the lease', 'the interview notes', 'the quarterly goals', 'the insurance policy', 'the test plan', 'the onboarding guide', 'the mortgage offer', 'the release notes', 'the security audit', 'the bank statements', 'the job description'],
-  Water: ['the plants', 'the tomatoes', 'the herb garden', 'the new hedge', 'the orchids', 'the hanging baskets', 'the lawn', 'the seedlings', 'the neighbours\' plants', 'the office ferns', 'the strawberries', 'the window boxes', 'the apple tree', 'the cactus', 'the vegetable patch'],
-  Paint: ['the fence', 'the bedroom', 'the front door', 'the garden shed', 'the kitchen cupboards', 'the hallway', 'the window frames', 'the bookshelf', 'the radiator', 'the ceiling', 'the garage door', 'the bathroom', 'the old dresser', 'the gate', 'the skirting boards'],
-  Return: ['the library books', 'the parcel to the shop', 'the borrowed drill', "Sam's jacket", 'the rental car', 'the faulty kettle', 'the hired suit', 'the board game to Priya', 'the keys to the landlord', 'the empty bottles', 'the shoes that pinch', 'the ladder to next door', 'the work laptop', 'the DVD box set', 'the camping gear'],
-  Schedule: ['the one-to-ones', 'the car MOT', 'the flu jab', 'the chimney sweep', 'the team retro', 'the boiler service', 'the window cleaning', 'the piano tuning', 'the parents\' evening', 'the load test', 'the database upgrade', 'the photo shoot', 'the gutter cleaning', 'the performance review', 'the pest control visit'],
-  Update: ['the CV', 'the project README', 'the emergency contacts', 'the home inventory', 'the laptop', 'the family calendar', 'the address on the bank account', 'the dependencies', 'the wiki page', 'the LinkedIn profile', 'the router firmware', 'the will', 'the on-call rota', 'the price list', 'the shared spreadsheet'],
-  'Back up': ['the photos', 'the laptop', 'the phone', 'the database', 'the wedding videos', 'the tax documents', 'the music library', 'the website', 'the password vault', 'the recipes', 'the old hard drive', 'the thesis', 'the mailbox', 'the game saves', 'the scanned letters'],
-  Read: ['the contract', 'the new novel', 'the board papers', 'the instruction manual', 'the school newsletter', 'the research paper', 'the lease renewal', 'the RFC on problem details', 'the book club pick', 'the safety briefing', 'the travel guide', 'the annual report', 'the course notes', 'the postmortem', 'the gardening magazine'],
-  Sort: ['the old photos', 'the recycling', 'the sock drawer', 'the receipts', 'the toy box', 'the tool shed', 'the bookshelves', 'the spice rack', 'the wardrobe', 'the cables box', 'the paperwork', 'the Lego', 'the loft', 'the freezer', 'the email folders'],
-  Order: ['a new mattress', 'the school uniform', 'more firewood', 'a replacement filter', 'the team lunch', 'business cards', 'a new passport photo', 'the paint samples', 'contact lenses', 'a cake for Friday', 'a bigger monitor', 'the garden soil', 'new tyres', 'curtains for the study', 'a spare key'],
-  Cancel: ['the unused streaming service', 'the old phone contract', 'the magazine subscription', 'the dentist appointment on Monday', 'the newspaper delivery', 'the trial account', 'the hotel booking in March', 'the gym direct debit', 'the duplicate order', 'the milk delivery', 'the extended warranty', 'the meeting on Thursday', 'the old bank account', 'the storage unit', 'the spare credit card']
-}
-const NOTES = ['before the weekend', 'ask for a discount', 'the receipt is in the drawer', 'see email from Tuesday', 'needs two people', 'compare three quotes first', null, null, null]
-
-function demoTodos() {
-  const next = random(20240501)
-  const combos = Object.entries(TASKS).flatMap(([action, things]) => things.map((thing) => `${action} ${thing}`))
-  // A fixed shuffle of every combination, then the first SEED_TODOS: unique titles.
-  for (let i = combos.length - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1))
-    ;[combos[i], combos[j]] = [combos[j] as string, combos[i] as string]
-  }
-  return combos.slice(0, SEED_TODOS).map((title, index) => ({
-    title,
-    description: pick(next, NOTES),
-    completed: next() < 0.35,
-    order: next() < 0.15 ? null : index + 1,
-    dueInDays: next() < 0.25 ? null : Math.floor(next() * 120) - 30
-  }))
-}
-
-const CAT_NAMES = ['Mittens', 'Whiskers', 'Luna', 'Oliver', 'Milo', 'Nala', 'Simba', 'Cleo', 'Tigger', 'Smokey', 'Pepper', 'Ginger', 'Shadow', 'Pumpkin', 'Biscuit', 'Mochi', 'Pixel', 'Noodle', 'Waffles', 'Ziggy']
-const CAT_TITLES = ['', 'Sir ', 'Lady ', 'Captain ', 'Professor ', 'Little ', 'Big ', 'Duchess ', 'Doctor ', 'Agent ']
-const CAT_SUFFIXES = ['', ' the Great', ' Junior', ' McFluff', ' of the Sofa']
-const BREEDS = ['bengal', 'siamese', 'persian', 'maine coon', 'ragdoll', 'british shorthair', 'sphynx', 'abyssinian', 'scottish fold', 'burmese', 'norwegian forest', 'russian blue']
-
-function demoCats() {
-  const next = random(19700101)
-  const names = CAT_TITLES.flatMap((title) => CAT_NAMES.flatMap((name) => CAT_SUFFIXES.map((suffix) => `${title}${name}${suffix}`)))
-  for (let i = names.length - 1; i > 0; i--) {
-    const j = Math.floor(next() * (i + 1))
-    ;[names[i], names[j]] = [names[j] as string, names[i] as string]
-  }
-  return names.slice(0, SEED_CATS).map((name) => ({
-    name,
-    breed: next() < 0.1 ? null : pick(next, BREEDS),
-    // Whole euros mostly, from adoption fees to pedigree prices, a few free.
-    price: next() < 0.05 ? 0 : Math.round(next() ** 2 * 2500) * 100 + (next() < 0.2 ? 99 : 0)
-  }))
 }

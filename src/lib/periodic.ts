@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { errorLine } from '../logger.js'
+import { errorLine } from './logger.js'
 
 /**
  * Runs `task` every `everyMs` while the app runs (from onReady to onClose), on every

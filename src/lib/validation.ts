@@ -1,7 +1,6 @@
 import Ajv, { type ErrorObject, type Options, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
-import type { FastifyInstance, FastifySchemaCompiler, preValidationHookHandler } from 'fastify'
-import { badRequest } from './problem.js'
+import type { FastifySchemaCompiler } from 'fastify'
 
 const shared: Options = { useDefaults: true, removeAdditional: false, strict: false }
 
@@ -138,89 +137,8 @@ export const httpValidatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, 
 }
 
 /**
- * Text that cannot be stored as it was sent: a lone UTF-16 surrogate (which would become
- * U+FFFD) or NUL (which PostgreSQL's text refuses). Found anywhere in a body, it is a 400
- * naming the field, before any schema or SQL sees it.
- */
-const LONE_SURROGATE_OR_NUL = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|\u0000/
-function findBadText(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return LONE_SURROGATE_OR_NUL.test(value) ? path : undefined
-  if (value === null || typeof value !== 'object') return undefined
-  for (const key in value) {
-    if (LONE_SURROGATE_OR_NUL.test(key)) return path ? `${path}.${key}` : key
-    const inner = (value as Record<string, unknown>)[key]
-    // Only strings and containers can hold text; the field's name is built only then.
-    if (inner !== null && (typeof inner === 'string' || typeof inner === 'object')) {
-      const found = findBadText(inner, path ? `${path}.${key}` : key)
-      if (found !== undefined) return found
-    }
-  }
-  return undefined
-}
-
-/**
  * What anyone may make the service read and parse before it knows who they are: any JSON
  * of at most this size parses in well under a millisecond whatever its shape, while
  * 64 KiB of short keys take 5 ms and 1 MiB a tenth of a second.
  */
 export const SMALL_BODY_BYTES = 16 * 1024
-
-/**
- * Bodies are JSON or JSON Merge Patch (RFC 7396); anything else, text/plain included
- * (which Fastify parses by default), is a 415 rather than a confusing schema error. An empty body with a JSON content type is
- * read as no body: browsers' XHR helpers (jQuery, as the Todo-Backend spec runner uses)
- * send `Content-Type: application/json` on bodiless DELETEs; a route that needs a body
- * still rejects it through its schema.
- */
-export function registerBodyParsers(app: FastifyInstance) {
-  app.removeContentTypeParser('text/plain')
-  const parseJson = app.getDefaultJsonParser('error', 'error')
-  app.removeContentTypeParser('application/json')
-  app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'string' }, (request, body, done) => {
-    if (body === '') return done(null, undefined)
-    parseJson(request, body as string, (error, parsed) => {
-      if (error) return done(error, undefined)
-      const bad = findBadText(parsed, '')
-      if (bad !== undefined) {
-        const message = 'must be valid Unicode text without NUL characters (no lone surrogates)'
-        return done(badRequest('VALIDATION_FAILED', `body${bad ? `.${bad}` : ''} ${message}`, [{ in: 'body', field: bad, message }]), undefined)
-      }
-      done(null, parsed)
-    })
-  })
-}
-
-/**
- * Removes Unicode White_Space (U+0085 NEXT LINE too, which JavaScript's trim() misses)
- * from both ends. A loop from each end, so the work is linear in the length whatever the
- * text: a regular expression anchored at the end (`\s+$`) is retried from every space of
- * an interior run, quadratic on a body of spaces.
- */
-export function trimText(text: string): string {
-  let start = 0
-  let end = text.length
-  while (start < end && isWhiteSpace(text.charCodeAt(start))) start++
-  while (end > start && isWhiteSpace(text.charCodeAt(end - 1))) end--
-  return start === 0 && end === text.length ? text : text.slice(start, end)
-}
-/** Unicode's White_Space property: every one of them is in the Basic Multilingual Plane. */
-function isWhiteSpace(code: number): boolean {
-  if (code < 0x85) return code === 0x20 || (code >= 0x09 && code <= 0x0d)
-  return (
-    code === 0x85 || code === 0xa0 || code === 0x1680 || (code >= 0x2000 && code <= 0x200a) ||
-    code === 0x2028 || code === 0x2029 || code === 0x202f || code === 0x205f || code === 0x3000
-  )
-}
-/** A preValidation hook that trims these text fields of a JSON body, so length limits apply to what is stored. */
-export const trimBodyFields =
-  (fields: readonly string[]): preValidationHookHandler =>
-  (request, _reply, done) => {
-    const body = request.body
-    if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
-      for (const field of fields) {
-        const value = (body as Record<string, unknown>)[field]
-        if (typeof value === 'string') (body as Record<string, unknown>)[field] = trimText(value)
-      }
-    }
-    done()
-  }

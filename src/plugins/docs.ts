@@ -1,26 +1,42 @@
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
-import type { FastifyInstance } from 'fastify'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import fp from 'fastify-plugin'
-import type { AnyResource } from '../crud/definition.js'
+import { jsonResponse, problemResponses } from '../lib/problem.js'
+import { capitalise } from '../lib/schema.js'
+import { baseUrl } from '../lib/urls.js'
+
+/** What the docs and the root document say of the service. */
+export interface ServiceInfo {
+  name: string
+  version: string
+  description: string
+}
+
+/** What they say of each resource (its definition has these). */
+type Described = { plural: string; path: string; description: string }
+
+const Link = Type.Object({ href: Type.String(), description: Type.String() })
 
 /**
  * OpenAPI 3.1, generated from the route schemas (so it cannot drift from what the routes
- * validate), at `/docs/json`, and Swagger UI at `/docs`. The UI's assets ship inside
- * @fastify/swagger-ui and are served from here: the docs work offline.
+ * validate), at `/docs/json`; Swagger UI at `/docs`, whose assets ship inside
+ * @fastify/swagger-ui and are served from here (the docs work offline); and `GET /`, what
+ * this service is and where its endpoints are, so it can be explored with curl.
  */
-async function docsPlugin(app: FastifyInstance, options: { version: string; resources: readonly AnyResource[] }) {
+const docsPlugin: FastifyPluginAsyncTypebox<{ info: ServiceInfo; resources: readonly Described[] }> = async (app, { info, resources }) => {
+  const names = resources.map((resource) => capitalise(resource.plural)).join(', ')
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
       info: {
         title: 'todos-api',
-        version: options.version,
+        version: info.version,
         description:
-          'Todos and cats over JSON. Errors are RFC 9457 `application/problem+json`. Lists are plain arrays paginated ' +
+          `${names} over JSON. Errors are RFC 9457 \`application/problem+json\`. Lists are plain arrays paginated ` +
           'with an opaque `cursor` and an RFC 8288 `Link: <...>; rel="next"` header. Items carry an `ETag`; send it back ' +
           'in `If-Match` to update or delete only the version you saw (412 otherwise), or in `If-None-Match` to get 304. ' +
-          'Todos, cats and accounts are per user: send `Authorization: Bearer <token>` (get one from `POST /tokens`; ' +
+          `${names} and accounts are per user: send \`Authorization: Bearer <token>\` (get one from \`POST /tokens\`; ` +
           '"Authorize" above takes it). Any path answers 405 (with `Allow`) for a method it does not support, and any ' +
           'request can be refused before it reaches an operation: 400 (not valid HTTP), 408 (not received within ' +
           'REQUEST_TIMEOUT_MS), 431 (headers too large), all as problem+json.'
@@ -31,7 +47,7 @@ async function docsPlugin(app: FastifyInstance, options: { version: string; reso
         }
       },
       tags: [
-        ...options.resources.map((resource) => ({ name: resource.plural, description: resource.description })),
+        ...resources.map((resource) => ({ name: resource.plural, description: resource.description })),
         { name: 'accounts', description: 'Sign-up, tokens and your account' },
         { name: 'health', description: 'Liveness and readiness probes' },
         { name: 'service', description: 'About the service' }
@@ -47,6 +63,34 @@ async function docsPlugin(app: FastifyInstance, options: { version: string; reso
     uiConfig: { deepLinking: true, docExpansion: 'list', validatorUrl: null, tryItOutEnabled: true },
     staticCSP: false
   })
+
+  const paths: Array<[name: string, path: string, description: string]> = [
+    ['self', '/', 'This document'],
+    ['docs', '/docs', 'Interactive API reference'],
+    ['openapi', '/docs/json', 'OpenAPI 3.1 document'],
+    ['live', '/health/live', 'Liveness probe'],
+    ['ready', '/health/ready', 'Readiness probe'],
+    ...resources.map((resource): [string, string, string] => [resource.plural, resource.path, `${capitalise(resource.plural)}: list, create, read, update, delete`])
+  ]
+  app.get(
+    '/',
+    {
+      schema: {
+        tags: ['service'],
+        summary: 'Describe the service and link to its endpoints',
+        response: {
+          200: jsonResponse(Type.Object({ name: Type.String(), version: Type.String(), description: Type.String(), links: Type.Record(Type.String(), Link) }), 'The service and its links'),
+          ...problemResponses()
+        }
+      }
+    },
+    async (request) => {
+      const base = baseUrl(request, app.config.PUBLIC_BASE_URL)
+      const links: Record<string, { href: string; description: string }> = {}
+      for (const [name, path, description] of paths) links[name] = { href: `${base}${path}`, description }
+      return { ...info, links }
+    }
+  )
 }
 
 export default fp(docsPlugin, { name: 'docs', fastify: '5.x' })

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import pg from 'pg'
+import { databaseProblem, isConnectionFailure } from '../db/errors.js'
 import { PATTERN_MESSAGES } from '../lib/schema.js'
 import { MORE_ERRORS } from '../lib/validation.js'
 import { HttpProblem, PROBLEM_CONTENT_TYPE, ProblemSchema, databaseUnavailable, type FieldError } from '../lib/problem.js'
@@ -26,8 +27,31 @@ async function errorsPlugin(app: FastifyInstance) {
     }
     return sendProblem(request, reply, problem)
   })
-  // Unknown routes (404, or 405 for another method): plugins/wire.ts.
+
+  const routes = new Map<string, { pattern: RegExp; methods: Set<string> }>()
+  app.addHook('onRoute', (route) => {
+    if (route.url.includes('*')) return // wildcards (docs assets, CORS preflight) answer every path
+    const entry = routes.get(route.url) ?? { pattern: toPattern(route.url), methods: new Set<string>() }
+    for (const method of [route.method].flat()) entry.methods.add(method)
+    routes.set(route.url, entry)
+  })
+
+  // RFC 9110 §9.1: a method the path does not support is a 405 naming the ones it does.
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/'
+    const allowed = new Set<string>()
+    for (const { pattern, methods } of routes.values()) if (pattern.test(path)) for (const method of methods) allowed.add(method)
+    if (allowed.size > 0) {
+      const allow = [...allowed].sort().join(', ')
+      reply.header('Allow', allow)
+      return sendProblem(request, reply, new HttpProblem(405, 'METHOD_NOT_ALLOWED', `${request.method} is not supported on ${path}; it supports ${allow}`))
+    }
+    return sendProblem(request, reply, new HttpProblem(404, 'ROUTE_NOT_FOUND', `no route for ${request.method} ${path}`))
+  })
 }
+
+/** A route's path as a pattern (`/todos/:id`), for matching request paths against it. */
+const toPattern = (path: string) => new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]\w*/g, '[^/]+')}/?$`)
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: HttpProblem) {
   if (problem.retryAfterSeconds !== undefined) reply.header('Retry-After', String(problem.retryAfterSeconds))
@@ -99,43 +123,5 @@ function describeValidationIssue(part: string, issue: NonNullable<FastifyError['
 const joinField = (path: string, name: string) => shorten(path ? `${path}.${name}` : name)
 const FIELD_NAME_LIMIT = 100
 const shorten = (field: string) => (field.length > FIELD_NAME_LIMIT ? `${field.slice(0, FIELD_NAME_LIMIT)}…` : field)
-
-/**
- * SQLSTATE classes (https://www.postgresql.org/docs/current/errcodes-appendix.html) to
- * statuses. The schema rejects bad input before SQL runs; these catch what only the
- * database can know (uniqueness, references) and keep the rest from becoming a 500.
- */
-function databaseProblem(error: pg.DatabaseError): HttpProblem {
-  const code = error.code ?? ''
-  // PostgreSQL's own message names tables, values and constraints: it goes to the log
-  // (at info, with the 4xx), never to the client.
-  if (code === '23505' || code === '23503') return new HttpProblem(409, 'CONFLICT', 'the request conflicts with data that exists', { cause: error })
-  if (code.startsWith('22') || code === '23502' || code === '23514') {
-    return new HttpProblem(400, 'INVALID_VALUE', 'a value in the request cannot be stored; check the documented limits of each field', { cause: error })
-  }
-  if (code === '40001' || code === '40P01') {
-    return new HttpProblem(503, 'RETRY', 'the request collided with another one; try again', { retryAfterSeconds: 1 })
-  }
-  if (code === '57014') return databaseUnavailable('the database took too long to answer; try again shortly', error)
-  if (code === '42P01' || code === '42703') {
-    // A table or column the code needs is missing: the schema is behind (MIGRATE_ON_START=false
-    // with migrations pending). Readiness is red too; this clears once migrated.
-    return new HttpProblem(503, 'SCHEMA_NOT_READY', 'the database schema is not up to date; try again once it is migrated', {
-      retryAfterSeconds: 30,
-      cause: error
-    })
-  }
-  if (/^(08|53|57P|58)/.test(code) || code === '25006') return databaseUnavailable(undefined, error)
-  return new HttpProblem(500, 'INTERNAL_ERROR', 'the server failed to handle the request; it has been logged')
-}
-
-/** Errors node-postgres raises itself when it cannot reach or keep a server connection. */
-export function isConnectionFailure(error: unknown): boolean {
-  const { code, message = '' } = error as { code?: string; message?: string }
-  if (code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true
-  return /timeout exceeded when trying to connect|Connection terminated|Query read timeout|Client was closed|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
-    message
-  )
-}
 
 export default fp(errorsPlugin, { name: 'errors', fastify: '5.x' })

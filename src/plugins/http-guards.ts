@@ -114,31 +114,7 @@ function badFraming(request: FastifyRequest): boolean {
   return last !== 'chunked' || request.headers['content-length'] !== undefined || request.raw.httpVersion === '1.0'
 }
 
-/** A route's path as a pattern (`/todos/:id`), for matching request paths against it. */
-const toPattern = (path: string) => new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]\w*/g, '[^/]+')}/?$`)
-
 async function httpGuardsPlugin(app: FastifyInstance) {
-  const routes = new Map<string, { pattern: RegExp; methods: Set<string> }>()
-  app.addHook('onRoute', (route) => {
-    if (route.url.includes('*')) return // wildcards (docs assets, CORS preflight) answer every path
-    const entry = routes.get(route.url) ?? { pattern: toPattern(route.url), methods: new Set<string>() }
-    for (const method of [route.method].flat()) entry.methods.add(method)
-    routes.set(route.url, entry)
-  })
-
-  // RFC 9110 §9.1: a method the path does not support is a 405 naming the ones it does.
-  app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0] ?? '/'
-    const allowed = new Set<string>()
-    for (const { pattern, methods } of routes.values()) if (pattern.test(path)) for (const method of methods) allowed.add(method)
-    if (allowed.size > 0) {
-      const allow = [...allowed].sort().join(', ')
-      reply.header('Allow', allow)
-      return sendProblem(request, reply, new HttpProblem(405, 'METHOD_NOT_ALLOWED', `${request.method} is not supported on ${path}; it supports ${allow}`))
-    }
-    return sendProblem(request, reply, new HttpProblem(404, 'ROUTE_NOT_FOUND', `no route for ${request.method} ${path}`))
-  })
-
   // CONNECT never reaches Fastify: Node hands it to 'connect' listeners, or drops the
   // connection without a word when there are none. This is not a proxy.
   // Past the answer, no HTTP timeout watches such a socket: it is closed here.

@@ -1,0 +1,164 @@
+import fastifyPostgres from '@fastify/postgres'
+import pg from 'pg'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { databaseUnavailable, outcomeUnknown } from '../lib/problem.js'
+import { errorLine } from '../lib/logger.js'
+import type { Database, Statements } from './client.js'
+import { isConnectionFailure, isLostServer } from './errors.js'
+import { CANCEL_GRACE_MS, cancelBackend, destroyConnection, namedQuery } from './pg-adapter.js'
+import { isoTimestampTypes } from './timestamps.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    db: Database
+  }
+}
+
+/**
+ * The request pool (@fastify/postgres, closed with the app) and `app.db`, the query
+ * function repositories use: a failure to reach the server becomes a 503 problem.
+ */
+async function dbPlugin(app: FastifyInstance, options: { connectionString: string }) {
+  const config = app.config
+  await app.register(fastifyPostgres, {
+    connectionString: options.connectionString,
+    max: config.DATABASE_POOL_MAX,
+    // node-postgres waits forever by default: for a connection, for a pool slot, for a
+    // query. Every one of those gets a limit, so a sick database means fast 503s, not a
+    // pile of hung requests.
+    connectionTimeoutMillis: config.DATABASE_CONNECT_TIMEOUT_MS,
+    // Connections are kept through a quiet spell (as HikariCP does), so the first burst
+    // after a pause does not wait for the pool to open and every statement to be prepared
+    // again (docs/benchmarks.md); TCP keepalive probes after a minute of silence keep NATs
+    // and load balancers in between from dropping them meanwhile.
+    idleTimeoutMillis: config.DATABASE_POOL_IDLE_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 60_000,
+    application_name: 'todos-api',
+    // No session settings at connect time (statement_timeout, TimeZone through `options`):
+    // a pooler in transaction mode (PgBouncer) refuses them, or drops them with
+    // ignore_startup_parameters, and a setting made on one server connection would leak to
+    // other clients. The statement limit is kept below instead, per statement; timestamps
+    // come out right in any session time zone (db/timestamps.ts, resources/engine/rows.ts).
+    types: isoTimestampTypes
+  })
+
+  // An idle client whose server went away emits 'error' on the pool; unhandled, that
+  // would crash the process. The pool drops the client; the next query reconnects.
+  app.pg.pool.on('error', (error) => app.log.warn({ reason: errorLine(error) }, 'idle database connection lost'))
+
+  const pool = app.pg.pool
+  const nameFor = config.DATABASE_PREPARED_STATEMENTS ? statementNames() : () => undefined
+
+  /**
+   * One statement on a pooled connection. Failing to get a connection is a 503 (nothing
+   * was sent). A statement still running after DATABASE_STATEMENT_TIMEOUT_MS is cancelled
+   * (a CancelRequest, which poolers forward): PostgreSQL stops and rolls it back and
+   * answers 57014, a 503 the client may retry. If not even the cancel is answered within
+   * CANCEL_GRACE_MS, or the connection fails once the statement was sent, the connection
+   * is destroyed and for a write the answer is OUTCOME_UNKNOWN. A connection that timed
+   * out is never reused, so a late cancel cannot hit a later statement.
+   */
+  const limit = config.DATABASE_STATEMENT_TIMEOUT_MS
+  /** A pooled connection checked out, and what went wrong on it (it is then destroyed, not reused). */
+  type Session = { client: pg.PoolClient; broken?: Error; onError: (error: Error) => void }
+  const open = async (): Promise<Session> => {
+    let client: pg.PoolClient
+    try {
+      client = await pool.connect()
+    } catch (error) {
+      throw isConnectionFailure(error) ? databaseUnavailable(undefined, error) : error
+    }
+    const session: Session = { client, onError: (error) => (session.broken = error) } // while checked out, an error event must not go unheard
+    client.on('error', session.onError)
+    return session
+  }
+  const close = (session: Session) => {
+    session.client.off('error', session.onError)
+    session.client.release(session.broken)
+  }
+  const execute = async (session: Session, text: string, values: unknown[] | undefined, write: boolean, named = true) => {
+    const { client } = session
+    let timedOut = false
+    let lastResort: NodeJS.Timeout | undefined
+    const timer = setTimeout(() => {
+      timedOut = true
+      void cancelBackend(client, CANCEL_GRACE_MS)
+      lastResort = setTimeout(() => destroyConnection(client), CANCEL_GRACE_MS)
+    }, limit)
+    try {
+      const name = named ? nameFor(text) : undefined
+      return await (name === undefined ? client.query(text, values) : namedQuery(client, name, text, values))
+    } catch (error) {
+      if (!isConnectionFailure(error) && !isLostServer(error)) throw error
+      session.broken = error as Error
+      throw write ? outcomeUnknown(error) : databaseUnavailable(undefined, error)
+    } finally {
+      clearTimeout(timer)
+      clearTimeout(lastResort)
+      if (timedOut) session.broken ??= new Error('statement cancelled after DATABASE_STATEMENT_TIMEOUT_MS')
+    }
+  }
+  const run = async (text: string, values: unknown[] | undefined, write: boolean) => {
+    const session = await open()
+    try {
+      return await execute(session, text, values, write)
+    } finally {
+      close(session)
+    }
+  }
+
+  /**
+   * `use` inside one transaction on one connection, each statement under the same limits.
+   * Nothing is committed unless COMMIT is answered: a statement that fails before it is a
+   * 503 (rolled back, safe to retry), a COMMIT that goes unanswered OUTCOME_UNKNOWN. A
+   * connection that failed is destroyed, which rolls back what it held.
+   */
+  const transaction = async <T>(use: (tx: Statements) => Promise<T>): Promise<T> => {
+    const session = await open()
+    try {
+      await execute(session, 'BEGIN', undefined, false, false)
+      const result = await use({ query: (text, values) => execute(session, text, values, false), write: (text, values) => execute(session, text, values, false) })
+      await execute(session, 'COMMIT', undefined, true, false)
+      return result
+    } catch (error) {
+      if (session.broken === undefined) {
+        await execute(session, 'ROLLBACK', undefined, false, false).catch((rollbackError: Error) => (session.broken ??= rollbackError))
+      }
+      throw error
+    } finally {
+      close(session)
+    }
+  }
+  app.decorate<Database>('db', {
+    query: (text, values) => run(text, values, false),
+    write: (text, values) => run(text, values, true),
+    transaction
+  })
+}
+
+/** Distinct statements that get a name of their own; any beyond run unnamed. */
+const MAX_NAMED_STATEMENTS = 1000
+
+/**
+ * A name for each distinct statement text, so PostgreSQL parses and plans it once per
+ * connection instead of on every request (about half its CPU for a lookup by id).
+ * Repositories build statements from fixed fragments (filters, sort keys, columns), so
+ * the set of texts is small; the cap keeps a bug from filling every connection's cache.
+ * DATABASE_PREPARED_STATEMENTS=false turns names off, for poolers that cannot carry them
+ * (PgBouncer in transaction mode before 1.21).
+ */
+function statementNames(): (text: string) => string | undefined {
+  const names = new Map<string, string>()
+  return (text) => {
+    let name = names.get(text)
+    if (name === undefined && names.size < MAX_NAMED_STATEMENTS) {
+      name = `todos_api_${names.size + 1}`
+      names.set(text, name)
+    }
+    return name
+  }
+}
+
+export default fp(dbPlugin, { name: 'db', fastify: '5.x', dependencies: ['@fastify/env'] })

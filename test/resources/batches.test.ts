@@ -1,0 +1,315 @@
+/**
+ * Lookups by id and creates made in the same turn of the event loop share one statement
+ * (src/resources/engine/batching.ts): each still gets its own row, scoped to its own
+ * owner, and a statement that fails fails each request it carried as that request would
+ * have failed alone.
+ */
+import pg from 'pg'
+import t, { type Test } from 'tap'
+import { newToken } from '../../src/accounts/tokens.js'
+import type { Database } from '../../src/db/client.js'
+import type { Owner } from '../../src/accounts/owner.js'
+import { MAX_BATCH as MAX_LOOKUP_BATCH, batchedCreates, batchedReads } from '../../src/resources/engine/batching.js'
+import type { AnyResource } from '../../src/resources/engine/define.js'
+import { resourceStatements } from '../../src/resources/engine/statements.js'
+import { loadResources } from '../../src/resources/index.js'
+import { buildTestApp, expectProblem, freshDatabase, sql } from '../helper.js'
+
+const RESOURCES = await loadResources()
+const todos = RESOURCES.find((resource) => resource.plural === 'todos')
+if (todos === undefined) throw new Error('no todos resource')
+
+/** The engine's batched reads and creates of a resource, on `database`. */
+const createLookups = (database: Database, resource: AnyResource) => batchedReads(database, resourceStatements(resource))
+const createInserts = (database: Database, resource: AnyResource) => {
+  const create = batchedCreates(database, resourceStatements(resource))
+  return (owner: Owner, entries: Array<[string, unknown]>) =>
+    create(
+      owner,
+      entries.map(([name]) => name),
+      entries.map(([, value]) => value)
+    )
+}
+
+/** Two users with a token each, a revoked token of the first, and todos of each. */
+async function twoUsers(db: string) {
+  const tokens = { ada: newToken(), bob: newToken(), revoked: newToken() }
+  const [ada, bob] = (await sql<{ id: number }>(db, `INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada'), ('bob@example.com', 'Bob') RETURNING id`)).map((row) => row.id)
+  await sql(
+    db,
+    `INSERT INTO api_tokens (user_id, name, token_hash, prefix, revoked_at)
+     VALUES ($1, 'ada', $3, 'a', NULL), ($2, 'bob', $4, 'b', NULL), ($1, 'old', $5, 'o', now())`,
+    [ada, bob, tokens.ada.hash, tokens.bob.hash, tokens.revoked.hash]
+  )
+  const insert = async (owner: number | undefined, prefix: string) =>
+    (await sql<{ id: number }>(db, `INSERT INTO todos (title, owner_id) SELECT $2 || i, $1 FROM generate_series(1, 5) i RETURNING id`, [owner, prefix])).map((row) => row.id)
+  return { tokens, ids: { ada: await insert(ada, 'ada '), bob: await insert(bob, 'bob ') }, users: { ada: ada as number, bob: bob as number } }
+}
+
+/** A Database on a real pool that records the statements it is given. */
+function recordingDatabase(t: Test, db: string) {
+  const pool = new pg.Pool({ connectionString: db, max: 2 })
+  t.teardown(() => pool.end())
+  const statements: string[] = []
+  const database: Database = {
+    query: (text, values) => (statements.push(text), pool.query(text, values)),
+    write: (text, values) => (statements.push(text), pool.query(text, values)),
+    transaction: () => Promise.reject(new Error('not used'))
+  }
+  return { database, statements }
+}
+
+t.test('lookups in one turn share one statement; each finds its own row, and only its owner’s', async (t) => {
+  const db = await freshDatabase(t)
+  const { ids, users, tokens } = await twoUsers(db)
+  const { database, statements } = recordingDatabase(t, db)
+  const lookup = createLookups(database, todos)
+  const ada = { userId: users.ada }
+  const bobToken = { tokenHash: tokens.bob.hash }
+  const found = await Promise.all([
+    ...ids.ada.map((id) => lookup(ada, id)),
+    ...ids.ada.map((id) => lookup(bobToken, id)), // Bob's token, Ada's rows
+    ...ids.bob.map((id) => lookup(bobToken, id)),
+    lookup(ada, ids.bob[0] as number), // Ada's id, Bob's row
+    lookup({ tokenHash: tokens.revoked.hash }, ids.ada[0] as number),
+    lookup({ tokenHash: newToken().hash }, ids.ada[0] as number),
+    lookup(ada, 2_000_000_000),
+    lookup(ada, ids.ada[1] as number) // the same lookup twice in one batch
+  ])
+  t.equal(statements.length, 2, 'one statement per kind of owner (user ids, tokens)')
+  t.ok(statements.every((text) => text.includes('unnest(')), 'both batched')
+  const idOf = (values: unknown[] | undefined) => values?.[0]
+  t.same(found.slice(0, 5).map(idOf), ids.ada, 'Ada’s rows, each to the lookup that asked for it')
+  t.same(found.slice(5, 10), [undefined, undefined, undefined, undefined, undefined], 'Bob’s token finds none of Ada’s rows')
+  t.same(found.slice(10, 15).map(idOf), ids.bob, 'and each of his own')
+  t.equal(found[15], undefined, 'Ada’s id finds none of Bob’s rows')
+  t.equal(found[16], undefined, 'a revoked token finds nothing')
+  t.equal(found[17], undefined, 'an unknown token finds nothing')
+  t.equal(found[18], undefined, 'a missing id finds nothing')
+  t.equal(idOf(found[19]), ids.ada[1], 'a lookup asked twice in one batch is answered twice')
+  t.match(found[0], [ids.ada[0], 'ada 1', null, false, null, null, String, String, 1, users.ada], 'the item’s columns, its version and owner last')
+})
+
+t.test('a lookup alone runs the plain statement; more than a batch holds go in further statements', async (t) => {
+  const db = await freshDatabase(t)
+  const { ids, users } = await twoUsers(db)
+  const { database, statements } = recordingDatabase(t, db)
+  const lookup = createLookups(database, todos)
+  t.equal((await lookup({ userId: users.ada }, ids.ada[0] as number))?.[0], ids.ada[0])
+  t.equal(statements.length, 1)
+  t.notMatch(statements[0], /unnest/, 'no batch of one')
+  statements.length = 0
+  const many = Array.from({ length: MAX_LOOKUP_BATCH * 2 + 1 }, (_, i) => ids.ada[i % 5] as number)
+  const found = await Promise.all(many.map((id) => lookup({ userId: users.ada }, id)))
+  t.same(found.map((values) => values?.[0]), many, 'every one answered, in its own place')
+  t.equal(statements.length, 3, `${MAX_LOOKUP_BATCH}, ${MAX_LOOKUP_BATCH} and the last one alone`)
+  t.equal(statements.filter((text) => text.includes('unnest(')).length, 2)
+})
+
+t.test('the batched statement reads each row by its primary key, in the generic plan too', async (t) => {
+  const db = await freshDatabase(t)
+  const { ids, tokens } = await twoUsers(db)
+  const { database, statements } = recordingDatabase(t, db)
+  const lookup = createLookups(database, todos)
+  await Promise.all(ids.ada.map((id) => lookup({ tokenHash: tokens.ada.hash }, id)))
+  const text = statements[0] as string
+  await sql(db, `INSERT INTO todos (title, owner_id) SELECT 'more ' || i, $1 FROM generate_series(1, 5000) i`, [(await sql<{ id: number }>(db, 'SELECT id FROM users WHERE builtin'))[0]?.id])
+  await sql(db, 'ANALYZE todos')
+  const client = new pg.Client({ connectionString: db })
+  await client.connect()
+  t.teardown(() => client.end())
+  for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+    await client.query(`SET plan_cache_mode = ${mode}`)
+    const plan = (await client.query({ name: `plan_${mode}`, text: `EXPLAIN ${text}`, values: [ids.ada, ids.ada.map(() => tokens.ada.hash)] })).rows
+      .map((row: { 'QUERY PLAN': string }) => row['QUERY PLAN'])
+      .join('\n')
+    t.match(plan, /Index Scan using todos_pkey on todos t/, mode)
+    t.notMatch(plan, /Seq Scan on todos/, mode)
+  }
+})
+
+t.test('over HTTP: concurrent reads by two users each get their own answers, and a batch that times out is a 503 for each', async (t) => {
+  const { app, db } = await buildTestApp(t, { env: { AUTH_MODE: 'required', DATABASE_POOL_MAX: '1', DATABASE_STATEMENT_TIMEOUT_MS: '300' } })
+  const { ids, tokens } = await twoUsers(db)
+  const as = (token: { secret: string }) => ({ authorization: `Bearer ${token.secret}` })
+  const get = (id: number, token: { secret: string }) => app.inject({ url: `/todos/${id}`, headers: as(token) })
+
+  const answers = await Promise.all([...ids.ada.map((id) => get(id, tokens.ada)), ...ids.ada.map((id) => get(id, tokens.bob)), get(ids.ada[0] as number, tokens.revoked)])
+  t.same(answers.slice(0, 5).map((answer) => [answer.statusCode, answer.json().id]), ids.ada.map((id) => [200, id]))
+  t.same(answers.slice(0, 5).map((answer) => answer.headers.etag), ids.ada.map(() => '"1"'))
+  for (const answer of answers.slice(5, 10)) expectProblem(t, answer, 404, { code: 'NOT_FOUND' }, 'another user’s row')
+  expectProblem(t, answers[10] as (typeof answers)[number], 401, { code: 'UNAUTHENTICATED' }, 'a revoked token')
+  const prepared = (await app.pg.pool.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements')).rows
+  t.ok(prepared.some((row) => row.statement.includes('unnest(')), 'they went as one batched statement')
+
+  // The table locked past the statement limit: every lookup of the batch is cancelled with it.
+  const holder = new pg.Client({ connectionString: db })
+  await holder.connect()
+  t.teardown(() => holder.end())
+  await holder.query('BEGIN')
+  await holder.query('LOCK TABLE todos IN ACCESS EXCLUSIVE MODE')
+  const blocked = await Promise.all(ids.ada.map((id) => get(id, tokens.ada)))
+  await holder.query('COMMIT')
+  for (const answer of blocked) {
+    expectProblem(t, answer, 503, {}, 'cancelled at the statement limit')
+    t.match(answer.headers['retry-after'], /^\d+$/, 'a read: safe to retry')
+  }
+  const after = await Promise.all(ids.ada.map((id) => get(id, tokens.ada)))
+  t.same(after.map((answer) => answer.statusCode), ids.ada.map(() => 200), 'and the next batch is answered')
+})
+
+t.test('creates in one turn share one INSERT; each gets its own row, owned by its own owner', async (t) => {
+  const db = await freshDatabase(t)
+  const { users, tokens } = await twoUsers(db)
+  const { database, statements } = recordingDatabase(t, db)
+  const insert = createInserts(database, todos)
+  const ada = { tokenHash: tokens.ada.hash }
+  const bob = { tokenHash: tokens.bob.hash }
+  const requests = Array.from({ length: MAX_LOOKUP_BATCH + 20 }, (_, i) => ({ owner: i % 3 === 0 ? bob : ada, title: `new ${i}` }))
+  requests[7] = { owner: { tokenHash: tokens.revoked.hash }, title: 'revoked' }
+  requests[8] = { owner: { tokenHash: newToken().hash }, title: 'unknown' }
+  const created = await Promise.all(requests.map(({ owner, title }) => insert(owner, [['title', title], ['completed', title.endsWith('0')]])))
+  t.equal(statements.length, 2, `${MAX_LOOKUP_BATCH} creates, then the rest`)
+  t.ok(statements.every((text) => text.includes('unnest(')), 'both batched')
+  t.same(created.map((values) => values?.[1]), requests.map(({ title }, i) => (i === 7 || i === 8 ? undefined : title)), 'each create answered with its own row; none for a token that is not valid')
+  t.same(created.map((values) => values?.[3]), requests.map(({ title }, i) => (i === 7 || i === 8 ? undefined : title.endsWith('0'))), 'with its own values')
+  // (The two statements ran side by side on two connections: which committed first is theirs to say.)
+  const stored = await sql<{ title: string; owner_id: number }>(db, `SELECT title, owner_id FROM todos WHERE title LIKE 'new %' OR title IN ('revoked', 'unknown') ORDER BY title`)
+  t.same(
+    stored,
+    requests
+      .filter((_, i) => i !== 7 && i !== 8)
+      .map(({ owner, title }) => ({ title, owner_id: owner === bob ? users.bob : users.ada }))
+      .sort((a, b) => (a.title < b.title ? -1 : 1)),
+    'in the database: every row once, with the owner of the token that made it'
+  )
+  const batchOf = (title: string) => (Number(title.slice(4)) < MAX_LOOKUP_BATCH ? 0 : 1)
+  const rowsOf = async (batch: number) =>
+    (await sql<{ title: string }>(db, `SELECT title FROM todos WHERE title LIKE 'new %' ORDER BY id`)).map((row) => row.title).filter((title) => batchOf(title) === batch)
+  for (const batch of [0, 1]) {
+    const titles = await rowsOf(batch)
+    t.same(titles, [...titles].sort((a, b) => Number(a.slice(4)) - Number(b.slice(4))), `batch ${batch + 1}: ids given in the order of the batch`)
+  }
+  t.same(new Set(created.filter(Boolean).map((values) => values?.[0])).size, requests.length - 2, 'every id its own')
+})
+
+t.test('a value PostgreSQL refuses fails only its own create: the batch wrote nothing, and each create runs alone', async (t) => {
+  const db = await freshDatabase(t)
+  const { database, statements } = recordingDatabase(t, db)
+  const insert = createInserts(database, todos)
+  const { users, tokens } = await twoUsers(db)
+  const ada = { tokenHash: tokens.ada.hash }
+  const bob = { tokenHash: tokens.bob.hash }
+  const revoked = { tokenHash: tokens.revoked.hash }
+  // The API's schema refuses these titles before they get here; the database is the last wall.
+  const requests = [
+    { owner: ada, title: 'good 1' },
+    { owner: ada, title: ' ' },
+    { owner: bob, title: 'good 2' },
+    { owner: revoked, title: 'never' },
+    { owner: bob, title: 'x'.repeat(501) },
+    { owner: ada, title: 'good 3' }
+  ]
+  const results = await Promise.allSettled(requests.map(({ owner, title }) => insert(owner, [['title', title]])))
+  t.same(
+    results.map((result) => result.status),
+    ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled']
+  )
+  t.same(
+    results.map((result) => (result.status === 'fulfilled' ? (result.value as unknown[] | undefined)?.[1] : 'refused')),
+    ['good 1', 'refused', 'good 2', undefined, 'refused', 'good 3'],
+    'each answered with its own row, and nothing for the revoked token'
+  )
+  t.match((results[1] as PromiseRejectedResult).reason, { code: '23514' }, 'the check constraint, for that create alone')
+  t.equal(statements.filter((text) => text.includes('unnest(')).length, 1, 'one batch, refused whole')
+  t.equal(statements.filter((text) => !text.includes('unnest(')).length, 6, 'then each create alone')
+  t.same(
+    await sql(db, "SELECT title, owner_id FROM todos WHERE title LIKE 'good %' OR title = 'never' ORDER BY title"),
+    [
+      { title: 'good 1', owner_id: users.ada },
+      { title: 'good 2', owner_id: users.bob },
+      { title: 'good 3', owner_id: users.ada }
+    ]
+  )
+  t.same((await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM todos'))[0], { n: 13 }, 'and nothing else: ten rows of the set-up, three new')
+})
+
+t.test('a batch stores what a create alone stores: nulls, time zones, fractions of a second, for each user id', async (t) => {
+  const db = await freshDatabase(t)
+  const { users } = await twoUsers(db)
+  const { database, statements } = recordingDatabase(t, db)
+  const insert = createInserts(database, todos)
+  const entries = (title: string): Array<[string, unknown]> => [
+    ['title', title],
+    ['description', null],
+    ['completed', true],
+    ['order', null],
+    ['due_date', '2026-12-24T18:00:00.1234+01:00']
+  ]
+  const alone = await insert({ userId: users.ada }, entries('alone'))
+  const batched = await Promise.all([insert({ userId: users.ada }, entries('batched ada')), insert({ userId: users.bob }, entries('batched bob'))])
+  t.same(statements.map((text) => text.includes('unnest(')), [false, true])
+  const columns = (values: unknown[] | undefined) => values?.slice(2, 6) // description, completed, order, due_date
+  t.same(batched.map(columns), [columns(alone), columns(alone)], 'the same values back')
+  t.same(columns(alone), [null, true, null, '2026-12-24T17:00:00.123'])
+  const stored = await sql(db, "SELECT title, owner_id, description, completed, \"order\", due_date = (SELECT due_date FROM todos WHERE title = 'alone') AS same_due FROM todos WHERE title LIKE 'batched %' ORDER BY title")
+  t.same(stored, [
+    { title: 'batched ada', owner_id: users.ada, description: null, completed: true, order: null, same_due: true },
+    { title: 'batched bob', owner_id: users.bob, description: null, completed: true, order: null, same_due: true }
+  ])
+})
+
+t.test('what the batched INSERT relies on: every resource id is an identity column, and no trigger fires on insert', async (t) => {
+  const db = await freshDatabase(t)
+  for (const resource of RESOURCES) {
+    const [column] = await sql<{ is_identity: string }>(db, `SELECT is_identity FROM information_schema.columns WHERE table_name = $1 AND column_name = 'id'`, [resource.table])
+    t.equal(column?.is_identity, 'YES', `${resource.table}.id is an identity column`)
+    const triggers = await sql(db, `SELECT tgname FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal AND (tgtype & 4) <> 0`, [resource.table])
+    t.same(triggers, [], `no insert trigger on ${resource.table}`)
+  }
+})
+
+t.test('over HTTP: concurrent creates by two users each get their own item, Location and ETag; a batch that times out writes nothing', async (t) => {
+  const { app, db } = await buildTestApp(t, { env: { AUTH_MODE: 'required', DATABASE_POOL_MAX: '1', DATABASE_STATEMENT_TIMEOUT_MS: '300' } })
+  const { users, tokens } = await twoUsers(db)
+  const post = (title: string, token: { secret: string }) =>
+    app.inject({ method: 'POST', url: '/todos', headers: { authorization: `Bearer ${token.secret}` }, payload: { title, order: title.length } })
+  const titles = ['one', 'two', 'three', 'four', 'five', 'six']
+  const answers = await Promise.all([...titles.map((title, i) => post(title, i % 2 ? tokens.bob : tokens.ada)), post('never', tokens.revoked)])
+  for (const [i, answer] of answers.slice(0, 6).entries()) {
+    const body = answer.json()
+    t.equal(answer.statusCode, 201)
+    t.match(body, { title: titles[i], order: titles[i]?.length, completed: false })
+    t.equal(answer.headers.location, `http://localhost:80/todos/${body.id}`)
+    t.equal(body.url, answer.headers.location)
+    t.equal(answer.headers.etag, '"1"')
+  }
+  expectProblem(t, answers[6] as (typeof answers)[number], 401, { code: 'UNAUTHENTICATED' }, 'a revoked token creates nothing')
+  const stored = await sql<{ title: string; owner_id: number }>(db, `SELECT title, owner_id FROM todos WHERE title = ANY($1) ORDER BY id`, [[...titles, 'never']])
+  t.same(stored, titles.map((title, i) => ({ title, owner_id: i % 2 ? users.bob : users.ada })))
+  const prepared = (await app.pg.pool.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements')).rows
+  t.ok(prepared.some((row) => row.statement.includes('INSERT') && row.statement.includes('unnest(')), 'they went as one batched INSERT')
+
+  // Cats, the other resource, the same way.
+  const cats = await Promise.all(
+    ['Tom', 'Felix', 'Garfield'].map((name, i) =>
+      app.inject({ method: 'POST', url: '/cats', headers: { authorization: `Bearer ${(i % 2 ? tokens.bob : tokens.ada).secret}` }, payload: { name, price: 100 * i } })
+    )
+  )
+  t.same(cats.map((answer) => [answer.statusCode, answer.json().name, answer.json().price]), [[201, 'Tom', 0], [201, 'Felix', 100], [201, 'Garfield', 200]])
+  t.same(await sql(db, 'SELECT name, owner_id FROM cats ORDER BY price'), [
+    { name: 'Tom', owner_id: users.ada },
+    { name: 'Felix', owner_id: users.bob },
+    { name: 'Garfield', owner_id: users.ada }
+  ])
+
+  const holder = new pg.Client({ connectionString: db })
+  await holder.connect()
+  t.teardown(() => holder.end())
+  await holder.query('BEGIN')
+  await holder.query('LOCK TABLE todos IN ACCESS EXCLUSIVE MODE')
+  const blocked = await Promise.all(titles.map((title) => post(`blocked ${title}`, tokens.ada)))
+  await holder.query('COMMIT')
+  for (const answer of blocked) expectProblem(t, answer, 503, {}, 'cancelled at the statement limit, and rolled back')
+  t.same((await sql<{ n: number }>(db, "SELECT count(*)::int AS n FROM todos WHERE title LIKE 'blocked %'"))[0], { n: 0 }, 'nothing was written')
+})

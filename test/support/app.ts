@@ -1,0 +1,96 @@
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import tap, { type Test } from 'tap'
+import { buildApp } from '../../src/app.js'
+import { loadConfig, type Config } from '../../src/config.js'
+import type { Problem } from '../../src/lib/problem.js'
+import type { AnyResource } from '../../src/resources/engine/define.js'
+import { conformanceChecker, observe, type Observed } from './conformance.js'
+import { freshDatabase } from './database.js'
+import { jsonClient } from './http.js'
+import { startPgBouncer, type PgBouncer } from './pgbouncer.js'
+
+/** The config a test app runs with: defaults, quiet logs, plus `env`. No `.env` file. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', AUTH_MODE: 'local', ...env }, envFile: false })
+}
+
+/**
+ * Answers that did not match the OpenAPI document, over the whole file. A test's own
+ * teardown cannot assert any more, and what it throws would skip the teardowns after it
+ * (dropping its database), so the file's root teardown fails the file instead, naming
+ * every mismatch.
+ */
+const mismatches = new Set<string>()
+tap.teardown(() => {
+  if (mismatches.size > 0) throw new Error(`answers that do not match the OpenAPI document:\n${[...mismatches].join('\n')}`)
+})
+
+/**
+ * TEST_POOLER=pgbouncer: the apps of this process reach their databases through one real
+ * PgBouncer in transaction mode (test/pooler.test.ts runs the HTTP contract files so),
+ * with DATABASE_PREPARED_STATEMENTS as TEST_POOLER_PREPARED says (default false).
+ */
+const POOLER = process.env.TEST_POOLER === 'pgbouncer'
+let bouncer: Promise<PgBouncer> | undefined
+
+/** The app exactly as server.ts builds it, on a fresh migrated database, closed after the test. */
+export async function buildTestApp(
+  t: Test,
+  options: { connectionString?: string; env?: Record<string, string>; resources?: readonly AnyResource[] } = {}
+): Promise<{ app: FastifyInstance; db: string; api: ReturnType<typeof jsonClient> }> {
+  const db = options.connectionString ?? (await freshDatabase(t))
+  let requests = db
+  const pooled: Record<string, string> = {}
+  if (POOLER && options.connectionString === undefined) {
+    bouncer ??= startPgBouncer(tap, db, { extra: process.env.TEST_POOLER_EXTRA ? [process.env.TEST_POOLER_EXTRA] : [] })
+    requests = (await bouncer).through(db)
+    Object.assign(pooled, { MIGRATION_DATABASE_URL: db, DATABASE_PREPARED_STATEMENTS: process.env.TEST_POOLER_PREPARED ?? 'false' })
+  }
+  // Every answer is recorded and checked against the app's own OpenAPI document at the end.
+  const observed: Observed[] = []
+  const app = await buildApp({
+    config: testConfig({ DATABASE_URL: requests, ...pooled, ...options.env }),
+    connectionString: requests,
+    migrationConnectionString: db,
+    ...(options.resources ? { resources: options.resources } : {}),
+    logger: false,
+    beforePlugins: (instance) =>
+      instance.addHook('onSend', (request, reply, payload, done) => {
+        observed.push(observe(request, reply, payload))
+        done(null, payload)
+      })
+  })
+  t.teardown(async () => {
+    try {
+      const recorded = observed.filter((answer) => !answer.route?.startsWith('/docs'))
+      if (recorded.length > 0) {
+        const check = conformanceChecker((await app.inject('/docs/json')).json())
+        for (const violation of recorded.flatMap(check)) mismatches.add(`${t.name}: ${violation}`)
+      }
+    } finally {
+      await app.close()
+    }
+  })
+  return { app, db, api: jsonClient(app) }
+}
+
+
+/**
+ * Asserts an error answer: its status, the problem+json content type, and that its body
+ * matches `expected` (RFC 9457 fields, `code`, `errors`...). Returns the body.
+ */
+/** An answer, from `app.inject` or from fetch over real HTTP. */
+export interface AnswerLike {
+  statusCode: number
+  headers: Record<string, unknown>
+  json(): unknown
+}
+
+export function expectProblem(t: Test, response: AnswerLike | LightMyRequestResponse, status: number, expected: object = {}, label?: string): Problem {
+  const prefix = label === undefined ? '' : `${label}: `
+  t.equal(response.statusCode, status, `${prefix}status ${status}`)
+  t.equal(response.headers['content-type'], 'application/problem+json', `${prefix}problem+json`)
+  const body = response.json() as Problem
+  t.match(body, expected, `${prefix}the problem's fields`)
+  return body
+}

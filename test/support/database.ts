@@ -1,0 +1,39 @@
+import pg from 'pg'
+import type { Test } from 'tap'
+import { withClient } from '../../src/db/client.js'
+import { readClusterState } from '../setup/cluster.js'
+
+export { withClient }
+
+let databases = 0
+
+/**
+ * A database of this test's own, dropped when the test ends: a clone of the migrated
+ * template (fast: a file copy), or an empty one with `migrated: false`.
+ */
+export async function freshDatabase(t: Test, { migrated = true } = {}): Promise<string> {
+  const state = readClusterState()
+  const name = `test_${process.pid}_${++databases}`
+  await withClient(state.adminUrl, (client) =>
+    client.query(`CREATE DATABASE ${name} TEMPLATE ${migrated ? state.templateDatabase : 'template0'}`)
+  )
+  t.teardown(() => withClient(state.adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)))
+  const url = new URL(state.adminUrl)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+/**
+ * Adds `count` todos in one statement; each column is an SQL expression of `i`, the
+ * row's number from 1 (e.g. `{ title: "'todo ' || i", completed: 'i % 3 = 0' }`).
+ */
+export async function insertTodos(connectionString: string, count: number, columns: Record<string, string>): Promise<void> {
+  // The local user's unless `owner_id` says otherwise (tests act as the local user: AUTH_MODE=local).
+  const all = { owner_id: '(SELECT id FROM users WHERE builtin)', ...columns }
+  const names = Object.keys(all).map((name) => `"${name}"`).join(', ')
+  await sql(connectionString, `INSERT INTO todos (${names}) SELECT ${Object.values(all).join(', ')} FROM generate_series(1, ${count}) i`)
+}
+
+/** Runs one statement on its own connection and returns the rows. */
+export const sql = <R extends pg.QueryResultRow = Record<string, unknown>>(connectionString: string, text: string, values: unknown[] = []) =>
+  withClient(connectionString, async (client) => (await client.query<R>(text, values)).rows)
