@@ -11,7 +11,7 @@
  *   that instance without a token against the floor without one (the local user's rows).
  * - The load comes from wrk (Debian's package, installed when missing), a process of its
  *   own, one thread, 32 connections; and the lookup by id once more from one connection,
- *   where the service has nothing to batch (src/crud/batch.ts): its request path alone.
+ *   where the service has nothing to batch (src/resources/engine/batching.ts): its request path alone.
  * - Rounds alternate which server goes first; each figure is the median over the rounds,
  *   with the spread (lowest–highest) beside it. RSS is read after every round of load.
  *
@@ -82,7 +82,7 @@ try {
       const order = round % 2 === 0 ? (['floor', 'api'] as const) : (['api', 'floor'] as const)
       for (const server of order) ((results[scenario] ??= {})[server] ??= []).push(await load(wrk, scriptFor(scenario), ports[server], SECONDS))
     }
-    // One request at a time: nothing for the service to batch (src/crud/batch.ts), so this
+    // One request at a time: nothing for the service to batch (src/resources/engine/batching.ts), so this
     // is its request path alone against the floor's.
     const single = (results[ONE_AT_A_TIME] ??= { floor: [], api: [] })
     for (const server of round % 2 === 0 ? (['floor', 'api'] as const) : (['api', 'floor'] as const)) {

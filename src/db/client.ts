@@ -1,7 +1,7 @@
 import pg from 'pg'
 
 /**
- * What repositories query through: the request pool (plugins/db.ts). A failure to reach
+ * What repositories query through: the request pool (db/plugin.ts). A failure to reach
  * the server is a 503 the client may retry, except for a `write` that was sent and not
  * answered: it may have been applied, so that is `OUTCOME_UNKNOWN` (504), never "retry".
  */
