@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { ConfigError, corsOrigins, loadConfig } from '../src/config.js'
+import { corsOrigins } from '../src/config-meaning.js'
+import { ConfigError, loadConfig } from '../src/config.js'
 import { startServer, tempDir } from './helper.js'
 
 const load = (env: Record<string, string>) => loadConfig({ env, envFile: false })

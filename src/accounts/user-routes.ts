@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { signupOpen } from '../config.js'
+import { signupOpen } from '../config-meaning.js'
 import { HttpProblem, emptyResponse, jsonResponse, problemResponses, unauthenticated } from '../lib/problem.js'
 import { trimText } from '../lib/text.js'
 import { baseUrl } from '../lib/urls.js'

@@ -60,11 +60,9 @@ export function destroyConnection(client: pg.PoolClient) {
 
 /**
  * A named prepared statement, without node-postgres' copy of its config: pg 8.23 copies
- * every config object it is given with Object.getOwnPropertyDescriptors (1.7 µs a
- * statement, a few % of a lookup by id; brianc/node-postgres#3720, and #3743 drops the
- * copy again), while a text and values are taken as they are. The name is then set as
- * the config would have set it; test/db/plugin.test.ts checks the statements are
- * prepared under it.
+ * every config object it is given (brianc/node-postgres#3720), while a text and values
+ * are taken as they are. The name is then set as the config would have set it;
+ * test/db/plugin.test.ts checks the statements are prepared under it.
  */
 export function namedQuery(client: pg.PoolClient, name: string, text: string, values: unknown[] | undefined): Promise<pg.QueryResult> {
   return new Promise((resolve, reject) => {

@@ -5,8 +5,7 @@ const UTC = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/
 
 /**
  * `timestamptz` values as ISO 8601 strings (`2026-12-24T17:00:00.000Z`) instead of Date
- * objects: what the API sends anyway, and turning PostgreSQL's text into a Date and back
- * costs list endpoints a fifth of their throughput (make bench). The fast path needs the
+ * objects: what the API sends anyway, without a Date made and written again per value. The fast path needs the
  * session time zone to be UTC (the official image's default; a pooler's sessions may
  * carry another, and the service sets none); anything else takes a Date round trip,
  * slower but as exact.

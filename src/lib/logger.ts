@@ -19,21 +19,12 @@ export function loggerOptions(config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>):
 
 /**
  * The process logger: JSON lines on stdout (or `destination`), or pretty output through
- * pino-pretty's worker (LOG_PRETTY).
- *
- * The lines logged during one turn of the event loop are written together when it ends
- * (`endOfTurnWriter`), through `process.stdout`: to a file (or /dev/null) node writes
- * synchronously; to a pipe (a container's log) libuv writes at once from the event loop
- * and queues only what the pipe cannot take yet, so a reader that falls behind never
- * stalls the service. Measured side by side on a lookup by id (bench, stdout to
- * /dev/null):
- * - pino's asynchronous writer hands each batch to libuv's thread pool, which puts a
- *   thread to sleep and wakes it, and the event loop after it: 0.15 context switches a
- *   request, against 0.03 (the floor's) otherwise;
- * - one synchronous `write` a line instead: 1.5–3.5 µs of CPU a request less, 1–4 % more
- *   throughput;
- * - one `write` a turn (about 8 lines under load): 7.5 µs less again, +10 % on the lookup
- *   and +5 % on `POST /todos`; against the asynchronous writer, +11 % on the lookup.
+ * pino-pretty's worker (LOG_PRETTY). The lines logged during one turn of the event loop
+ * are written together when it ends (`endOfTurnWriter`), through `process.stdout`: to a
+ * file node writes synchronously; to a pipe (a container's log) libuv writes at once and
+ * queues only what the pipe cannot take yet, so a reader that falls behind never stalls
+ * the service. One write a turn costs less than pino's asynchronous writer (a thread
+ * woken for every batch) and than a write a line (docs/benchmarks.md has the figures).
  */
 export function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>, destination: Writable = process.stdout) {
   const options = loggerOptions(config)

@@ -1,7 +1,7 @@
 import fastifyCors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { corsOrigins } from '../config.js'
+import { corsOrigins } from '../config-meaning.js'
 
 /**
  * Browser clients (the Todo-Backend spec runner, front ends on other origins) may call

@@ -4,22 +4,12 @@ import fp from 'fastify-plugin'
 import helmet, { type HelmetOptions } from 'helmet'
 
 /**
- * Security headers and the HSTS rule.
- *
- * The headers are helmet's, worked out once at start-up rather than by running helmet on
- * every request (what @fastify/helmet does: about 45 µs a request). Two sets, by what the
- * answer is:
- * - JSON (every API answer): what OWASP's REST Security Cheat Sheet lists for an API, and
- *   no more: a CSP that allows nothing (`default-src 'none'; frame-ancestors 'none'`),
- *   `X-Content-Type-Options: nosniff` and `X-Frame-Options: DENY`. The headers that only
- *   mean something to a page a browser renders are left off: COOP, Origin-Agent-Cluster,
- *   X-DNS-Prefetch-Control, X-Download-Options, X-Permitted-Cross-Domain-Policies,
- *   X-XSS-Protection, and Referrer-Policy (a JSON answer loads nothing and links nowhere).
- *   So is `Cross-Origin-Resource-Policy: cross-origin`, which restricts nothing: other
- *   origins read the API through CORS, which CORP does not govern, and JSON read without
- *   CORS is blocked by the browser anyway (nosniff). Each header costs every answer its
- *   bytes, and the server and every client the work of writing and parsing it.
- * - HTML (the /docs page): helmet's full set, with a CSP that allows only this origin.
+ * Security headers, helmet's, worked out once at start-up rather than by running helmet
+ * on every request. JSON answers (every API answer) get what OWASP's REST Security Cheat
+ * Sheet lists for an API and no more: a CSP that allows nothing, `nosniff` and
+ * `X-Frame-Options: DENY`; the headers that only mean something to a page a browser
+ * renders cost every answer their bytes for nothing (docs/request-path.md says which and
+ * why). The /docs page gets helmet's full set, with a CSP that allows only this origin.
  * HSTS goes on every answer over HTTPS and never over plain HTTP (RFC 6797 §7.2).
  */
 const PAGE_POLICY: HelmetOptions = {
