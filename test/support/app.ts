@@ -1,6 +1,13 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import tap, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
+// The decorators' types (app.auth, app.pg, app.checkReadiness...), from the plugins that declare them.
+import type {} from '@fastify/postgres'
+import type {} from '../../src/accounts/plugin.js'
+import type {} from '../../src/db/plugin.js'
+import type {} from '../../src/plugins/readiness.js'
+import type {} from '../../src/plugins/shutdown.js'
+import type {} from '../../src/resources/engine/plugin.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import type { Problem } from '../../src/lib/problem.js'
 import type { AnyResource } from '../../src/resources/engine/define.js'
