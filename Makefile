@@ -7,7 +7,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 
 .PHONY: help deps dev test typecheck build start migrate migrate-down migration migrate-status \
-        migrate-accept migrate-forget lint-migrations seed user resetdb psql up up-scaled down logs bench bench-scale clean
+        migrate-accept migrate-forget lint-migrations seed user resetdb psql up up-scaled down logs bench bench-versus bench-scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -93,6 +93,10 @@ logs: ## Follow the containers' logs
 bench: deps ## Load benchmarks: the service against the bare node:http + pg floor, then the scaled-out shapes (about 7 min)
 	$(TSX) bench/run.ts
 	$(TSX) bench/scale.ts
+
+bench-versus: deps ## This build against another checkout's, side by side with the floor: make bench-versus other=../earlier (a git worktree, built)
+	@if [ -z "$(other)" ]; then echo "usage: make bench-versus other=<checkout>" >&2; exit 2; fi
+	BENCH_OTHER="$(other)" $(TSX) bench/versus.ts
 
 bench-scale: deps ## Only the scaled-out shapes: direct vs PgBouncer, nginx to one vs two replicas, WEB_CONCURRENCY=2 (about 2 min)
 	$(TSX) bench/scale.ts --build

@@ -71,3 +71,10 @@ export function namedQuery(client: pg.PoolClient, name: string, text: string, va
     client.query(query)
   })
 }
+
+/** Whether a client's socket keeps the process alive: a connection held only to be seen (presence) must not. */
+export function keepsProcessAlive(client: pg.Client, keeps: boolean): void {
+  const { stream } = (client as unknown as { connection: { stream: { ref(): void; unref(): void } } }).connection
+  if (keeps) stream.ref()
+  else stream.unref()
+}

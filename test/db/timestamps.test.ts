@@ -1,7 +1,6 @@
 import t from 'tap'
 import { timestampAsIso } from '../../src/db/timestamps.js'
 import { buildTestApp } from '../helper.js'
-import { jsonClient } from '../support/http.js'
 
 t.test('PostgreSQL timestamptz text becomes ISO 8601 with milliseconds', async (t) => {
   t.equal(timestampAsIso('2026-12-24 17:00:00+00'), '2026-12-24T17:00:00.000Z')
@@ -15,8 +14,7 @@ t.test('PostgreSQL timestamptz text becomes ISO 8601 with milliseconds', async (
 })
 
 t.test('dates go through the API unchanged to the millisecond', async (t) => {
-  const { app } = await buildTestApp(t)
-  const api = jsonClient(app)
+  const { api } = await buildTestApp(t)
   for (const due of ['2026-01-01T00:00:00.100Z', '2026-06-30T23:59:59.999Z', '1999-12-31T23:59:59.000Z']) {
     const created = await api.create('/todos', { title: due, due_date: due })
     t.equal(created.due_date, due)

@@ -9,7 +9,7 @@ import { chown, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { postgresUser } from '../../src/dev/machine.js'
+import { postgresUser } from '../../src/dev/embedded-host.js'
 import { runScript, sql, tempDir } from '../helper.js'
 import { PrivateCluster } from '../support/private-cluster.js'
 

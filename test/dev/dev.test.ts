@@ -53,7 +53,7 @@ const messages = (output: string[]) =>
 
 /** The postmaster's pid, or undefined when no server runs on the cluster. */
 async function postmaster(dataDir: string): Promise<number | undefined> {
-  const { clusterDir } = await import('../../src/dev/machine.js')
+  const { clusterDir } = await import('../../src/dev/embedded-host.js')
   const pidFile = join(await clusterDir(dataDir), 'postmaster.pid')
   if (!existsSync(pidFile)) return undefined
   const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0])

@@ -135,6 +135,7 @@ t.test('PgBouncer losing its server connection under a write: 504 OUTCOME_UNKNOW
   ] as const) {
     const holder = new pg.Client({ connectionString: db })
     await holder.connect()
+    const holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid
     await holder.query('BEGIN')
     await holder.query('LOCK TABLE todos IN ACCESS EXCLUSIVE MODE')
     const answer = app.inject(request)
@@ -145,7 +146,7 @@ t.test('PgBouncer losing its server connection under a write: 504 OUTCOME_UNKNOW
       waiting = await sql<{ pid: number; port: number }>(
         db,
         `SELECT pid, client_port AS port FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> $1`,
-        [(holder as unknown as { processID: number }).processID]
+        [holderPid]
       )
     }
     // PgBouncer's own log line about it is a race (it writes one only if it reads the

@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap'
 import { buildTestApp, expectProblem, sql } from '../helper.js'
-import { jsonClient, walk } from '../support/http.js'
+import { walk } from '../support/http.js'
 
 async function setup(t: Test) {
-  const { app, db } = await buildTestApp(t)
-  return { app, db, api: jsonClient(app), snapshot: () => sql(db, 'SELECT * FROM cats ORDER BY id') }
+  const { app, db, api } = await buildTestApp(t)
+  return { app, db, api, snapshot: () => sql(db, 'SELECT * FROM cats ORDER BY id') }
 }
 
 t.test("the tutorial's cat: POST answers 201 with Location and ETag", async (t) => {

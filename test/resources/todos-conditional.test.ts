@@ -1,10 +1,8 @@
 import t from 'tap'
 import { buildTestApp, expectProblem, sql } from '../helper.js'
-import { jsonClient } from '../support/http.js'
 
 t.test('If-None-Match with the current ETag gives 304 without a body', async (t) => {
-  const { app } = await buildTestApp(t)
-  const api = jsonClient(app)
+  const { api } = await buildTestApp(t)
   const todo = await api.create('/todos', { title: 'cache me' })
   for (const header of ['"1"', 'W/"1"', '"7", "1"', '*']) {
     const response = await api.get(`/todos/${todo.id}`, { 'if-none-match': header })
@@ -26,8 +24,7 @@ t.test('If-None-Match with the current ETag gives 304 without a body', async (t)
 })
 
 t.test('PATCH with the current ETag in If-Match applies; a stale one is 412 and changes nothing', async (t) => {
-  const { app, db } = await buildTestApp(t)
-  const api = jsonClient(app)
+  const { db, api } = await buildTestApp(t)
   const todo = await api.create('/todos', { title: 'v1' })
   const ok = await api.patch(`/todos/${todo.id}`, { title: 'v2' }, { 'if-match': '"1"' })
   t.equal(ok.statusCode, 200)
@@ -52,8 +49,7 @@ t.test('PATCH with the current ETag in If-Match applies; a stale one is 412 and 
 })
 
 t.test('two clients editing the same todo: exactly one wins, the other gets 412', async (t) => {
-  const { app, db } = await buildTestApp(t)
-  const api = jsonClient(app)
+  const { db, api } = await buildTestApp(t)
   for (let round = 0; round < 20; round++) {
     const todo = await api.create('/todos', { title: `race ${round}` })
     const etag = String((await api.get(`/todos/${todo.id}`)).headers.etag)
@@ -69,8 +65,7 @@ t.test('two clients editing the same todo: exactly one wins, the other gets 412'
 })
 
 t.test('DELETE honours If-Match', async (t) => {
-  const { app } = await buildTestApp(t)
-  const api = jsonClient(app)
+  const { api } = await buildTestApp(t)
   const todo = await api.create('/todos', { title: 'careful' })
   await api.patch(`/todos/${todo.id}`, { completed: true })
   const stale = await api.delete(`/todos/${todo.id}`, { 'if-match': '"1"' })
@@ -82,8 +77,7 @@ t.test('DELETE honours If-Match', async (t) => {
 })
 
 t.test('the ETag follows changes made outside the API too', async (t) => {
-  const { app, db } = await buildTestApp(t)
-  const api = jsonClient(app)
+  const { db, api } = await buildTestApp(t)
   const todo = await api.create('/todos', { title: 'shared' })
   await sql(db, `UPDATE todos SET completed = true WHERE id = $1`, [todo.id])
   t.equal((await api.get(`/todos/${todo.id}`)).headers.etag, '"2"', 'the database trigger bumps the version')

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { buildTestApp, expectProblem, insertTodos, sql } from '../helper.js'
-import { jsonClient, nextLink, walk } from '../support/http.js'
+import { nextLink, walk } from '../support/http.js'
 
 interface Todo {
   id: number
@@ -13,8 +13,7 @@ interface Todo {
 }
 
 t.test('filters: completed, due_before, due_after, q, and their combinations', async (t) => {
-  const { app } = await buildTestApp(t)
-  const api = jsonClient(app)
+  const { api } = await buildTestApp(t)
   const make = (title: string, extra: Record<string, unknown> = {}) => api.create('/todos', { title, ...extra })
   const milk = await make('Buy milk', { due_date: '2026-03-01T10:00:00Z' })
   const cafe = await make('Visit the CAFÉ', { description: 'with Zoë', completed: true, due_date: '2026-03-05T10:00:00Z' })
@@ -172,8 +171,7 @@ t.test('bad list parameters are 400 problems naming the parameter', async (t) =>
 })
 
 t.test('a cursor stays usable whatever the title at the page boundary', async (t) => {
-  const { app } = await buildTestApp(t)
-  const api = jsonClient(app)
+  const { app, api } = await buildTestApp(t)
   for (const title of ['é'.repeat(500), '"'.repeat(500), '😺'.repeat(500), '\u0001'.repeat(500)]) await api.create('/todos', { title })
   await api.create('/todos', { title: 'last' })
   const { rows, pages } = await walk<Todo>(app, '/todos?sort=title&limit=1')

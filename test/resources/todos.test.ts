@@ -1,12 +1,10 @@
 import t, { type Test } from 'tap'
 import { buildTestApp, expectProblem, sql } from '../helper.js'
-import { jsonClient } from '../support/http.js'
 
 const isoDate = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
 async function setup(t: Test) {
-  const { app, db } = await buildTestApp(t)
-  const api = jsonClient(app)
+  const { app, db, api } = await buildTestApp(t)
   /** The todos table as it is, to show that a rejected request changed nothing. */
   const snapshot = () => sql(db, 'SELECT * FROM todos ORDER BY id')
   return { app, db, api, snapshot }
@@ -41,12 +39,12 @@ t.test('the url of a todo follows PUBLIC_BASE_URL, or the Host the client used',
   const viaHost = await api.post('/todos', { title: 'a' }, { host: 'todos-test:8443', 'x-forwarded-proto': 'https' })
   t.equal(viaHost.json().url, `http://todos-test:8443/todos/${viaHost.json().id}`, 'X-Forwarded-* ignored unless TRUST_PROXY')
 
-  const { app: proxied } = await buildTestApp(t, { env: { TRUST_PROXY: 'true' } })
-  const behindProxy = await jsonClient(proxied).post('/todos', { title: 'b' }, { 'x-forwarded-host': 'api-example:8443', 'x-forwarded-proto': 'https' })
+  const { api: proxied } = await buildTestApp(t, { env: { TRUST_PROXY: 'true' } })
+  const behindProxy = await proxied.post('/todos', { title: 'b' }, { 'x-forwarded-host': 'api-example:8443', 'x-forwarded-proto': 'https' })
   t.equal(behindProxy.json().url, `https://api-example:8443/todos/${behindProxy.json().id}`)
 
-  const { app: configured } = await buildTestApp(t, { env: { PUBLIC_BASE_URL: 'https://example.com/api' } })
-  const fixed = await jsonClient(configured).post('/todos', { title: 'c' }, { host: 'evil-example' })
+  const { api: configured } = await buildTestApp(t, { env: { PUBLIC_BASE_URL: 'https://example.com/api' } })
+  const fixed = await configured.post('/todos', { title: 'c' }, { host: 'evil-example' })
   t.equal(fixed.json().url, `https://example.com/api/todos/${fixed.json().id}`)
   t.equal(fixed.headers.location, fixed.json().url)
 })

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { Test } from 'tap'
 import { destroyEmbeddedPostgres, startEmbeddedPostgres, stopEmbeddedPostgres, type EmbeddedPostgres } from '../../src/dev/embedded.js'
-import { clusterDir } from '../../src/dev/machine.js'
+import { clusterDir } from '../../src/dev/embedded-host.js'
 import { freePort } from './ports.js'
 
 const run = promisify(execFile)

@@ -30,7 +30,6 @@ const resourceRoutes: FastifyPluginAsyncTypebox<{ resource: AnyResource; executo
   const tags = [plural]
   // Every route here acts for an owner (accounts/plugin.ts); the 401 is in every operation.
   app.addHook('onRequest', app.auth.authenticate)
-  app.addHook('preParsing', app.auth.proveBeforeLargeBody)
   app.addHook('onResponse', app.auth.recordUse)
   const security = operationSecurity(app.config.AUTH_MODE)
 
@@ -91,6 +90,7 @@ const resourceRoutes: FastifyPluginAsyncTypebox<{ resource: AnyResource; executo
   app.post(
     '',
     {
+      preParsing: app.auth.proveBeforeLargeBody,
       preValidation: trimFields,
       bodyLimit: BODY_LIMIT,
       schema: {
@@ -165,6 +165,7 @@ const resourceRoutes: FastifyPluginAsyncTypebox<{ resource: AnyResource; executo
   app.patch(
     '/:id',
     {
+      preParsing: app.auth.proveBeforeLargeBody,
       preValidation: trimFields,
       bodyLimit: BODY_LIMIT,
       schema: {
