@@ -10,10 +10,11 @@ import { fileURLToPath } from 'node:url'
 import { dirname } from 'node:path'
 import pg from 'pg'
 import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../../src/dev/embedded.js'
+import { clusterDir } from '../../src/dev/embedded-host.js'
 import { runMigrations } from '../../src/db/migrate.js'
 import { ensurePrograms } from '../support/packages.js'
 import { freePort } from '../support/ports.js'
-import { STATE_FILE, TEST_DATA_DIR, type ClusterState } from './cluster.js'
+import { STATE_FILE, TEMPLATE_CLUSTER_DIR, TEST_DATA_DIR, type ClusterState } from './cluster.js'
 
 const TEMPLATE = 'todos_test_template'
 
@@ -52,6 +53,12 @@ await admin.end()
 const templateUrl = new URL(state.adminUrl)
 templateUrl.pathname = `/${TEMPLATE}`
 await runMigrations(templateUrl.toString())
+
+// The cluster that private clusters (test/support/private-cluster.ts) are copies of.
+await destroyEmbeddedPostgres(TEMPLATE_CLUSTER_DIR)
+const template = await startEmbeddedPostgres({ dataDir: TEMPLATE_CLUSTER_DIR, port: await freePort(), user: 'postgres', password: 'postgres', database: 'app', ephemeral: true })
+await template.release()
+state.clusterTemplate = await clusterDir(TEMPLATE_CLUSTER_DIR)
 
 const problems = await ensurePrograms((message) => process.stderr.write(`# ${message}\n`))
 if (problems.chromium) state.chromiumProblem = problems.chromium

@@ -9,6 +9,8 @@ export interface ClusterState {
   templateDatabase: string
   /** Set when the setup script started an embedded server (and the teardown stops it). */
   embeddedDataDir?: string
+  /** A stopped cluster (user and password postgres) that private clusters start as a copy of. */
+  clusterTemplate?: string
   /** Why the browser tests cannot run, when Chromium is missing and could not be installed. */
   chromiumProblem?: string
   /** Programs (PgBouncer, nginx...) missing after the setup tried to install them, and why. */
@@ -17,6 +19,7 @@ export interface ClusterState {
 
 export const STATE_FILE = fileURLToPath(new URL('../../.data/test-cluster.json', import.meta.url))
 export const TEST_DATA_DIR = fileURLToPath(new URL('../../.data/test-postgres', import.meta.url))
+export const TEMPLATE_CLUSTER_DIR = fileURLToPath(new URL('../../.data/test-cluster-template', import.meta.url))
 
 export function readClusterState(): ClusterState {
   try {

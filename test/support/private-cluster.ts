@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { Test } from 'tap'
 import { destroyEmbeddedPostgres, startEmbeddedPostgres, stopEmbeddedPostgres, type EmbeddedPostgres } from '../../src/dev/embedded.js'
-import { clusterDir } from '../../src/dev/embedded-host.js'
+import { clusterDir, postgresUser, prepareClusterDir } from '../../src/dev/embedded-host.js'
+import { readClusterState } from '../setup/cluster.js'
 import { freePort } from './ports.js'
 
 const run = promisify(execFile)
@@ -31,6 +32,13 @@ export class PrivateCluster {
       await cluster.resume().catch(() => {})
       await destroyEmbeddedPostgres(cluster.dataDir)
     })
+    // A copy of the cluster the setup made once (initdb is most of a cluster's start).
+    const template = readClusterState().clusterTemplate
+    if (template) {
+      const target = await clusterDir(cluster.dataDir)
+      await prepareClusterDir(target, await postgresUser())
+      await run('cp', ['-a', `${template}/.`, target])
+    }
     await cluster.start()
     return cluster
   }
