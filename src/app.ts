@@ -15,6 +15,7 @@ import bodyParsingPlugin from './plugins/body-parsing.js'
 import corsPlugin from './plugins/cors.js'
 import docsPlugin from './plugins/docs.js'
 import errorsPlugin from './plugins/errors.js'
+import metricsPlugin from './plugins/metrics.js'
 import httpGuardsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/http-guards.js'
 import readinessPlugin from './plugins/readiness.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
@@ -98,6 +99,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   options.beforePlugins?.(app)
   await app.register(fastifyEnv, { schema: ConfigSchema, data: config, env: false, dotenv: false })
+  await app.register(metricsPlugin)
   await app.register(bodyParsingPlugin)
   await app.register(errorsPlugin)
   await app.register(shutdownPlugin)

@@ -19,6 +19,9 @@ export const ConfigSchema = Type.Object({
   TRUST_PROXY: Type.String({ default: 'false' }),
   CORS_ORIGINS: Type.Optional(Type.String()),
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
+  METRICS_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+  SERVER_TIMING: Type.Boolean({ default: false }),
 
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
   MIGRATION_DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
@@ -193,6 +196,9 @@ function crossFieldIssues(config: Config): string[] {
   }
   if (trustProxy(config) === undefined) {
     issues.push('TRUST_PROXY must be true, false, a number of proxies in front (1 behind the bundled nginx), or a comma-separated list of proxy addresses and CIDRs (10.0.0.0/8, loopback)')
+  }
+  if (config.METRICS_PORT !== 0 && config.METRICS_PORT === config.PORT) {
+    issues.push('METRICS_PORT must differ from PORT: metrics are for operators, on a listener of their own (0 turns it off)')
   }
   const origins = corsOrigins(config)
   if (Array.isArray(origins) && origins.some((origin) => !isHttpUrl(origin) || new URL(origin).origin !== origin)) {

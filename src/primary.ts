@@ -3,6 +3,7 @@ import type { Config } from './config.js'
 import type { DatabaseTarget } from './prepare-database.js'
 import { prepareDatabase } from './prepare-database.js'
 import type { Logger } from './lib/logger.js'
+import { clusterMetrics, serveMetrics } from './metrics-server.js'
 
 /** More deaths than this within DEATH_WINDOW_MS: something is wrong beyond one worker. */
 const MAX_DEATHS = 5
@@ -58,6 +59,16 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
     process.exit(1)
   }
 
+  let metricsServer: { close(): Promise<void> } | undefined
+  if (config.METRICS_PORT !== 0) {
+    try {
+      metricsServer = await serveMetrics(config, logger, clusterMetrics())
+    } catch (error) {
+      logger.fatal(`startup failed: cannot open the metrics listener on ${config.METRICS_HOST}:${config.METRICS_PORT} (${(error as NodeJS.ErrnoException).code}): set METRICS_PORT= to another port, or 0 for none`)
+      await database.release().catch(() => {})
+      process.exit(1)
+    }
+  }
   const env = {
     DATABASE_URL: database.connectionString,
     MIGRATION_DATABASE_URL: database.migrationConnectionString,
@@ -94,6 +105,7 @@ export async function runPrimary(config: Config, logger: Logger): Promise<void> 
     logger.info(`started ${config.WEB_CONCURRENCY} workers (WEB_CONCURRENCY)`)
   }
   await stopped
+  await metricsServer?.close()
   await database.release().catch(() => {})
   logger.info('shutdown complete')
   process.exit(exitCode)

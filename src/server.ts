@@ -8,6 +8,7 @@ import { MigrationError } from './db/migrate.js'
 import { prepareDatabase } from './prepare-database.js'
 import { DatabaseUnavailableError } from './db/wait.js'
 import { createLogger } from './lib/logger.js'
+import { serveMetrics } from './metrics-server.js'
 import { runPrimary } from './primary.js'
 
 /**
@@ -22,6 +23,7 @@ else await serve()
 async function serve() {
   let app: FastifyInstance | undefined
   let database: DatabaseTarget | undefined
+  let metricsServer: { close(): Promise<void> } | undefined
   /** After a failed start, cleaning up says nothing: the error stays the last line. */
   let quiet = false
   let stopping = false
@@ -47,6 +49,7 @@ async function serve() {
       }
       await app.close()
     }
+    await metricsServer?.close()
     await database?.release()
     logger.info('shutdown complete')
   })
@@ -61,6 +64,9 @@ async function serve() {
     const { connectionString, migrationConnectionString } = database
 
     app = await buildApp({ config, connectionString, migrationConnectionString, loggerInstance: logger })
+    // A worker's figures reach Prometheus through the primary's listener (primary.ts).
+    const { registry } = app.metrics
+    if (config.METRICS_PORT !== 0 && !cluster.isWorker) metricsServer = await serveMetrics(config, logger, () => registry.metrics())
     await app.listen({ host: config.HOST, port: config.PORT })
     // Under `make dev` (src/dev/run.ts) the parent waits for this.
     if (process.send && process.connected) process.send({ event: 'listening' })
@@ -71,6 +77,7 @@ async function serve() {
     logger.fatal(explained ? {} : { err: error }, `startup failed: ${startupFailure(error)}`)
     quiet = true
     await app?.close().catch(() => {})
+    await metricsServer?.close().catch(() => {})
     await database?.release().catch(() => {})
     process.exit(1)
   }
@@ -81,6 +88,10 @@ function isListenError(error: unknown): boolean {
 }
 
 function startupFailure(error: unknown): string {
+  const { port } = error as { port?: number }
+  if (config.METRICS_PORT !== 0 && port === config.METRICS_PORT && isListenError(error)) {
+    return `cannot open the metrics listener on ${config.METRICS_HOST}:${config.METRICS_PORT} (${(error as NodeJS.ErrnoException).code}): set METRICS_PORT= to another port, or 0 for none`
+  }
   if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
     return `port ${config.PORT} on ${config.HOST} is already in use (another \`make dev\` or server?): stop it, or choose another port, e.g. PORT=${config.PORT + 1}`
   }

@@ -109,7 +109,7 @@ async function authPlugin(app: FastifyInstance) {
     if (header !== undefined) {
       const match = /^Bearer +(\S+) *$/i.exec(header)
       const token = match?.[1]
-      if (token === undefined || !isWellFormedToken(token)) return done(unauthenticated(true))
+      if (token === undefined || !isWellFormedToken(token)) return done(unauthenticated(true, 'malformed_token'))
       request.owner = { tokenHash: hashOf(token) }
       return done()
     }

@@ -49,9 +49,9 @@ const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const user = await accounts.userByEmail(email)
       // Hashed either way: an unknown email takes as long as a wrong password.
       const valid = await verifyPassword(password, user?.password_hash)
-      if (user === undefined || !valid || !user.password_hash) throw unauthenticated(true)
+      if (user === undefined || !valid || !user.password_hash) throw unauthenticated(true, 'wrong_credentials')
       const token = await accounts.createToken(user.id, trimText(name), expiresAt ?? null, user.password_hash)
-      if (token === undefined) throw unauthenticated(true) // the password changed while it was checked
+      if (token === undefined) throw unauthenticated(true, 'wrong_credentials') // the password changed while it was checked
       reply.code(201).header('Cache-Control', 'no-store')
       return token
     }

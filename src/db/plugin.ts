@@ -4,9 +4,11 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { databaseUnavailable, outcomeUnknown } from '../lib/problem.js'
 import { errorLine } from '../lib/logger.js'
+import type { Metrics, Series } from '../lib/metrics.js'
 import type { Database, Statements } from './client.js'
 import { isConnectionFailure, isLostServer } from './errors.js'
 import { CANCEL_GRACE_MS, cancelBackend, destroyConnection, namedQuery } from './pg-adapter.js'
+import { querySummary } from './summary.js'
 import { isoTimestampTypes } from './timestamps.js'
 
 declare module 'fastify' {
@@ -49,7 +51,20 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
   app.pg.pool.on('error', (error) => app.log.warn({ reason: errorLine(error) }, 'idle database connection lost'))
 
   const pool = app.pg.pool
-  const nameFor = config.DATABASE_PREPARED_STATEMENTS ? statementNames() : () => undefined
+  const { metrics } = app
+  metrics.observePool({
+    get totalCount() {
+      return pool.totalCount
+    },
+    get idleCount() {
+      return pool.idleCount
+    },
+    get waitingCount() {
+      return pool.waitingCount
+    },
+    max: config.DATABASE_POOL_MAX
+  })
+  const statementOf = statementCatalog(metrics, config.DATABASE_PREPARED_STATEMENTS)
 
   /**
    * One statement on a pooled connection. Failing to get a connection is a 503 (nothing
@@ -78,6 +93,7 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     try {
       client = await pool.connect()
     } catch (error) {
+      metrics.connectionTimeouts.inc()
       throw isConnectionFailure(error) ? databaseUnavailable(undefined, error) : error
     }
     const session: Session = { client }
@@ -101,9 +117,11 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
         if (statement.cancelledAt === undefined) {
           if (now - statement.since < limit) continue
           statement.cancelledAt = now
+          metrics.statementCancels.inc()
           void cancelBackend(statement.session.client, CANCEL_GRACE_MS)
         } else if (!statement.cut && now - statement.cancelledAt >= CANCEL_GRACE_MS) {
           statement.cut = true
+          metrics.connectionsCut.inc({ reason: 'cancel_unanswered' })
           destroyConnection(statement.session.client)
         }
       }
@@ -115,15 +133,19 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
   const execute = async (session: Session, text: string, values: unknown[] | undefined, write: boolean, named = true) => {
     const { client } = session
     const statement: Running = { session, since: Date.now() }
+    const { name, timer } = statementOf(text)
+    const started = performance.now()
     running.add(statement)
     try {
-      const name = named ? nameFor(text) : undefined
-      return await (name === undefined ? client.query(text, values) : namedQuery(client, name, text, values))
+      return await (name === undefined || !named ? client.query(text, values) : namedQuery(client, name, text, values))
     } catch (error) {
+      if ((error as { code?: string }).code === '57014') metrics.statementTimeouts.inc()
       if (!isConnectionFailure(error) && !isLostServer(error)) throw error
+      if (session.broken === undefined) metrics.connectionsCut.inc({ reason: 'connection_failed' })
       session.broken = error as Error
       throw write ? outcomeUnknown(error) : databaseUnavailable(undefined, error)
     } finally {
+      timer.observe((performance.now() - started) / 1000)
       running.delete(statement)
       if (statement.cancelledAt !== undefined) session.broken ??= new Error('statement cancelled after DATABASE_STATEMENT_TIMEOUT_MS')
     }
@@ -173,23 +195,26 @@ const SWEEP_MS = 100
 const MAX_NAMED_STATEMENTS = 1000
 
 /**
- * A name for each distinct statement text, so PostgreSQL parses and plans it once per
- * connection instead of on every request (about half its CPU for a lookup by id).
- * Repositories build statements from fixed fragments (filters, sort keys, columns), so
- * the set of texts is small; the cap keeps a bug from filling every connection's cache.
- * DATABASE_PREPARED_STATEMENTS=false turns names off, for poolers that cannot carry them
- * (PgBouncer in transaction mode before 1.21).
+ * What is known of each distinct statement text: a name, so PostgreSQL parses and plans
+ * it once per connection instead of on every request (about half its CPU for a lookup by
+ * id), and the histogram series of its summary (`SELECT todos`). Repositories build
+ * statements from fixed fragments (filters, sort keys, columns), so the set of texts is
+ * small; the cap keeps a bug from filling every connection's cache. Names are off with
+ * DATABASE_PREPARED_STATEMENTS=false, for poolers that cannot carry them (PgBouncer in
+ * transaction mode before 1.21).
  */
-function statementNames(): (text: string) => string | undefined {
-  const names = new Map<string, string>()
+function statementCatalog(metrics: Metrics, prepared: boolean): (text: string) => { name: string | undefined; timer: Series } {
+  const known = new Map<string, { name: string | undefined; timer: Series }>()
+  const timerOf = (text: string) => metrics.statementDuration.child('postgresql', querySummary(text))
   return (text) => {
-    let name = names.get(text)
-    if (name === undefined && names.size < MAX_NAMED_STATEMENTS) {
-      name = `todos_api_${names.size + 1}`
-      names.set(text, name)
+    let found = known.get(text)
+    if (found === undefined) {
+      if (known.size >= MAX_NAMED_STATEMENTS) return { name: undefined, timer: timerOf(text) }
+      found = { name: prepared ? `todos_api_${known.size + 1}` : undefined, timer: timerOf(text) }
+      known.set(text, found)
     }
-    return name
+    return found
   }
 }
 
-export default fp(dbPlugin, { name: 'db', fastify: '5.x', dependencies: ['@fastify/env'] })
+export default fp(dbPlugin, { name: 'db', fastify: '5.x', dependencies: ['@fastify/env', 'metrics'] })

@@ -49,12 +49,14 @@ export class HttpProblem extends Error {
   readonly retryAfterSeconds: number | undefined
   /** Headers the answer needs besides the problem (`WWW-Authenticate`). */
   readonly headers: Record<string, string> | undefined
+  /** Why, for the operators' counters only (`wrong_credentials`): never in the answer. */
+  readonly reason: string | undefined
 
   constructor(
     status: number,
     code: string,
     detail: string,
-    extra: { errors?: FieldError[]; moreErrors?: boolean; checks?: Problem['checks']; retryAfterSeconds?: number; headers?: Record<string, string>; cause?: unknown } = {}
+    extra: { errors?: FieldError[]; moreErrors?: boolean; checks?: Problem['checks']; retryAfterSeconds?: number; headers?: Record<string, string>; reason?: string; cause?: unknown } = {}
   ) {
     super(detail, { cause: extra.cause })
     this.name = 'HttpProblem'
@@ -65,6 +67,7 @@ export class HttpProblem extends Error {
     this.moreErrors = extra.moreErrors
     this.retryAfterSeconds = extra.retryAfterSeconds
     this.headers = extra.headers
+    this.reason = extra.reason
   }
 
   toJSON(instance?: string): Problem {
@@ -82,11 +85,13 @@ export const notFound = (detail: string) => new HttpProblem(404, 'NOT_FOUND', de
 /**
  * Not authenticated (RFC 6750 §3): the same body whatever went wrong (no token, an unknown,
  * expired or revoked one, an unknown email, a wrong password), so an answer tells nobody
- * which. A request that carried credentials also gets `error="invalid_token"`.
+ * which; `reason` tells the operators' counters. A request that carried credentials also
+ * gets `error="invalid_token"`.
  */
-export const unauthenticated = (credentialsSent: boolean) =>
+export const unauthenticated = (credentialsSent: boolean, reason: 'missing_token' | 'malformed_token' | 'invalid_token' | 'wrong_credentials' = credentialsSent ? 'invalid_token' : 'missing_token') =>
   new HttpProblem(401, 'UNAUTHENTICATED', 'authentication failed: the token, or the email and password, are missing, wrong, expired or revoked', {
-    headers: { 'WWW-Authenticate': credentialsSent ? 'Bearer realm="todos-api", error="invalid_token"' : 'Bearer realm="todos-api"' }
+    headers: { 'WWW-Authenticate': credentialsSent ? 'Bearer realm="todos-api", error="invalid_token"' : 'Bearer realm="todos-api"' },
+    reason
   })
 
 /** Too many attempts (or requests): retry after `retryAfterSeconds`. */

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import pg from 'pg'
 import { databaseProblem, isConnectionFailure } from '../db/errors.js'
 import { PATTERN_MESSAGES } from '../lib/schema.js'
+import type {} from '../lib/metrics.js'
 import { MORE_ERRORS } from '../lib/validation.js'
 import { HttpProblem, PROBLEM_CONTENT_TYPE, ProblemSchema, databaseUnavailable, type FieldError } from '../lib/problem.js'
 
@@ -54,6 +55,7 @@ async function errorsPlugin(app: FastifyInstance) {
 const toPattern = (path: string) => new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]\w*/g, '[^/]+')}/?$`)
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: HttpProblem) {
+  request.server.metrics?.countProblem(problem, request.routeOptions.url)
   if (problem.retryAfterSeconds !== undefined) reply.header('Retry-After', String(problem.retryAfterSeconds))
   if (problem.headers !== undefined) reply.headers(problem.headers)
   // The validator and serializer of the route do not apply to a problem: send it as text.

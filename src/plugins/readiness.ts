@@ -4,6 +4,7 @@ import pg from 'pg'
 import { migrationFiles, type MigrationFile } from '../db/migration-files.js'
 import { compareMigrations, driftMessage, recorded } from '../db/migration-status.js'
 import { errorLine } from '../lib/logger.js'
+import type {} from '../lib/metrics.js'
 import { HttpProblem, jsonResponse, problemResponses } from '../lib/problem.js'
 import { shuttingDownProblem } from './shutdown.js'
 
@@ -62,7 +63,11 @@ const readinessPlugin: FastifyPluginAsyncTypebox<{ direct?: string | undefined }
 
   let inFlight: Promise<ReadinessReport> | undefined
   // One probe at a time: a hung database must not make every probe take a pool slot.
-  app.decorate('checkReadiness', () => (inFlight ??= probe(app.pg.pool, expected, direct).finally(() => (inFlight = undefined))))
+  const record = (report: ReadinessReport) => {
+    for (const [name, check] of Object.entries(report.checks)) app.metrics.setReadiness(name, check.status === 'ok')
+    return report
+  }
+  app.decorate('checkReadiness', () => (inFlight ??= probe(app.pg.pool, expected, direct).then(record).finally(() => (inFlight = undefined))))
 
   app.get(
     '/health/live',
@@ -158,4 +163,4 @@ async function probePool(pool: pg.Pool, expected: MigrationFile[]): Promise<Read
   }
 }
 
-export default fp(readinessPlugin, { name: 'readiness', fastify: '5.x', dependencies: ['db', 'shutdown'] })
+export default fp(readinessPlugin, { name: 'readiness', fastify: '5.x', dependencies: ['db', 'shutdown', 'metrics'] })

@@ -25,7 +25,7 @@ async function makeDev(t: Test, dir: string, env: Record<string, string>): Promi
   const child = spawn('make', ['--no-print-directory', '-o', 'node_modules/.package-lock.json', 'dev'], {
     cwd: dir,
     detached: true,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_PRETTY: 'false', SEED_ON_START: 'false', ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_PRETTY: 'false', SEED_ON_START: 'false', METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const { output, waitFor: waitForLine } = watchOutput(child)

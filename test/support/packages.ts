@@ -6,6 +6,8 @@ const run = promisify(execFile)
 
 /** The programs the tests run for real, and the Debian package each comes from. */
 export const PROGRAMS = {
+  prometheus: { path: '/usr/bin/prometheus', pkg: 'prometheus' },
+  promtool: { path: '/usr/bin/promtool', pkg: 'prometheus' },
   chromium: { path: '/usr/bin/chromium', pkg: 'chromium' },
   pgbouncer: { path: '/usr/sbin/pgbouncer', pkg: 'pgbouncer' },
   nginx: { path: '/usr/sbin/nginx', pkg: 'nginx-light' }
@@ -28,7 +30,7 @@ export async function ensurePrograms(log: (message: string) => void): Promise<Pa
   }
   const apt = (args: string[]) =>
     run('apt-get', args, { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 })
-  const packages = missing.map((name) => PROGRAMS[name].pkg)
+  const packages = [...new Set(missing.map((name) => PROGRAMS[name].pkg))]
   log(`installing Debian ${packages.join(', ')} for the tests (once)`)
   const install = ['install', '-y', '--no-install-recommends', ...packages]
   let failure: string | undefined

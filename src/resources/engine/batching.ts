@@ -1,11 +1,15 @@
 import { ownerKind, ownerValue, type Owner, type OwnerKind } from '../../accounts/owner.js'
 import type { Database } from '../../db/client.js'
+import type { Series } from '../../lib/metrics.js'
 import { outcomeUnknown } from '../../lib/problem.js'
 import { BATCH_FORM, toParameter } from './rows.js'
 import type { ResourceStatements } from './statements.js'
 
 /** Requests one batched statement carries at most; more waiting go in further statements. */
 export const MAX_BATCH = 100
+
+/** Where batch sizes go when nobody counts them. */
+const UNCOUNTED: Series = { observe() {} }
 
 /** One caller's part of a batch: its input, and how its promise settles. */
 interface Waiting<In, Out> {
@@ -19,9 +23,9 @@ interface Waiting<In, Out> {
  * bytes one poll of the sockets read), by key, and hands each key's callers to `run`
  * when the turn ends (setImmediate), at most MAX_BATCH at a time. Nothing waits for
  * company: a caller alone in its turn is handed on alone, microseconds later. `run`
- * settles every caller it is given.
+ * settles every caller it is given; `sizes` counts how many it was given each time.
  */
-function batchPerTurn<In, Out>(run: (waiting: Array<Waiting<In, Out>>) => void): (key: string, input: In) => Promise<Out> {
+function batchPerTurn<In, Out>(sizes: Series, run: (waiting: Array<Waiting<In, Out>>) => void): (key: string, input: In) => Promise<Out> {
   let queues = new Map<string, Array<Waiting<In, Out>>>()
   const flush = () => {
     const ready = queues
@@ -29,6 +33,7 @@ function batchPerTurn<In, Out>(run: (waiting: Array<Waiting<In, Out>>) => void):
     for (const queue of ready.values()) {
       for (let start = 0; start < queue.length; start += MAX_BATCH) {
         const waiting = queue.length <= MAX_BATCH ? queue : queue.slice(start, start + MAX_BATCH)
+        sizes.observe(waiting.length)
         try {
           run(waiting)
         } catch (error) {
@@ -65,9 +70,9 @@ export const readOne = (db: Database, sql: ResourceStatements) => async (owner: 
  * always safe to retry), as each would have failed alone. Ids are integers by schema, so
  * no request's value can make the statement fail for the others.
  */
-export function batchedReads(db: Database, sql: ResourceStatements): (owner: Owner, id: number) => Promise<Row> {
+export function batchedReads(db: Database, sql: ResourceStatements, sizes = UNCOUNTED): (owner: Owner, id: number) => Promise<Row> {
   const one = readOne(db, sql)
-  const enqueue = batchPerTurn<{ owner: Owner; id: number }, Row>((waiting) => {
+  const enqueue = batchPerTurn<{ owner: Owner; id: number }, Row>(sizes, (waiting) => {
     const first = waiting[0] as Waiting<{ owner: Owner; id: number }, Row>
     if (waiting.length === 1) return void one(first.input.owner, first.input.id).then(first.resolve, first.reject)
     const ids = waiting.map((lookup) => lookup.input.id)
@@ -101,12 +106,12 @@ export const createOne = (db: Database, sql: ResourceStatements) => async (owner
  * Each row's owner is checked against its place's, so even a broken order could never
  * hand one owner another's row; rows one batch creates share their created_at.
  */
-export function batchedCreates(db: Database, sql: ResourceStatements): (owner: Owner, columns: string[], values: unknown[]) => Promise<Row> {
+export function batchedCreates(db: Database, sql: ResourceStatements, sizes = UNCOUNTED): (owner: Owner, columns: string[], values: unknown[]) => Promise<Row> {
   const one = createOne(db, sql)
   type Input = { owner: Owner; columns: string[]; values: unknown[] }
   const alone = (create: Waiting<Input, Row>) => void one(create.input.owner, create.input.columns, create.input.values).then(create.resolve, create.reject)
 
-  const enqueue = batchPerTurn<Input, Row>((waiting) => {
+  const enqueue = batchPerTurn<Input, Row>(sizes, (waiting) => {
     const { owner, columns } = (waiting[0] as Waiting<Input, Row>).input
     if (waiting.length === 1) return alone(waiting[0] as Waiting<Input, Row>)
     const forms = columns.map((column) => BATCH_FORM[sql.writable.get(column)?.kind ?? 'text'])

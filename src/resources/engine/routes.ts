@@ -8,6 +8,7 @@ import type { AnyResource } from './define.js'
 import type { Executor, WriteResult } from './execute.js'
 import { etagFor, fingerprint, idempotencyKey, ifNoneMatchHits, parseIfMatch, sendJsonText, trimBodyFields } from './http.js'
 import type { Idempotency } from './idempotency.js'
+import type {} from '../../lib/metrics.js'
 
 /** A page's size: `limit`, 100 unless asked. */
 const PAGE = { default: 100, max: 1000 }
@@ -124,6 +125,7 @@ const resourceRoutes: FastifyPluginAsyncTypebox<{ resource: AnyResource; executo
         return item && { status: 201, headers: { location: `${base}${item.id}`, etag: etagFor(item.version) }, body: JSON.stringify(item.body) }
       })
       if (outcome === undefined) throw unauthenticated(true)
+      app.metrics.idempotency.inc({ outcome: outcome.replayed ? 'replayed' : 'created' })
       reply.code(outcome.answer.status as 201).headers(outcome.answer.headers)
       if (outcome.replayed) reply.header('Idempotent-Replayed', 'true')
       return sendJsonText(reply, outcome.answer.body)

@@ -1,0 +1,66 @@
+import cluster from 'node:cluster'
+import type { ServerResponse } from 'node:http'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import fp from 'fastify-plugin'
+import { AggregatorRegistry, collectDefaultMetrics } from 'prom-client'
+import { createMetrics, type Series } from '../lib/metrics.js'
+
+const kReply = Symbol('the reply this response belongs to')
+type Tracked = ServerResponse & { [kReply]?: FastifyReply }
+
+/** What the answer of a request is counted as when its client left before it was sent (nginx's code). */
+const CLIENT_CLOSED = 499
+
+/** Methods with a name of their own in the label; any other is `_OTHER` (OpenTelemetry's rule). */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE'])
+
+/**
+ * `app.metrics`, first of all plugins so the others can count; with METRICS_PORT set (the
+ * operators' listener, which server.ts and primary.ts open), also each request's duration
+ * by route pattern and status, the requests in flight and the process's own figures.
+ * With METRICS_PORT=0 nobody can read them, and requests pay nothing.
+ */
+async function metricsPlugin(app: FastifyInstance) {
+  const metrics = createMetrics()
+  app.decorate('metrics', metrics)
+  if (app.config.METRICS_PORT === 0) return
+
+  collectDefaultMetrics({ register: metrics.registry })
+  if (cluster.isWorker) {
+    // The primary asks each worker for its figures and sums them (metrics-server.ts).
+    AggregatorRegistry.setRegistries([metrics.registry])
+    new AggregatorRegistry()
+  }
+
+  // The series of each route, method and status, found once: an observation is then two
+  // lookups and the histogram's own additions.
+  const series = new Map<string, Series[]>()
+  const seriesFor = (method: string, route: string, status: number): Series => {
+    const key = `${method} ${route}`
+    let byStatus = series.get(key)
+    if (byStatus === undefined) series.set(key, (byStatus = []))
+    return (byStatus[status] ??= metrics.httpDuration.child(method, route, String(status)))
+  }
+
+  // 'close' comes for every response, sent or not (Fastify's onResponse does not run when
+  // the client left first), so the count of requests in flight cannot drift.
+  function finished(this: Tracked) {
+    const reply = this[kReply]
+    if (reply === undefined) return
+    this[kReply] = undefined
+    metrics.requestEnded()
+    const { request } = reply
+    const method = KNOWN_METHODS.has(request.method) ? request.method : '_OTHER'
+    const status = this.writableEnded ? this.statusCode : CLIENT_CLOSED
+    seriesFor(method, request.routeOptions.url ?? 'unmatched', status).observe(reply.elapsedTime / 1000)
+  }
+  app.addHook('onRequest', (_request, reply, done) => {
+    metrics.requestStarted()
+    const response = reply.raw as Tracked
+    response[kReply] = reply
+    response.once('close', finished)
+    done()
+  })
+}
+
+export default fp(metricsPlugin, { name: 'metrics', fastify: '5.x', dependencies: ['@fastify/env'] })
