@@ -71,10 +71,10 @@ const devEnv = async (dataDir: string) => ({
   EMBEDDED_POSTGRES_PORT: String(await freePort())
 })
 
-t.test('Ctrl-C, ten times: always one graceful stop, and the embedded PostgreSQL stops with it', async (t) => {
+t.test('Ctrl-C, four times: always one graceful stop, and the embedded PostgreSQL stops with it', async (t) => {
   const dataDir = await embeddedClusterDir(t)
   const env = await devEnv(dataDir)
-  for (let round = 1; round <= 10; round++) {
+  for (let round = 1; round <= 4; round++) {
     const dev = await makeDev(t, ROOT, env)
     await dev.waitFor(/Server listening/)
     t.ok(await postmaster(dataDir), `round ${round}: PostgreSQL runs`)
