@@ -157,3 +157,15 @@ t.test('scaled stack: nginx runs docker/nginx, in front of every api replica, wi
   t.ok(Number(pgbouncerIni.pgbouncer?.query_wait_timeout) * 1000 < (ConfigSchema.properties.DATABASE_STATEMENT_TIMEOUT_MS.default as number), 'PgBouncer gives up on a queued client before the API would cancel')
   t.notMatch(nginxConf, /non_idempotent/)
 })
+
+t.test('scaled stack: Prometheus runs docker/prometheus and reaches the replicas on their metrics port alone', async (t) => {
+  const prometheus = scaled.services.prometheus as Service & { ports?: string[] }
+  t.ok(prometheus?.volumes?.includes('./docker/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro'))
+  t.ok(prometheus?.volumes?.includes('./docker/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro'), 'the rules file prometheus.yml names, beside it')
+  t.same(prometheus?.ports, ['127.0.0.1:${PROMETHEUS_HOST_PORT:-9090}:9090'], 'published on the loopback only')
+  const api = scaled.services.api
+  t.equal(api?.environment?.METRICS_HOST, '0.0.0.0', 'replicas serve metrics on the compose network')
+  t.notOk(api?.environment?.METRICS_PORT, "on the default port, the one prometheus.yml scrapes")
+  t.same(api?.ports, [], 'and publish no port of theirs, metrics included')
+  t.match(upstreamConf, /server api:3000 /, 'nginx proxies the API port only, never the metrics port')
+})
