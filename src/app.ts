@@ -9,6 +9,7 @@ import { ConfigSchema, type Config } from './config.js'
 import { trustProxy } from './config-meaning.js'
 import dbPlugin from './db/plugin.js'
 import { loggerOptions } from './lib/logger.js'
+import { requestIdFrom, traceIdFrom } from './lib/request-id.js'
 import { SMALL_BODY_BYTES, httpValidatorCompiler } from './lib/validation.js'
 import accessLogPlugin from './plugins/access-log.js'
 import bodyParsingPlugin from './plugins/body-parsing.js'
@@ -18,7 +19,9 @@ import errorsPlugin from './plugins/errors.js'
 import metricsPlugin from './plugins/metrics.js'
 import httpGuardsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/http-guards.js'
 import readinessPlugin from './plugins/readiness.js'
+import requestIdPlugin from './plugins/request-id.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
+import serverTimingPlugin from './plugins/server-timing.js'
 import shutdownPlugin from './plugins/shutdown.js'
 import type { AnyResource } from './resources/engine/define.js'
 import resourcesPlugin from './resources/engine/plugin.js'
@@ -69,8 +72,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const app = Fastify({
     ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? loggerOptions(config) }),
     trustProxy: fastifyTrustProxy(config),
+    // The client's or the proxy's X-Request-Id when well-formed (lib/request-id.ts), so one
+    // id follows a request from nginx to the logs; `request_id` in every line of it, and
+    // the trace id of a valid `traceparent` too.
+    genReqId: (request) => requestIdFrom(request.headers['x-request-id']),
+    childLoggerFactory: (logger, bindings, options, request) => {
+      const traceId = traceIdFrom(request.headers.traceparent)
+      return logger.child(traceId === undefined ? bindings : { ...bindings, trace_id: traceId }, options)
+    },
     // One access line per request instead (plugins/access-log.ts).
-    logController: new LogController({ disableRequestLogging: true }),
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     // The shutdown plugin answers requests that arrive during shutdown, as problem+json.
     return503OnClosing: false,
     // Small bodies by default (accounts, unknown routes, methods a path does not take): the
@@ -100,6 +111,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   options.beforePlugins?.(app)
   await app.register(fastifyEnv, { schema: ConfigSchema, data: config, env: false, dotenv: false })
   await app.register(metricsPlugin)
+  await app.register(requestIdPlugin)
+  await app.register(serverTimingPlugin)
   await app.register(bodyParsingPlugin)
   await app.register(errorsPlugin)
   await app.register(shutdownPlugin)

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import { databaseUnavailable, outcomeUnknown } from '../lib/problem.js'
 import { errorLine } from '../lib/logger.js'
 import type { Metrics, Series } from '../lib/metrics.js'
+import { currentCredit } from '../lib/server-timing.js'
 import type { Database, Statements } from './client.js'
 import { isConnectionFailure, isLostServer } from './errors.js'
 import { CANCEL_GRACE_MS, cancelBackend, destroyConnection, namedQuery } from './pg-adapter.js'
@@ -135,6 +136,7 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     const statement: Running = { session, since: Date.now() }
     const { name, timer } = statementOf(text)
     const started = performance.now()
+    const credit = currentCredit()
     running.add(statement)
     try {
       return await (name === undefined || !named ? client.query(text, values) : namedQuery(client, name, text, values))
@@ -145,7 +147,9 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
       session.broken = error as Error
       throw write ? outcomeUnknown(error) : databaseUnavailable(undefined, error)
     } finally {
-      timer.observe((performance.now() - started) / 1000)
+      const ms = performance.now() - started
+      timer.observe(ms / 1000)
+      credit?.addDatabase(ms)
       running.delete(statement)
       if (statement.cancelledAt !== undefined) session.broken ??= new Error('statement cancelled after DATABASE_STATEMENT_TIMEOUT_MS')
     }

@@ -14,6 +14,7 @@ export const ProblemSchema = Type.Object(
     detail: Type.String(),
     code: Type.String({ description: 'Stable machine-readable error code', examples: ['VALIDATION_FAILED'] }),
     instance: Type.Optional(Type.String({ description: 'The request path' })),
+    request_id: Type.Optional(Type.String({ description: "The request's id, as in its X-Request-Id header and the service's log lines: quote it when reporting a problem" })),
     errors: Type.Optional(
       Type.Array(
         Type.Object({
@@ -70,9 +71,10 @@ export class HttpProblem extends Error {
     this.reason = extra.reason
   }
 
-  toJSON(instance?: string): Problem {
+  toJSON(instance?: string, requestId?: string): Problem {
     const body: Problem = { type: 'about:blank', title: STATUS_CODES[this.status] ?? 'Error', status: this.status, detail: this.message, code: this.code }
     if (instance !== undefined) body.instance = instance
+    if (requestId !== undefined) body.request_id = requestId
     if (this.errors !== undefined) body.errors = this.errors
     if (this.moreErrors) body.more_errors = true
     if (this.checks !== undefined) body.checks = this.checks

@@ -58,12 +58,14 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, proble
   request.server.metrics?.countProblem(problem, request.routeOptions.url)
   if (problem.retryAfterSeconds !== undefined) reply.header('Retry-After', String(problem.retryAfterSeconds))
   if (problem.headers !== undefined) reply.headers(problem.headers)
+  // Also for answers no onRequest hook ran for (the router's own errors).
+  reply.header('x-request-id', request.id)
   // The validator and serializer of the route do not apply to a problem: send it as text.
   return reply
     .code(problem.status)
     .type(PROBLEM_CONTENT_TYPE)
     .serializer(JSON.stringify)
-    .send(problem.toJSON(request.url.split('?')[0]))
+    .send(problem.toJSON(request.url.split('?')[0], request.id))
 }
 
 export function toProblem(error: FastifyError): HttpProblem {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
@@ -35,8 +36,10 @@ type Tracked = Socket & { [kPending]?: IncomingMessage | undefined }
 
 /** A raw problem+json answer, for the places that write to the socket themselves. */
 const rawProblem = (status: number, code: string, detail: string, headers = '') => {
-  const body = JSON.stringify({ type: 'about:blank', title: STATUS_CODES[status], status, detail, code })
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${headers}Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  // No request was parsed, so no id was given: a new one, for the client to quote.
+  const requestId = randomUUID()
+  const body = JSON.stringify({ type: 'about:blank', title: STATUS_CODES[status], status, detail, code, request_id: requestId })
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${headers}X-Request-Id: ${requestId}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
 }
 
 /** For Fastify's `clientErrorHandler`: the parser's errors, written straight to the socket. */

@@ -77,7 +77,7 @@ t.test('one access line per request at info, with what an operator needs and not
   await app.inject('/health/live')
   const access = lines.filter((line) => line.msg === 'request')
   t.equal(access.length, 2, 'one line for each of the two API requests; none for the probes')
-  t.match(access[0], { level: 30, method: 'GET', url: '/todos?limit=2', route: '/todos', status: 401, ms: Number, reqId: String })
+  t.match(access[0], { level: 30, method: 'GET', url: '/todos?limit=2', route: '/todos', status: 401, ms: Number, request_id: String })
   t.match(access[1], { method: 'GET', route: '/todos/:id', status: 404 })
   t.notOk(lines.some((line) => line.msg === 'incoming request' || line.msg === 'request completed'), "not Fastify's two lines as well")
   t.notMatch(JSON.stringify(lines), /secret/, 'no header value is logged')

@@ -2,6 +2,7 @@ import { ownerKind, ownerValue, type Owner, type OwnerKind } from '../../account
 import type { Database } from '../../db/client.js'
 import type { Series } from '../../lib/metrics.js'
 import { outcomeUnknown } from '../../lib/problem.js'
+import { currentCredit, sharedCredit, withCredit, type TimingCredit } from '../../lib/server-timing.js'
 import { BATCH_FORM, toParameter } from './rows.js'
 import type { ResourceStatements } from './statements.js'
 
@@ -14,6 +15,8 @@ const UNCOUNTED: Series = { observe() {} }
 /** One caller's part of a batch: its input, and how its promise settles. */
 interface Waiting<In, Out> {
   input: In
+  /** Where its database time goes (SERVER_TIMING). */
+  credit: TimingCredit | undefined
   resolve(output: Out): void
   reject(error: unknown): void
 }
@@ -34,8 +37,10 @@ function batchPerTurn<In, Out>(sizes: Series, run: (waiting: Array<Waiting<In, O
       for (let start = 0; start < queue.length; start += MAX_BATCH) {
         const waiting = queue.length <= MAX_BATCH ? queue : queue.slice(start, start + MAX_BATCH)
         sizes.observe(waiting.length)
+        const credit = sharedCredit(waiting.map((caller) => caller.credit))
         try {
-          run(waiting)
+          if (credit === undefined) run(waiting)
+          else withCredit(credit, () => run(waiting))
         } catch (error) {
           rejectAll(waiting)(error) // never a caller left waiting, nor the other batches of the turn unsent
         }
@@ -47,7 +52,7 @@ function batchPerTurn<In, Out>(sizes: Series, run: (waiting: Array<Waiting<In, O
       if (queues.size === 0) setImmediate(flush)
       let queue = queues.get(key)
       if (queue === undefined) queues.set(key, (queue = []))
-      queue.push({ input, resolve, reject })
+      queue.push({ input, credit: currentCredit(), resolve, reject })
     })
 }
 
