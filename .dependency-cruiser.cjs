@@ -1,7 +1,7 @@
 /**
  * Imports between the folders of src/ run one way (make test checks it: npm run lint:imports):
  *
- *   entries (server, primary, app, prepare-database, metrics-server, cli/, dev/run)
+ *   entries (server, boot, otel, primary, app, prepare-database, metrics-server, cli/, dev/run)
  *     -> plugins/  accounts/ -> resources/   dev/
  *     -> db/
  *     -> lib/
@@ -11,7 +11,7 @@
  * of a statement); dev/ (make dev, demo data) may read resources/. No file imports an
  * entry, and no two files import each other, however far round.
  */
-const ENTRIES = ['^src/(app|server|primary|prepare-database|metrics-server)\\.ts$', '^src/cli/', '^src/dev/run\\.ts$']
+const ENTRIES = ['^src/(app|server|boot|primary|prepare-database|metrics-server|otel)\\.ts$', '^src/cli/', '^src/dev/run\\.ts$']
 
 module.exports = {
   forbidden: [

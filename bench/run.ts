@@ -3,7 +3,7 @@
  * side on one throwaway embedded PostgreSQL holding 100 000 todos.
  *
  * - The service runs compiled, with `npm start`'s command (as the image does), as in production: NODE_ENV=production,
- *   LOG_LEVEL=info (its log goes to /dev/null), the default pool, every request with a bearer token.
+ *   LOG_LEVEL=info (its log goes to /dev/null), metrics on, the default pool, every request with a bearer token.
  * - The floor gets the same requests, token included, and finds the token's user inside
  *   its one statement, as the service must (a revoked token is refused at once).
  * - The price of the token: a second instance in AUTH_MODE=local (otherwise the same
@@ -57,15 +57,16 @@ try {
 
   const url = database.url
   const ports = { floor: await freePort(), api: await freePort(), quiet: await freePort(), local: await freePort() }
-  const apiEnv = (port: number, level: string) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: url, LOG_LEVEL: level })
+  // As deployed: each with its metrics listener (bench/observability.ts measures its price).
+  const apiEnv = async (port: number, level: string) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: String(await freePort()), DATABASE_URL: url, LOG_LEVEL: level })
   // AUTH_MODE=local is refused in production; the only other differences of `development`
   // are defaults, set here to production's (no CORS).
-  const localEnv = { ...apiEnv(ports.local, 'info'), NODE_ENV: 'development', AUTH_MODE: 'local', CORS_ORIGINS: 'none' }
+  const localEnv = { ...(await apiEnv(ports.local, 'info')), NODE_ENV: 'development', AUTH_MODE: 'local', CORS_ORIGINS: 'none' }
   const floor = await start('floor', ['bench/baseline-server.mjs', url, String(ports.floor)], {}, ports.floor)
   // Exactly as the image runs it: npm start's command, without npm.
   const args = await startArgs()
-  const api = await start('api', args, apiEnv(ports.api, 'info'), ports.api)
-  const quiet = await start('api (warn)', args, apiEnv(ports.quiet, 'warn'), ports.quiet)
+  const api = await start('api', args, await apiEnv(ports.api, 'info'), ports.api)
+  const quiet = await start('api (warn)', args, await apiEnv(ports.quiet, 'warn'), ports.quiet)
   const local = await start('api (local)', args, localEnv, ports.local)
   servers.push(floor, api, quiet, local)
 

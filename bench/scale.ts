@@ -42,21 +42,23 @@ try {
   await writeFile(script, `request = function() return wrk.format("GET", "/todos/" .. math.random(1, ${ROWS})) end\nwrk.headers["Authorization"] = "Bearer ${database.token}"`)
   const args = await startArgs()
   const bouncer = await startPgBouncer(scope, database.url)
-  const env = (port: number, extra: Record<string, string> = {}) => ({
+  const env = async (port: number, extra: Record<string, string> = {}) => ({
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     PORT: String(port),
+    // As deployed, metrics on: each replica its own operators' port.
+    METRICS_PORT: String(await freePort()),
     DATABASE_URL: database.url,
     LOG_LEVEL: 'info',
     ...extra
   })
   const ports = { direct: await freePort(), second: await freePort(), unprepared: await freePort(), pooled: await freePort(), workers: await freePort() }
   servers.push(
-    await start('direct', args, env(ports.direct), ports.direct),
-    await start('second replica', args, env(ports.second), ports.second),
-    await start('unprepared', args, env(ports.unprepared, { DATABASE_PREPARED_STATEMENTS: 'false' }), ports.unprepared),
-    await start('pgbouncer', args, env(ports.pooled, { DATABASE_URL: bouncer.through(database.url), MIGRATION_DATABASE_URL: database.url, DATABASE_PREPARED_STATEMENTS: 'false' }), ports.pooled),
-    await start('WEB_CONCURRENCY=2', args, env(ports.workers, { WEB_CONCURRENCY: '2' }), ports.workers)
+    await start('direct', args, await env(ports.direct), ports.direct),
+    await start('second replica', args, await env(ports.second), ports.second),
+    await start('unprepared', args, await env(ports.unprepared, { DATABASE_PREPARED_STATEMENTS: 'false' }), ports.unprepared),
+    await start('pgbouncer', args, await env(ports.pooled, { DATABASE_URL: bouncer.through(database.url), MIGRATION_DATABASE_URL: database.url, DATABASE_PREPARED_STATEMENTS: 'false' }), ports.pooled),
+    await start('WEB_CONCURRENCY=2', args, await env(ports.workers, { WEB_CONCURRENCY: '2' }), ports.workers)
   )
   const nginxOne = await startNginx(scope, [ports.direct])
   const nginxTwo = await startNginx(scope, [ports.direct, ports.second])

@@ -37,11 +37,12 @@ try {
   for (const [name, text] of Object.entries(SCRIPTS)) await writeFile(join(scripts, `${name.replace(/\W+/g, '_')}.lua`), `${text}\nwrk.headers["Authorization"] = "Bearer ${database.token}"`)
   const scriptFor = (name: string) => join(scripts, `${name.replace(/\W+/g, '_')}.lua`)
   const ports = { floor: await freePort(), this: await freePort(), other: await freePort() }
-  const env = (port: number) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: database.url, LOG_LEVEL: 'info' })
+  // Each its own metrics port (an earlier build ignores the setting).
+  const env = async (port: number) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: String(await freePort()), DATABASE_URL: database.url, LOG_LEVEL: 'info' })
   const args = await startArgs()
   servers.push(await start('floor', ['bench/baseline-server.mjs', database.url, String(ports.floor)], {}, ports.floor))
-  servers.push(await start('api', args, env(ports.this), ports.this))
-  servers.push(await start('api', args.map((arg) => (arg.endsWith('dist/server.js') ? resolve(other, arg) : arg)), env(ports.other), ports.other))
+  servers.push(await start('api', args, await env(ports.this), ports.this))
+  servers.push(await start('api', args.map((arg) => (arg.endsWith('dist/server.js') ? resolve(other, arg) : arg)), await env(ports.other), ports.other))
   for (const port of Object.values(ports)) for (const { script, connections } of SCENARIOS) await load(wrk, scriptFor(script), port, 1, connections)
 
   const runs: Record<string, Record<keyof typeof ports, Run[]>> = {}

@@ -22,7 +22,9 @@ import readinessPlugin from './plugins/readiness.js'
 import requestIdPlugin from './plugins/request-id.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
 import serverTimingPlugin from './plugins/server-timing.js'
+import tracingPlugin from './plugins/tracing.js'
 import shutdownPlugin from './plugins/shutdown.js'
+import type { Tracing } from './lib/tracing.js'
 import type { AnyResource } from './resources/engine/define.js'
 import resourcesPlugin from './resources/engine/plugin.js'
 import { loadResources } from './resources/index.js'
@@ -43,10 +45,12 @@ export interface BuildAppOptions {
   migrationConnectionString?: string
   /** The resources to serve: every folder of src/resources by default (tests add fixtures). */
   resources?: readonly AnyResource[]
-  /** The process logger (server.ts); when absent one is built from config. */
+  /** The process logger (boot.ts); when absent one is built from config. */
   loggerInstance?: FastifyBaseLogger
   /** Overrides the logger built from config (tests pass `false`). */
   logger?: FastifyServerOptions['logger']
+  /** OpenTelemetry, when otel.ts started it (boot.ts passes it on). */
+  tracing?: Tracing | undefined
   /** Runs on the bare instance before any plugin: hooks it adds see every route (tests record answers). */
   beforePlugins?: (app: FastifyInstance) => void
 }
@@ -63,7 +67,7 @@ function fastifyTrustProxy(config: Config): boolean | string[] | ((address: stri
 
 /**
  * Builds the service from its plugins without listening, so tests exercise exactly what
- * `server.ts` runs. The database must already be reachable and migrated. The plugins meet
+^ * `boot.ts` runs. The database must already be reachable and migrated. The plugins meet
  * only through decorators; the order is the order their hooks run in: the 503 of a
  * closing server first, then the HTTP guards (framing, Host), the headers, CORS.
  */
@@ -111,6 +115,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   options.beforePlugins?.(app)
   await app.register(fastifyEnv, { schema: ConfigSchema, data: config, env: false, dotenv: false })
   await app.register(metricsPlugin)
+  await app.register(tracingPlugin, { tracing: options.tracing })
   await app.register(requestIdPlugin)
   await app.register(serverTimingPlugin)
   await app.register(bodyParsingPlugin)

@@ -109,7 +109,7 @@ export async function connectDatabase(
 }
 
 /**
- * What every entry point does before it serves (server.ts, and primary.ts for its
+ * What every entry point does before it serves (boot.ts, and primary.ts for its
  * workers): resolve the database, wait for it, apply pending migrations
  * (MIGRATE_ON_START), and load demo data (SEED_ON_START). Returns where the database is;
  * `isStopping` lets a signal that arrives meanwhile skip what is left.

@@ -32,7 +32,8 @@ t.test('an unknown route is a 404 problem', async (t) => {
     status: 404,
     detail: 'no route for GET /nothing/here',
     code: 'ROUTE_NOT_FOUND',
-    instance: '/nothing/here'
+    instance: '/nothing/here',
+    request_id: response.headers['x-request-id']
   })
 })
 

@@ -16,7 +16,7 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 
 
 /**
  * `app.metrics`, first of all plugins so the others can count; with METRICS_PORT set (the
- * operators' listener, which server.ts and primary.ts open), also each request's duration
+ * operators' listener, which boot.ts and primary.ts open), also each request's duration
  * by route pattern and status, the requests in flight and the process's own figures.
  * With METRICS_PORT=0 nobody can read them, and requests pay nothing.
  */

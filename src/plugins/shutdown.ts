@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 import { HttpProblem } from '../lib/problem.js'
 
 /**
- * Where the process is on its way out (server.ts drives it on SIGTERM):
+ * Where the process is on its way out (boot.ts drives it on SIGTERM):
  * - `begin()`: readiness turns red so load balancers that probe it stop sending; requests
  *   are still served as before, keep-alive included;
  * - `drain()`, after SHUTDOWN_DELAY_MS: see below;

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { ConfigSchema } from '../../src/config.js'
-import { ROOT, freshDatabase, startServer } from '../helper.js'
+import { ROOT, freePort, freshDatabase, startServer } from '../helper.js'
 
 const sh = promisify(execFile)
 const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
@@ -27,6 +27,7 @@ t.test('every make target is in the README', async (t) => {
 
 t.test('every setting is in the README', async (t) => {
   for (const name of Object.keys(ConfigSchema.properties)) t.match(readme, `| \`${name}\` |`, name)
+  t.match(readme, '| `OTEL_*` |', "and OpenTelemetry's, which its SDK reads")
 })
 
 interface Example {
@@ -71,11 +72,12 @@ t.test('the curl examples work as written and answer what the README says', asyn
   t.ok(examples.length >= 10, `${examples.length} examples`)
   const db = await freshDatabase(t)
   // As `make dev` runs it: demo data on an empty database.
-  const server = await startServer(t, { DATABASE_URL: db, SEED_ON_START: 'if-empty' })
+  const metricsPort = await freePort()
+  const server = await startServer(t, { DATABASE_URL: db, SEED_ON_START: 'if-empty', METRICS_PORT: String(metricsPort) })
   await server.waitFor(/Server listening/)
   const variables: Record<string, string> = {}
   for (const { command, comment, expected, assigns } of examples) {
-    const local = command.replaceAll('localhost:3000', `127.0.0.1:${server.port}`)
+    const local = command.replaceAll('localhost:3000', `127.0.0.1:${server.port}`).replaceAll('localhost:9464', `127.0.0.1:${metricsPort}`)
     const env = { ...process.env, ...variables }
     if (assigns) {
       variables[assigns] = (await sh('/bin/sh', ['-c', local], { env })).stdout.trim()
@@ -102,6 +104,7 @@ t.test('the curl examples work as written and answer what the README says', asyn
     }
     if (/Ada's todos only/.test(comment)) t.match(JSON.parse(body), [{ title: 'Ada’s first todo' }], "her one todo, none of the local user's demo data")
     if (/without the secrets/.test(comment)) t.notMatch(body, /"token"/, 'no token in the list')
+    if (/request durations by route/.test(comment)) t.match(body, /^http_server_request_duration_seconds_count\{http_request_method="GET",http_route="\/todos",http_response_status_code="200"\} [1-9]/m, 'the requests the examples made')
     if (/catty first/.test(comment)) t.match(JSON.parse(body), [{ name: 'catty mcCatFace', price: 5000 }], 'the cat just created is found')
   }
 })

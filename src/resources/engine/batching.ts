@@ -1,6 +1,7 @@
 import { ownerKind, ownerValue, type Owner, type OwnerKind } from '../../accounts/owner.js'
 import type { Database } from '../../db/client.js'
 import type { Series } from '../../lib/metrics.js'
+import type { BatchTracer } from '../../lib/tracing.js'
 import { outcomeUnknown } from '../../lib/problem.js'
 import { currentCredit, sharedCredit, withCredit, type TimingCredit } from '../../lib/server-timing.js'
 import { BATCH_FORM, toParameter } from './rows.js'
@@ -9,14 +10,22 @@ import type { ResourceStatements } from './statements.js'
 /** Requests one batched statement carries at most; more waiting go in further statements. */
 export const MAX_BATCH = 100
 
-/** Where batch sizes go when nobody counts them. */
-const UNCOUNTED: Series = { observe() {} }
+/** Who watches the batches: how many callers each carries, and the spans of tracing when it is on. */
+export interface BatchWatch {
+  sizes: Series
+  tracer?: BatchTracer | undefined
+  /** The span's name: `todos read`. */
+  name?: string
+}
+const UNWATCHED: BatchWatch = { sizes: { observe() {} } }
 
 /** One caller's part of a batch: its input, and how its promise settles. */
 interface Waiting<In, Out> {
   input: In
   /** Where its database time goes (SERVER_TIMING). */
   credit: TimingCredit | undefined
+  /** Its span, when tracing is on. */
+  trace?: unknown
   resolve(output: Out): void
   reject(error: unknown): void
 }
@@ -28,7 +37,8 @@ interface Waiting<In, Out> {
  * company: a caller alone in its turn is handed on alone, microseconds later. `run`
  * settles every caller it is given; `sizes` counts how many it was given each time.
  */
-function batchPerTurn<In, Out>(sizes: Series, run: (waiting: Array<Waiting<In, Out>>) => void): (key: string, input: In) => Promise<Out> {
+function batchPerTurn<In, Out>(watch: BatchWatch, run: (waiting: Array<Waiting<In, Out>>) => void): (key: string, input: In) => Promise<Out> {
+  const { sizes, tracer } = watch
   let queues = new Map<string, Array<Waiting<In, Out>>>()
   const flush = () => {
     const ready = queues
@@ -39,7 +49,8 @@ function batchPerTurn<In, Out>(sizes: Series, run: (waiting: Array<Waiting<In, O
         sizes.observe(waiting.length)
         const credit = sharedCredit(waiting.map((caller) => caller.credit))
         try {
-          if (credit === undefined) run(waiting)
+          if (tracer !== undefined && waiting.length > 1) traced(tracer, watch.name ?? 'batch', waiting, run)
+          else if (credit === undefined) run(waiting)
           else withCredit(credit, () => run(waiting))
         } catch (error) {
           rejectAll(waiting)(error) // never a caller left waiting, nor the other batches of the turn unsent
@@ -52,8 +63,22 @@ function batchPerTurn<In, Out>(sizes: Series, run: (waiting: Array<Waiting<In, O
       if (queues.size === 0) setImmediate(flush)
       let queue = queues.get(key)
       if (queue === undefined) queues.set(key, (queue = []))
-      queue.push({ input, credit: currentCredit(), resolve, reject })
+      queue.push({ input, credit: currentCredit(), trace: tracer?.capture(), resolve, reject })
     })
+}
+
+/** Runs a batch inside a span linked to each caller's, ended once every caller is answered. */
+function traced<In, Out>(tracer: BatchTracer, name: string, waiting: Array<Waiting<In, Out>>, run: (waiting: Array<Waiting<In, Out>>) => void) {
+  const span = tracer.start(name, waiting.map((caller) => caller.trace))
+  let left = waiting.length
+  const answered = () => void (--left === 0 && span.end())
+  const callers = waiting.map((caller) => ({
+    ...caller,
+    resolve: (output: Out) => (caller.resolve(output), answered()),
+    reject: (error: unknown) => (caller.reject(error), answered())
+  }))
+  const credit = sharedCredit(waiting.map((caller) => caller.credit))
+  span.run(() => (credit === undefined ? run(callers) : withCredit(credit, () => run(callers))))
 }
 
 const rejectAll = (waiting: ReadonlyArray<{ reject(error: unknown): void }>) => (error: unknown) => {
@@ -75,9 +100,9 @@ export const readOne = (db: Database, sql: ResourceStatements) => async (owner: 
  * always safe to retry), as each would have failed alone. Ids are integers by schema, so
  * no request's value can make the statement fail for the others.
  */
-export function batchedReads(db: Database, sql: ResourceStatements, sizes = UNCOUNTED): (owner: Owner, id: number) => Promise<Row> {
+export function batchedReads(db: Database, sql: ResourceStatements, watch = UNWATCHED): (owner: Owner, id: number) => Promise<Row> {
   const one = readOne(db, sql)
-  const enqueue = batchPerTurn<{ owner: Owner; id: number }, Row>(sizes, (waiting) => {
+  const enqueue = batchPerTurn<{ owner: Owner; id: number }, Row>(watch, (waiting) => {
     const first = waiting[0] as Waiting<{ owner: Owner; id: number }, Row>
     if (waiting.length === 1) return void one(first.input.owner, first.input.id).then(first.resolve, first.reject)
     const ids = waiting.map((lookup) => lookup.input.id)
@@ -111,12 +136,12 @@ export const createOne = (db: Database, sql: ResourceStatements) => async (owner
  * Each row's owner is checked against its place's, so even a broken order could never
  * hand one owner another's row; rows one batch creates share their created_at.
  */
-export function batchedCreates(db: Database, sql: ResourceStatements, sizes = UNCOUNTED): (owner: Owner, columns: string[], values: unknown[]) => Promise<Row> {
+export function batchedCreates(db: Database, sql: ResourceStatements, watch = UNWATCHED): (owner: Owner, columns: string[], values: unknown[]) => Promise<Row> {
   const one = createOne(db, sql)
   type Input = { owner: Owner; columns: string[]; values: unknown[] }
   const alone = (create: Waiting<Input, Row>) => void one(create.input.owner, create.input.columns, create.input.values).then(create.resolve, create.reject)
 
-  const enqueue = batchPerTurn<Input, Row>(sizes, (waiting) => {
+  const enqueue = batchPerTurn<Input, Row>(watch, (waiting) => {
     const { owner, columns } = (waiting[0] as Waiting<Input, Row>).input
     if (waiting.length === 1) return alone(waiting[0] as Waiting<Input, Row>)
     const forms = columns.map((column) => BATCH_FORM[sql.writable.get(column)?.kind ?? 'text'])

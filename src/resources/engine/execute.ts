@@ -1,8 +1,7 @@
 import { ownerKind, ownerValue, type Owner } from '../../accounts/owner.js'
 import type { Database, Statements } from '../../db/client.js'
-import type { Series } from '../../lib/metrics.js'
 import { encodeCursor } from './keyset.js'
-import { batchedCreates, batchedReads, createOne, readOne } from './batching.js'
+import { batchedCreates, batchedReads, createOne, readOne, type BatchWatch } from './batching.js'
 import { toParameter } from './rows.js'
 import type { Precondition, ResourceStatements } from './statements.js'
 
@@ -29,9 +28,9 @@ export interface Page {
  * answers undefined); the routes tell that apart from an empty result by checking the
  * token then.
  */
-export function createExecutor(db: Database, sql: ResourceStatements, options: { batching: boolean; batchSizes: { read: Series; create: Series } }) {
-  const read = options.batching ? batchedReads(db, sql, options.batchSizes.read) : readOne(db, sql)
-  const create = options.batching ? batchedCreates(db, sql, options.batchSizes.create) : createOne(db, sql)
+export function createExecutor(db: Database, sql: ResourceStatements, options: { batching: boolean; watch: { read: BatchWatch; create: BatchWatch } }) {
+  const read = options.batching ? batchedReads(db, sql, options.watch.read) : readOne(db, sql)
+  const create = options.batching ? batchedCreates(db, sql, options.watch.create) : createOne(db, sql)
 
   /** An item from the array the codec wrote (its version and owner last). */
   const toItem = (values: unknown[], urlBase: string): Item => {

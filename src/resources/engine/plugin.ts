@@ -31,10 +31,10 @@ async function resourcesPlugin(app: FastifyInstance, options: { resources: reado
   app.decorate('idempotency', idempotency)
   runPeriodically(app, 'expired idempotency keys', REAP_EVERY_MS, () => idempotency.reap())
   for (const resource of options.resources) {
-    const batchSizes = { read: app.metrics.batchSize.child(resource.plural, 'read'), create: app.metrics.batchSize.child(resource.plural, 'create') }
-    const executor = createExecutor(app.db, resourceStatements(resource), { batching: config.DATABASE_BATCHING, batchSizes })
+    const watch = (operation: 'read' | 'create') => ({ sizes: app.metrics.batchSize.child(resource.plural, operation), tracer: app.batchTracer, name: `${resource.plural} ${operation}` })
+    const executor = createExecutor(app.db, resourceStatements(resource), { batching: config.DATABASE_BATCHING, watch: { read: watch('read'), create: watch('create') } })
     await app.register(resourceRoutes, { prefix: resource.path, resource, executor, idempotency })
   }
 }
 
-export default fp(resourcesPlugin, { name: 'resources', fastify: '5.x', dependencies: ['db', 'auth', 'metrics'] })
+export default fp(resourcesPlugin, { name: 'resources', fastify: '5.x', dependencies: ['db', 'auth', 'metrics', 'tracing'] })
