@@ -62,44 +62,47 @@ type Metrics = Array<MetricObjectWithValues<MetricValue<string>>>
  */
 export function clusterMetrics(): MetricsSource {
   let sequence = 0
-  const waiting = new Map<number, Map<number, (metrics: Metrics) => void>>()
+  const waiting = new Map<number, Map<number, (metrics: Metrics | undefined) => void>>()
   const last = new Map<number, Metrics>()
-  let retired: Metrics = []
+  /** What exited workers left: their counters and histograms, summed at the next scrape. */
+  let retired: Metrics[] = []
+  const exited = new Set<number>()
 
-  cluster.on('message', (worker: Worker, message: { type?: string; requestId?: number; metrics?: Metrics[] }) => {
+  cluster.on('message', (worker: Worker, message: { type?: string; requestId?: number; metrics?: Metrics[]; error?: unknown }) => {
     if (message?.type !== RESPONSE || message.requestId === undefined) return
-    waiting.get(message.requestId)?.get(worker.id)?.(message.metrics?.flat() ?? [])
+    // A worker whose collection failed answers with an error: its previous answer stands.
+    waiting.get(message.requestId)?.get(worker.id)?.(message.error === undefined ? (message.metrics?.flat() ?? []) : undefined)
   })
   cluster.on('exit', (worker: Worker) => {
+    exited.add(worker.id)
     const final = last.get(worker.id)
     last.delete(worker.id)
-    if (final === undefined) return
-    const kept = final.filter((metric) => ['counter', 'histogram'].includes(String(metric.type)))
-    void AggregatorRegistry.aggregate([retired, kept])
-      .getMetricsAsJSON()
-      .then((sum) => (retired = sum as Metrics))
+    if (final !== undefined) retired.push(final.filter((metric) => ['counter', 'histogram'].includes(String(metric.type))))
   })
 
-  const ask = (worker: Worker, requestId: number, answers: Map<number, (metrics: Metrics) => void>) =>
+  const ask = (worker: Worker, requestId: number, answers: Map<number, (metrics: Metrics | undefined) => void>) =>
     new Promise<Metrics | undefined>((resolve) => {
       const timer = setTimeout(() => resolve(last.get(worker.id)), WORKER_WAIT_MS)
       answers.set(worker.id, (metrics) => {
         clearTimeout(timer)
-        last.set(worker.id, metrics)
-        resolve(metrics)
+        if (metrics !== undefined) last.set(worker.id, metrics)
+        resolve(last.get(worker.id))
       })
       worker.send({ type: REQUEST, requestId }, (error: Error | null) => error && resolve(last.get(worker.id)))
     })
 
   return async () => {
     const requestId = ++sequence
-    const answers = new Map<number, (metrics: Metrics) => void>()
+    const answers = new Map<number, (metrics: Metrics | undefined) => void>()
     waiting.set(requestId, answers)
     try {
       const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined && worker.isConnected())
-      const replies = await Promise.all(workers.map((worker) => ask(worker, requestId, answers)))
-      const all = [...replies.filter((reply): reply is Metrics => reply !== undefined), retired]
-      return AggregatorRegistry.aggregate(all).metrics()
+      const replies = await Promise.all(workers.map(async (worker) => ({ id: worker.id, metrics: await ask(worker, requestId, answers) })))
+      // A worker that exited while this scrape waited is in `retired` now: counted once.
+      const live = replies.filter((reply) => reply.metrics !== undefined && !exited.has(reply.id)).map((reply) => reply.metrics as Metrics)
+      // The exited workers' figures, kept as one sum however many have come and gone.
+      if (retired.length > 1) retired = [(await AggregatorRegistry.aggregate(retired).getMetricsAsJSON()) as Metrics]
+      return await AggregatorRegistry.aggregate([...live, ...retired]).metrics()
     } finally {
       waiting.delete(requestId)
     }

@@ -7,7 +7,7 @@
  * `todos-api`), OTEL_TRACES_SAMPLER (`parentbased_traceidratio` with
  * OTEL_TRACES_SAMPLER_ARG=0.1 keeps a tenth), OTEL_EXPORTER_OTLP_PROTOCOL, headers.
  */
-import type { SpanContext } from '@opentelemetry/api'
+import type { Context, SpanContext } from '@opentelemetry/api'
 import type { Tracing } from './lib/tracing.js'
 
 export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
@@ -22,9 +22,13 @@ async function startTracing(): Promise<Tracing> {
     import('@fastify/otel'),
     import('@opentelemetry/api')
   ])
-  const { context, trace, ROOT_CONTEXT } = api
+  const { context, trace, ROOT_CONTEXT, TraceFlags } = api
   // Request and handler spans; not one per hook (a dozen per request, all of them ours).
-  const fastify = new FastifyOtelInstrumentation({ instrumentHooks: false })
+  // The path without its query string: filter values are the client's own words.
+  const fastify = new FastifyOtelInstrumentation({ instrumentHooks: false, requestHook: (span, request) => span.setAttribute('url.path', request.url.split('?')[0] ?? '/') })
+  // Traces only, unless the operator asks for the SDK's other exporters too.
+  process.env.OTEL_METRICS_EXPORTER ??= 'none'
+  process.env.OTEL_LOGS_EXPORTER ??= 'none'
   const sdk = new NodeSDK({
     serviceName: process.env.OTEL_SERVICE_NAME ?? 'todos-api',
     // A statement outside any request (migrations, reapers) is not traced on its own.
@@ -35,12 +39,16 @@ async function startTracing(): Promise<Tracing> {
   return {
     plugin: fastify.plugin(),
     batches: {
-      capture: () => trace.getSpanContext(context.active()),
+      capture: () => context.active(),
       start(name, callers) {
-        const links = callers.filter((caller): caller is SpanContext => caller !== undefined).map((caller) => ({ context: caller }))
-        // A span of its own, in the trace of the first request, linked to every request it serves.
-        const parent = links[0] ? trace.setSpanContext(ROOT_CONTEXT, links[0].context) : ROOT_CONTEXT
-        const span = tracer.startSpan(`batch ${name}`, { links, attributes: { 'todos_api.batch.size': callers.length } }, parent)
+        const contexts = callers as Context[]
+        if (contexts.length === 1) return { run: (fn) => context.with(contexts[0] as Context, fn), end() {} }
+        const spans = contexts.map((caller) => trace.getSpanContext(caller)).filter((span): span is SpanContext => span !== undefined)
+        // A span of its own, in the trace of the first sampled request (so that a sampled
+        // trace keeps its statement), linked to every request it serves.
+        const first = spans.find((span) => (span.traceFlags & TraceFlags.SAMPLED) !== 0) ?? spans[0]
+        const parent = first ? trace.setSpanContext(ROOT_CONTEXT, first) : ROOT_CONTEXT
+        const span = tracer.startSpan(`batch ${name}`, { links: spans.map((caller) => ({ context: caller })), attributes: { 'todos_api.batch.size': callers.length } }, parent)
         const active = trace.setSpan(parent, span)
         return { run: (fn) => context.with(active, fn), end: () => span.end() }
       }
@@ -48,7 +56,8 @@ async function startTracing(): Promise<Tracing> {
     setUser(request, userId) {
       request.opentelemetry().span?.setAttribute('enduser.id', String(userId))
     },
-    shutdown: () => sdk.shutdown()
+    // Bounded: a collector that is down must not hold the exit past the shutdown grace.
+    shutdown: () => Promise.race([sdk.shutdown(), new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
   }
 }
 

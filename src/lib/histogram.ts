@@ -38,7 +38,8 @@ export class LabelledHistogram {
     const key = values.join('\u0000')
     let found = this.series.get(key)
     if (found === undefined) {
-      if (this.series.size >= this.maxSeries) return this.child(...this.labelNames.map(() => 'other'))
+      const overflow = this.labelNames.map(() => 'other')
+      if (this.series.size >= this.maxSeries && key !== overflow.join('\u0000')) return this.child(...overflow)
       found = this.create(Object.fromEntries(this.labelNames.map((name, i) => [name, values[i] ?? ''])))
       this.series.set(key, found)
     }

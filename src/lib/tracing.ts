@@ -13,9 +13,13 @@ declare module 'fastify' {
  * tracing on; otherwise there is none and batching pays nothing.
  */
 export interface BatchTracer {
-  /** The current request's span context, kept when the request joins a batch. */
+  /** The current request's trace context, kept when the request joins a batch. */
   capture(): unknown
-  /** A span for the batch, linked to each caller's span; `run` makes it current, `end` closes it once every caller is answered. */
+  /**
+   * Where a batch runs: a caller alone, in its own context; several, in a span of their
+   * own linked to each caller's span. `run` makes it current, `end` closes it once every
+   * caller is answered.
+   */
   start(name: string, callers: readonly unknown[]): { run<T>(fn: () => T): T; end(): void }
 }
 

@@ -4,12 +4,12 @@
  */
 import { spawnSync } from 'node:child_process'
 import { Writable } from 'node:stream'
-import { pino } from 'pino'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { newToken } from '../../src/accounts/tokens.js'
 import { WHOLE_WRITE_BYTES, createLogger } from '../../src/lib/logger.js'
 import { buildTestApp, freshDatabase, testConfig } from '../helper.js'
+import { collectingLogger } from '../support/logs.js'
 
 const preparedOnTheConnection = async (app: Awaited<ReturnType<typeof buildTestApp>>['app']) =>
   (await app.pg.pool.query<{ name: string; statement: string }>('SELECT name, statement FROM pg_prepared_statements ORDER BY name')).rows
@@ -58,16 +58,10 @@ t.test('pooled connections outlive a quiet spell (DATABASE_POOL_IDLE_TIMEOUT_MS)
 })
 
 t.test('one access line per request at info, with what an operator needs and nothing secret', async (t) => {
-  const lines: Array<Record<string, unknown>> = []
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>)
-      done()
-    }
-  })
+  const { logger, lines } = collectingLogger()
   const db = await freshDatabase(t)
   const config = testConfig({ DATABASE_URL: db, LOG_LEVEL: 'info' })
-  const app = await buildApp({ config, connectionString: db, loggerInstance: pino({ level: 'info' }, sink) })
+  const app = await buildApp({ config, connectionString: db, loggerInstance: logger })
   t.teardown(() => app.close())
 
   const token = newToken().secret // well-formed, unknown: a 401

@@ -141,3 +141,12 @@ async function childPids(pid: number): Promise<number[]> {
   const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')
   return children.trim().split(/\s+/).filter(Boolean).map(Number)
 }
+
+t.test('a histogram past its series limit counts the rest as one `other` series', async (t) => {
+  const { LabelledHistogram } = await import('../../src/lib/histogram.js')
+  const histogram = new LabelledHistogram('h', 'help', ['a'], [1], 2)
+  for (const value of ['x', 'y', 'z', 'w']) histogram.child(value).observe(0.5)
+  const { values } = (await histogram.get()) as { values: Array<{ labels: Record<string, string>; value: number; metricName?: string }> }
+  const counts = values.filter((sample) => sample.metricName === 'h_count').map((sample) => [sample.labels.a, sample.value])
+  t.same(counts, [['x', 1], ['y', 1], ['other', 2]])
+})

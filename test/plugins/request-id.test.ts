@@ -3,11 +3,10 @@
  * its log lines; a well-formed incoming one kept, anything else replaced and never echoed.
  */
 import { connect } from 'node:net'
-import { Writable } from 'node:stream'
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { buildTestApp, freshDatabase, testConfig } from '../helper.js'
+import { collectingLogger } from '../support/logs.js'
 import { startNginx } from '../support/nginx.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
@@ -15,15 +14,9 @@ const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
 
 /** The app with its log lines collected, as JSON objects. */
 async function loggedApp(t: Test) {
-  const lines: Array<Record<string, unknown>> = []
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>)
-      done()
-    }
-  })
+  const { logger, lines } = collectingLogger()
   const db = await freshDatabase(t)
-  const app = await buildApp({ config: testConfig({ DATABASE_URL: db, LOG_LEVEL: 'info' }), connectionString: db, loggerInstance: pino({ level: 'info' }, sink) })
+  const app = await buildApp({ config: testConfig({ DATABASE_URL: db, LOG_LEVEL: 'info' }), connectionString: db, loggerInstance: logger })
   t.teardown(() => app.close())
   return { app, lines }
 }
@@ -92,12 +85,16 @@ t.test('an answer the HTTP parser writes itself has an id too', async (t) => {
   t.match(raw, `"request_id":"${id}"`)
 })
 
-t.test("behind the bundled nginx, the API's answer carries nginx's $request_id, or the client's own", async (t) => {
-  const { app } = await buildTestApp(t)
+t.test("behind the bundled nginx: nginx's $request_id or the client's own reaches the logs and the answer; a client's traceparent stops at the edge", async (t) => {
+  const { app, lines } = await loggedApp(t)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const nginx = await startNginx(t, [(app.server.address() as { port: number }).port])
-  const answer = await fetch(`${nginx.url}/health/live`)
-  t.match(answer.headers.get('x-request-id'), /^[0-9a-f]{32}$/, "nginx's $request_id, passed on and kept")
+  const answer = await fetch(`${nginx.url}/todos`, { headers: { traceparent: `00-${TRACE}-00f067aa0ba902b7-01` } })
+  const id = answer.headers.get('x-request-id')
+  t.match(id, /^[0-9a-f]{32}$/, "nginx's $request_id, passed on and kept")
+  const line = lines.find((entry) => entry.msg === 'request' && entry.request_id === id)
+  t.ok(line, 'the same id in the log line')
+  t.notOk(line && 'trace_id' in line, "the public's traceparent did not pass nginx")
   const own = await fetch(`${nginx.url}/health/live`, { headers: { 'x-request-id': 'from-the-client-7' } })
   t.equal(own.headers.get('x-request-id'), 'from-the-client-7')
   const hostile = await fetch(`${nginx.url}/health/live`, { headers: { 'x-request-id': '<img src=x>' } })

@@ -47,19 +47,21 @@ async function otlpReceiver(t: Test) {
   return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, spans, bodies, until }
 }
 
+/** Tracing on, every span exported at once as OTLP/HTTP JSON to `url`. */
+const exportingTo = (url: string) => ({
+  OTEL_EXPORTER_OTLP_ENDPOINT: url,
+  OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+  OTEL_BSP_SCHEDULE_DELAY: '100',
+  OTEL_METRICS_EXPORTER: 'none',
+  OTEL_LOGS_EXPORTER: 'none'
+})
+
 const TRACE = '0af7651916cd43dd8448eb211c80319c'
 const PARENT = 'b7ad6b7169203331'
 
 t.test('a span per request continuing the incoming traceparent, a child span per statement, a batch span linked to every request it serves', async (t) => {
   const receiver = await otlpReceiver(t)
-  const server = await startServer(t, {
-    DATABASE_URL: await freshDatabase(t),
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-    OTEL_METRICS_EXPORTER: 'none',
-    OTEL_LOGS_EXPORTER: 'none'
-  })
+  const server = await startServer(t, { DATABASE_URL: await freshDatabase(t), ...exportingTo(receiver.url) })
   await server.waitFor(/Server listening/)
   const created = await fetch(`${server.url}/todos`, { method: 'POST', headers: { 'content-type': 'application/json', traceparent: `00-${TRACE}-${PARENT}-01` }, body: '{"title":"traced"}' })
   t.equal(created.status, 201)
@@ -82,10 +84,13 @@ t.test('a span per request continuing the incoming traceparent, a child span per
   t.ok(ancestors(statement).includes(request?.spanId as string), `the statement (${statement?.name}) is inside the request's span`)
 
   // Lookups arriving together: one statement, and one span linked to each of them.
-  const before = receiver.spans.length
-  const answers = await Promise.all(Array.from({ length: 12 }, () => fetch(`${server.url}/todos/${id}`, { headers: { connection: 'close' } })))
-  t.ok(answers.every((answer) => answer.status === 200))
-  await receiver.until('batch span', () => receiver.spans.slice(before).some((span) => span.name === 'batch todos read'))
+  // (Whether a burst shares a turn is up to the machine: bursts until one did.)
+  for (let burst = 0; burst < 10 && !receiver.spans.some((span) => span.name === 'batch todos read'); burst++) {
+    const answers = await Promise.all(Array.from({ length: 20 }, () => fetch(`${server.url}/todos/${id}`, { headers: { connection: 'close' } })))
+    t.ok(answers.every((answer) => answer.status === 200))
+    await new Promise((resolve) => setTimeout(resolve, 300))
+  }
+  await receiver.until('batch span', () => receiver.spans.some((span) => span.name === 'batch todos read'))
   await new Promise((resolve) => setTimeout(resolve, 500))
   const batch = receiver.spans.find((span) => span.name === 'batch todos read')
   const requests = receiver.spans.filter((span) => span.name === 'request' && attribute(span, 'http.route') === '/todos/:id')
@@ -103,14 +108,7 @@ t.test('a span per request continuing the incoming traceparent, a child span per
 
 t.test('a token is never on a span; a malformed traceparent starts a new trace', async (t) => {
   const receiver = await otlpReceiver(t)
-  const server = await startServer(t, {
-    DATABASE_URL: await freshDatabase(t),
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-    OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-    OTEL_METRICS_EXPORTER: 'none',
-    OTEL_LOGS_EXPORTER: 'none'
-  })
+  const server = await startServer(t, { DATABASE_URL: await freshDatabase(t), ...exportingTo(receiver.url) })
   await server.waitFor(/Server listening/)
   const credentials = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":"tracer@example.com","name":"T","password":"a long enough password"}' }
   t.equal((await fetch(`${server.url}/users`, credentials)).status, 201)
@@ -124,6 +122,29 @@ t.test('a token is never on a span; a malformed traceparent starts a new trace',
   t.notOk(all.includes('a long enough password'))
   const request = receiver.spans.find((span) => span.name === 'request' && attribute(span, 'http.route') === '/todos')
   t.notOk(request?.parentSpanId, 'a new trace: the malformed header had no effect')
+  t.equal(attribute(request, 'url.path'), '/todos', 'the path, without the query string')
+
+  // A token's lookup and the local user's in one turn are two statements (one per kind of
+  // owner): each must be in its own request's trace, not in the trace of whichever
+  // request scheduled the turn's batch.
+  const todo = (await (await fetch(`${server.url}/todos`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: '{"title":"mine"}' })).json()) as { id: number }
+  const local = (await (await fetch(`${server.url}/todos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"title":"local"}' })).json()) as { id: number }
+  const traces: string[] = []
+  for (let round = 0; round < 5; round++) {
+    const ids = [0, 1].map((i) => `${String(round)}${String(i)}`.padStart(32, 'a'))
+    traces.push(...ids)
+    await Promise.all([
+      fetch(`${server.url}/todos/${todo.id}?x=secret-filter`, { headers: { authorization: `Bearer ${token}`, traceparent: `00-${ids[0]}-b7ad6b7169203331-01` } }),
+      fetch(`${server.url}/todos/${local.id}`, { headers: { traceparent: `00-${ids[1]}-b7ad6b7169203331-01` } })
+    ])
+  }
+  await receiver.until('the last statement', () => receiver.spans.some((span) => span.traceId === traces.at(-1) && span.name.startsWith('pg.query')))
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  for (const traceId of traces) {
+    const statements = receiver.spans.filter((span) => span.traceId === traceId && span.name.startsWith('pg.query'))
+    t.equal(statements.length, 1, `trace ${traceId.slice(-4)}: its own lookup's statement, and no other's`)
+  }
+  t.notOk(receiver.bodies.join('').includes('secret-filter'), 'no query string on any span')
 })
 
 t.test('without OTEL_* settings nothing of OpenTelemetry is loaded', async (t) => {

@@ -13,7 +13,7 @@ import { freePort } from '../support/ports.js'
 const SHUTDOWN_DELAY_MS = 5000
 const FAIL_TIMEOUT_MS = 5000
 
-async function waitReady(url: string, timeoutMs = 30_000): Promise<void> {
+async function waitReady(url: string, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const status = await fetch(`${url}/health/ready`).then((response) => response.status, () => 0)

@@ -58,7 +58,8 @@ export async function startServer(
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })
-  const waitFor = async (pattern: RegExp, timeoutMs = 30_000) => output[await waitForLine(pattern, { timeoutMs })] as string
+  // Generous: a start takes a few seconds, but over 30 s on a busy 2-core machine running four test files.
+  const waitFor = async (pattern: RegExp, timeoutMs = 90_000) => output[await waitForLine(pattern, { timeoutMs })] as string
   return { child, port, url: `http://127.0.0.1:${port}`, output, exited, waitFor }
 }
 

@@ -43,7 +43,7 @@ export async function startPrometheus(t: Test, targets: string[]): Promise<{ url
   t.teardown(() => {
     child.kill('SIGKILL')
   })
-  await waitFor(/Server is ready to receive web requests/, { timeoutMs: 30_000 })
+  await waitFor(/Server is ready to receive web requests/, { timeoutMs: 90_000 })
   const url = `http://127.0.0.1:${port}`
   return {
     url,

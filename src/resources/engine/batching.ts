@@ -1,6 +1,7 @@
 import { ownerKind, ownerValue, type Owner, type OwnerKind } from '../../accounts/owner.js'
 import type { Database } from '../../db/client.js'
 import type { Series } from '../../lib/metrics.js'
+import { AsyncResource } from 'node:async_hooks'
 import type { BatchTracer } from '../../lib/tracing.js'
 import { outcomeUnknown } from '../../lib/problem.js'
 import { currentCredit, sharedCredit, withCredit, type TimingCredit } from '../../lib/server-timing.js'
@@ -40,7 +41,9 @@ interface Waiting<In, Out> {
 function batchPerTurn<In, Out>(watch: BatchWatch, run: (waiting: Array<Waiting<In, Out>>) => void): (key: string, input: In) => Promise<Out> {
   const { sizes, tracer } = watch
   let queues = new Map<string, Array<Waiting<In, Out>>>()
-  const flush = () => {
+  // Bound here, so a batch runs in nobody's context (not that of the request that happened
+  // to schedule the turn's flush): each caller's context travels with the caller instead.
+  const flush = AsyncResource.bind(() => {
     const ready = queues
     queues = new Map()
     for (const queue of ready.values()) {
@@ -48,16 +51,18 @@ function batchPerTurn<In, Out>(watch: BatchWatch, run: (waiting: Array<Waiting<I
         const waiting = queue.length <= MAX_BATCH ? queue : queue.slice(start, start + MAX_BATCH)
         sizes.observe(waiting.length)
         const credit = sharedCredit(waiting.map((caller) => caller.credit))
-        try {
-          if (tracer !== undefined && waiting.length > 1) traced(tracer, watch.name ?? 'batch', waiting, run)
-          else if (credit === undefined) run(waiting)
-          else withCredit(credit, () => run(waiting))
-        } catch (error) {
-          rejectAll(waiting)(error) // never a caller left waiting, nor the other batches of the turn unsent
+        if (tracer !== undefined) traced(tracer, watch.name ?? 'batch', waiting, credit, run)
+        else {
+          try {
+            if (credit === undefined) run(waiting)
+            else withCredit(credit, () => run(waiting))
+          } catch (error) {
+            rejectAll(waiting)(error) // never a caller left waiting, nor the other batches of the turn unsent
+          }
         }
       }
     }
-  }
+  })
   return (key, input) =>
     new Promise<Out>((resolve, reject) => {
       if (queues.size === 0) setImmediate(flush)
@@ -67,18 +72,29 @@ function batchPerTurn<In, Out>(watch: BatchWatch, run: (waiting: Array<Waiting<I
     })
 }
 
-/** Runs a batch inside a span linked to each caller's, ended once every caller is answered. */
-function traced<In, Out>(tracer: BatchTracer, name: string, waiting: Array<Waiting<In, Out>>, run: (waiting: Array<Waiting<In, Out>>) => void) {
+/**
+ * Runs a batch in its span (linked to each caller's; a caller alone runs in its own
+ * context), ended once every caller is answered: each at most once, and all of them if
+ * `run` throws.
+ */
+function traced<In, Out>(tracer: BatchTracer, name: string, waiting: Array<Waiting<In, Out>>, credit: TimingCredit | undefined, run: (waiting: Array<Waiting<In, Out>>) => void) {
   const span = tracer.start(name, waiting.map((caller) => caller.trace))
   let left = waiting.length
-  const answered = () => void (--left === 0 && span.end())
-  const callers = waiting.map((caller) => ({
-    ...caller,
-    resolve: (output: Out) => (caller.resolve(output), answered()),
-    reject: (error: unknown) => (caller.reject(error), answered())
-  }))
-  const credit = sharedCredit(waiting.map((caller) => caller.credit))
-  span.run(() => (credit === undefined ? run(callers) : withCredit(credit, () => run(callers))))
+  const callers = waiting.map((caller) => {
+    let settled = false
+    const settle = () => {
+      if (settled) return false
+      settled = true
+      if (--left === 0) span.end()
+      return true
+    }
+    return { ...caller, resolve: (output: Out) => settle() && caller.resolve(output), reject: (error: unknown) => settle() && caller.reject(error) }
+  })
+  try {
+    span.run(() => (credit === undefined ? run(callers) : withCredit(credit, () => run(callers))))
+  } catch (error) {
+    rejectAll(callers)(error)
+  }
 }
 
 const rejectAll = (waiting: ReadonlyArray<{ reject(error: unknown): void }>) => (error: unknown) => {
