@@ -17,6 +17,7 @@ export const withCredit = <T>(credit: TimingCredit, fn: () => T): T => storage.r
 
 /** One credit for a statement that serves several requests: each is credited its whole duration, as each waited for all of it. */
 export function sharedCredit(credits: ReadonlyArray<TimingCredit | undefined>): TimingCredit | undefined {
+  if (credits.every((credit) => credit === undefined)) return undefined // SERVER_TIMING off: nothing to build
   const present = credits.filter((credit): credit is TimingCredit => credit !== undefined)
   if (present.length === 0) return undefined
   return { addDatabase: (ms) => { for (const credit of present) credit.addDatabase(ms) } }

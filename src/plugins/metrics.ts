@@ -32,13 +32,14 @@ async function metricsPlugin(app: FastifyInstance) {
     new AggregatorRegistry()
   }
 
-  // The series of each route, method and status, found once: an observation is then two
-  // lookups and the histogram's own additions.
-  const series = new Map<string, Series[]>()
+  // The series of each method, route and status, found once: an observation is then three
+  // lookups (no key to build) and the histogram's own additions.
+  const series = new Map<string, Map<string, Series[]>>()
   const seriesFor = (method: string, route: string, status: number): Series => {
-    const key = `${method} ${route}`
-    let byStatus = series.get(key)
-    if (byStatus === undefined) series.set(key, (byStatus = []))
+    let byRoute = series.get(method)
+    if (byRoute === undefined) series.set(method, (byRoute = new Map()))
+    let byStatus = byRoute.get(route)
+    if (byStatus === undefined) byRoute.set(route, (byStatus = []))
     return (byStatus[status] ??= metrics.httpDuration.child(method, route, String(status)))
   }
 

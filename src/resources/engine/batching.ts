@@ -50,7 +50,7 @@ function batchPerTurn<In, Out>(watch: BatchWatch, run: (waiting: Array<Waiting<I
       for (let start = 0; start < queue.length; start += MAX_BATCH) {
         const waiting = queue.length <= MAX_BATCH ? queue : queue.slice(start, start + MAX_BATCH)
         sizes.observe(waiting.length)
-        const credit = sharedCredit(waiting.map((caller) => caller.credit))
+        const credit = waiting.length === 1 ? waiting[0]?.credit : sharedCredit(waiting.map((caller) => caller.credit))
         if (tracer !== undefined) traced(tracer, watch.name ?? 'batch', waiting, credit, run)
         else {
           try {
