@@ -116,7 +116,7 @@ t.test('Prometheus scrapes the sum over every worker (WEB_CONCURRENCY=2), and a 
 
   const prometheus = await startPrometheus(t, [`127.0.0.1:${metricsPort}`])
   let count: number | undefined
-  for (let tries = 0; tries < 60 && count !== N; tries++) {
+  for (let tries = 0; tries < 180 && count !== N; tries++) {
     await new Promise((resolve) => setTimeout(resolve, 500))
     const [result] = await prometheus.query(`sum(http_server_request_duration_seconds_count{http_route="/todos/:id",http_response_status_code="200"})`)
     count = result ? Number(result.value[1]) : undefined

@@ -41,7 +41,7 @@ async function otlpReceiver(t: Test) {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise((resolve) => server.close(resolve)))
   const until = async (what: string, found: () => boolean) => {
-    for (let i = 0; i < 100 && !found(); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    for (let i = 0; i < 300 && !found(); i++) await new Promise((resolve) => setTimeout(resolve, 100)) // 30 s: a busy machine
     if (!found()) throw new Error(`no ${what} exported`)
   }
   return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, spans, bodies, until }
