@@ -1,3 +1,4 @@
+import type { FastifyReply } from 'fastify'
 import { Counter, Gauge, Registry } from 'prom-client'
 import { LabelledHistogram, type Series } from './histogram.js'
 import type { HttpProblem } from './problem.js'
@@ -47,6 +48,8 @@ export function createMetrics() {
     httpDuration: histogram('http_server_request_duration_seconds', 'Duration of HTTP server requests', ['http_request_method', 'http_route', 'http_response_status_code'], HTTP_BUCKETS),
     requestStarted: () => void active++,
     requestEnded: () => void active--,
+    /** Counts a request's answer in the HTTP figures (plugins/metrics.ts sets it when they are on). */
+    track: (_reply: FastifyReply): void => {},
     statementDuration: histogram('db_client_operation_duration_seconds', 'Duration of database statements, by statement', ['db_system_name', 'db_query_summary'], DB_BUCKETS),
     batchSize: histogram('todos_api_batch_size', 'Requests served by one statement of the per-turn batching', ['resource', 'operation'], BATCH_BUCKETS),
     statementCancels: new Counter({ name: 'db_client_statement_cancels_total', help: 'Statements cancelled after DATABASE_STATEMENT_TIMEOUT_MS', registers }),

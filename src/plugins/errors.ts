@@ -55,6 +55,7 @@ async function errorsPlugin(app: FastifyInstance) {
 const toPattern = (path: string) => new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]\w*/g, '[^/]+')}/?$`)
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: HttpProblem) {
+  request.server.metrics?.track(reply)
   request.server.metrics?.countProblem(problem, request.routeOptions.url)
   if (problem.retryAfterSeconds !== undefined) reply.header('Retry-After', String(problem.retryAfterSeconds))
   if (problem.headers !== undefined) reply.headers(problem.headers)

@@ -6,7 +6,8 @@ import { AggregatorRegistry, collectDefaultMetrics } from 'prom-client'
 import { createMetrics, type Series } from '../lib/metrics.js'
 
 const kReply = Symbol('the reply this response belongs to')
-type Tracked = ServerResponse & { [kReply]?: FastifyReply }
+const kTracked = Symbol('counted once')
+type Tracked = ServerResponse & { [kReply]?: FastifyReply; [kTracked]?: true }
 
 /** What the answer of a request is counted as when its client left before it was sent (nginx's code). */
 const CLIENT_CLOSED = 499
@@ -55,11 +56,20 @@ async function metricsPlugin(app: FastifyInstance) {
     const status = this.writableEnded ? this.statusCode : CLIENT_CLOSED
     seriesFor(method, request.routeOptions.url ?? 'unmatched', status).observe(reply.elapsedTime / 1000)
   }
-  app.addHook('onRequest', (_request, reply, done) => {
-    metrics.requestStarted()
+  // From the first hook; or, for an answer the router writes before any hook runs (a 400
+  // for a malformed URL, a 414), from sendProblem (plugins/errors.ts). Once per response,
+  // and never for one already closed, whose 'close' would not come again.
+  const track = (reply: FastifyReply) => {
     const response = reply.raw as Tracked
+    if (response[kTracked] || response.closed) return
+    response[kTracked] = true
+    metrics.requestStarted()
     response[kReply] = reply
     response.once('close', finished)
+  }
+  metrics.track = track
+  app.addHook('onRequest', (_request, reply, done) => {
+    track(reply)
     done()
   })
 }
