@@ -24,6 +24,8 @@ declare module 'fastify' {
        * one. Most writes are far smaller; a longer one costs one more query.
        */
       proveBeforeLargeBody: preParsingHookHandler
+      /** Makes every route of `scope` a protected one: the three hooks above. */
+      protect(scope: FastifyInstance): void
       /**
        * After a statement scoped by the request's owner found or changed nothing: 401 if
        * the token was not valid (rather than an empty page or a 404).
@@ -146,6 +148,11 @@ async function authPlugin(app: FastifyInstance) {
     authenticate,
     recordUse,
     proveBeforeLargeBody,
+    protect(scope: FastifyInstance) {
+      scope.addHook('onRequest', authenticate)
+      scope.addHook('preParsing', proveBeforeLargeBody)
+      scope.addHook('onResponse', recordUse)
+    },
     accounts,
     limiter,
     // Guessing passwords and filling the table with accounts both cost attempts, counted

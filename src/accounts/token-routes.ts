@@ -59,9 +59,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   await app.register(async (scope) => {
     const protectedRoutes = scope.withTypeProvider<TypeBoxTypeProvider>()
-    protectedRoutes.addHook('onRequest', app.auth.authenticate)
-    protectedRoutes.addHook('preParsing', app.auth.proveBeforeLargeBody)
-    protectedRoutes.addHook('onResponse', app.auth.recordUse)
+    app.auth.protect(scope)
 
     protectedRoutes.get(
       '/tokens',

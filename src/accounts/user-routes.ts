@@ -66,9 +66,7 @@ const userRoutes: FastifyPluginAsyncTypebox<{ resources: ReadonlyArray<{ plural:
 
   await app.register(async (scope) => {
     const protectedRoutes = scope.withTypeProvider<TypeBoxTypeProvider>()
-    protectedRoutes.addHook('onRequest', app.auth.authenticate)
-    protectedRoutes.addHook('preParsing', app.auth.proveBeforeLargeBody)
-    protectedRoutes.addHook('onResponse', app.auth.recordUse)
+    app.auth.protect(scope)
 
     protectedRoutes.get(
       '/users/me',
