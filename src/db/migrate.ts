@@ -184,6 +184,14 @@ async function runAlone(client: pg.Client, file: MigrationFile, direction: 'up' 
       )
     }
   }
+  // An INVALID index an earlier failed build left satisfies IF NOT EXISTS: not done, then.
+  const invalid = direction === 'up' ? await invalidIndexes(client) : []
+  if (invalid.length > 0) {
+    throw new MigrationError(
+      `migration ${file.name} (up, outside a transaction) ran, but is not recorded as applied: index(es) ${invalid.join(', ')} are INVALID ` +
+        `(a concurrent build failed before, and IF NOT EXISTS kept it): DROP INDEX CONCURRENTLY ${invalid[0]}; then make migrate again`
+    )
+  }
   if (direction === 'up') {
     await client.query(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (id SERIAL PRIMARY KEY, name varchar(255) NOT NULL, run_on timestamp NOT NULL)`)
     await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (name, run_on) VALUES ($1, now())`, [file.name])
