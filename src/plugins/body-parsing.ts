@@ -8,16 +8,27 @@ import { badRequest } from '../lib/problem.js'
  * naming the field, before any schema or SQL sees it.
  */
 const LONE_SURROGATE_OR_NUL = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|\u0000/
-function findBadText(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return LONE_SURROGATE_OR_NUL.test(value) ? path : undefined
-  if (value === null || typeof value !== 'object') return undefined
-  for (const key in value) {
-    if (LONE_SURROGATE_OR_NUL.test(key)) return path ? `${path}.${key}` : key
-    const inner = (value as Record<string, unknown>)[key]
-    // Only strings and containers can hold text; the field's name is built only then.
-    if (inner !== null && (typeof inner === 'string' || typeof inner === 'object')) {
-      const found = findBadText(inner, path ? `${path}.${key}` : key)
-      if (found !== undefined) return found
+/**
+ * A walk with a stack of its own (a body nests as deep as its size allows, deeper than the
+ * call stack goes) that names the field only once it has found one: linear in the body.
+ */
+function findBadText(body: unknown): string | undefined {
+  if (typeof body === 'string') return LONE_SURROGATE_OR_NUL.test(body) ? '' : undefined
+  type Place = { value: object; key: string | undefined; parent: Place | undefined }
+  const pathOf = (place: Place | undefined, key: string) => {
+    const keys = [key]
+    for (let at = place; at?.key !== undefined; at = at.parent) keys.push(at.key)
+    return keys.reverse().join('.')
+  }
+  if (body === null || typeof body !== 'object') return undefined
+  const stack: Place[] = [{ value: body, key: undefined, parent: undefined }]
+  while (stack.length > 0) {
+    const place = stack.pop() as Place
+    for (const key in place.value) {
+      if (LONE_SURROGATE_OR_NUL.test(key)) return pathOf(place, key)
+      const inner = (place.value as Record<string, unknown>)[key]
+      if (typeof inner === 'string' && LONE_SURROGATE_OR_NUL.test(inner)) return pathOf(place, key)
+      if (inner !== null && typeof inner === 'object') stack.push({ value: inner, key, parent: place })
     }
   }
   return undefined
@@ -38,7 +49,7 @@ async function bodyParsingPlugin(app: FastifyInstance) {
     if (body === '') return done(null, undefined)
     parseJson(request, body as string, (error, parsed) => {
       if (error) return done(error, undefined)
-      const bad = findBadText(parsed, '')
+      const bad = findBadText(parsed)
       if (bad !== undefined) {
         const message = 'must be valid Unicode text without NUL characters (no lone surrogates)'
         return done(badRequest('VALIDATION_FAILED', `body${bad ? `.${bad}` : ''} ${message}`, [{ in: 'body', field: bad, message }]), undefined)
