@@ -1,6 +1,6 @@
 import type { Config } from '../config.js'
 import { migrationLimits, runMigrations } from '../db/migrate.js'
-import { seedDatabase } from '../dev/seed.js'
+import { inWords, seedDatabase } from '../dev/seed.js'
 import { runTool } from './run-tool.js'
 
 /**
@@ -32,7 +32,7 @@ await runTool('resetdb', async ({ config, connectionString, say }) => {
   say(`applied ${applied.length} migration(s): ${applied.join(', ')}`)
   if (args.has('--seed')) {
     const seeded = await seedDatabase(connectionString)
-    say(`seeded ${Object.entries(seeded).map(([plural, { added }]) => `${added} ${plural}`).join(' and ')}`)
+    say(`seeded ${inWords(Object.entries(seeded).map(([plural, { added }]) => `${added} ${plural}`))}`)
   }
   say(`done: the schema is at the latest migration and the tables hold ${args.has('--seed') ? 'only the demo data' : 'no rows'}`)
 }, refuseProduction)

@@ -59,7 +59,7 @@ export async function seedOnStart(
   } else if (mode === 'true' || (await isEmpty(connectionString, resources))) {
     const seeded = await seedDatabase(connectionString, resources)
     const added = Object.entries(seeded).map(([plural, { added: count }]) => `${count} ${plural}`)
-    logger.info(seeded, `demo data: added ${added.join(' and ')}`)
+    logger.info(seeded, `demo data: added ${inWords(added)}`)
   }
 }
 
@@ -71,3 +71,6 @@ export async function isEmpty(connectionString: string, resources: readonly AnyR
     return rows[0]?.empty ?? false
   })
 }
+
+/** `a`, `a and b`, `a, b and c`: the seeders' report of what they added. */
+export const inWords = (parts: string[]) => (parts.length < 2 ? parts.join('') : `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`)

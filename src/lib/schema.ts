@@ -47,6 +47,14 @@ export const DateTimeInput = (options: SchemaOptions = {}) => DateTime({ pattern
  */
 export const NOT_BLANK = '\\P{White_Space}'
 
+/**
+ * A keyword for the size of a value written as compact JSON, in bytes (lib/validation.ts
+ * checks it): how big a client's own data may be, whatever its shape.
+ */
+export const MAX_JSON_BYTES = 'x-max-json-bytes'
+/** A keyword for how deep objects and arrays nest in a value (lib/validation.ts checks it). */
+export const MAX_JSON_DEPTH = 'x-max-json-depth'
+
 /** Messages for the patterns above, so a 400 says what is wrong in words. */
 export const PATTERN_MESSAGES: Record<string, string> = {
   [NOT_BLANK]: 'must not be blank',

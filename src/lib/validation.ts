@@ -1,6 +1,7 @@
 import Ajv, { type ErrorObject, type Options, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { FastifySchemaCompiler } from 'fastify'
+import { MAX_JSON_BYTES, MAX_JSON_DEPTH } from './schema.js'
 
 const shared: Options = { useDefaults: true, removeAdditional: false, strict: false }
 
@@ -37,7 +38,41 @@ export function isStorableDateTime(text: string): boolean {
   const instant = Date.UTC(y, mo - 1, d, h, mi, s, millis) - offset * 60_000
   return instant >= FIRST_INSTANT && instant <= LAST_INSTANT
 }
-for (const ajv of [bodyAjv.first, bodyAjv.all, textAjv.first, textAjv.all]) ajv.addFormat('date-time', { type: 'string', validate: isStorableDateTime })
+for (const ajv of [bodyAjv.first, bodyAjv.all, textAjv.first, textAjv.all]) {
+  ajv.addFormat('date-time', { type: 'string', validate: isStorableDateTime })
+  ajv.addKeyword({ keyword: MAX_JSON_BYTES, schemaType: 'number', validate: fitsAsJson })
+  ajv.addKeyword({ keyword: MAX_JSON_DEPTH, schemaType: 'number', validate: nestsAtMost })
+}
+
+/** The MAX_JSON_BYTES keyword: linear in the value, which the body limit already bounds. */
+function fitsAsJson(max: number, data: unknown): boolean {
+  // JSON.stringify runs out of stack past a few thousand levels, which no value within
+  // these limits has (MAX_JSON_DEPTH names the depth).
+  let fits: boolean
+  try {
+    fits = Buffer.byteLength(JSON.stringify(data)) <= max
+  } catch {
+    fits = false
+  }
+  fitsAsJson.errors = fits ? undefined : [{ keyword: MAX_JSON_BYTES, params: { limit: max }, message: `must be at most ${max} bytes written as JSON` }]
+  return fits
+}
+fitsAsJson.errors = undefined as Array<Partial<ErrorObject>> | undefined
+
+/** The MAX_JSON_DEPTH keyword: a walk with a stack of its own, linear in the value. */
+function nestsAtMost(max: number, data: unknown): boolean {
+  const stack: Array<[unknown, number]> = [[data, 1]]
+  let fits = true
+  while (fits && stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number]
+    if (value === null || typeof value !== 'object') continue
+    if (depth > max) fits = false
+    else for (const child of Object.values(value)) stack.push([child, depth + 1])
+  }
+  nestsAtMost.errors = fits ? undefined : [{ keyword: MAX_JSON_DEPTH, params: { limit: max }, message: `must nest objects and arrays at most ${max} deep` }]
+  return fits
+}
+nestsAtMost.errors = undefined as Array<Partial<ErrorObject>> | undefined
 
 /** Property names of a part's schema whose values are integers (path ids, `limit`, prices). */
 function integerProperties(schema: unknown): string[] {

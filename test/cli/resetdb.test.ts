@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { migrationFiles } from '../../src/db/migrate.js'
 import { SEED_CATS } from '../../src/resources/cats/demo.js'
 import { SEED_TODOS } from '../../src/resources/todos/demo.js'
-import { } from '../../src/dev/seed.js'
+import { demoLists } from '../../src/resources/lists/demo.js'
 import { freshDatabase, insertTodos, runScript, sql } from '../helper.js'
 
 const counts = async (db: string) =>
@@ -33,7 +33,7 @@ t.test('resetdb seed=1 seeds afterwards', async (t) => {
   const db = await withData(t)
   const result = await runScript(t, 'cli/resetdb.ts', ['--seed'], { DATABASE_URL: db })
   t.equal(result.code, 0, result.stderr)
-  t.match(result.stderr, `seeded ${SEED_CATS} cats and ${SEED_TODOS} todos`)
+  t.match(result.stderr, `seeded ${SEED_CATS} cats, ${demoLists().length} lists and ${SEED_TODOS} todos`)
   t.same(await counts(db), { todos: SEED_TODOS, cats: SEED_CATS })
 })
 

@@ -1,6 +1,9 @@
 import t from 'tap'
 import { SEED_CATS } from '../../src/resources/cats/demo.js'
+import { demoLists } from '../../src/resources/lists/demo.js'
 import { SEED_TODOS } from '../../src/resources/todos/demo.js'
+
+const SEED_LISTS = demoLists().length
 import { seedDatabase } from '../../src/dev/seed.js'
 import { buildTestApp, freshDatabase, runScript, sql, startServer } from '../helper.js'
 
@@ -10,17 +13,22 @@ const counts = async (db: string) =>
 t.test('seeding fills a realistic, varied set of todos and cats', async (t) => {
   const db = await freshDatabase(t)
   const result = await seedDatabase(db)
-  t.same(result, { todos: { added: SEED_TODOS, total: SEED_TODOS }, cats: { added: SEED_CATS, total: SEED_CATS } })
+  t.same(result, { cats: { added: SEED_CATS, total: SEED_CATS }, lists: { added: SEED_LISTS, total: SEED_LISTS }, todos: { added: SEED_TODOS, total: SEED_TODOS } })
   t.ok(SEED_TODOS >= 200 && SEED_CATS >= 100, 'a few hundred rows')
   const [todos] = await sql<Record<string, number>>(
     db,
     `SELECT count(DISTINCT title)::int AS titles, count(*) FILTER (WHERE completed)::int AS done, count(*) FILTER (WHERE NOT completed)::int AS open,
             count(*) FILTER (WHERE due_date IS NULL)::int AS undated, count(*) FILTER (WHERE due_date < now())::int AS overdue,
             count(*) FILTER (WHERE due_date > now())::int AS upcoming, count(*) FILTER (WHERE "order" IS NULL)::int AS unordered,
-            count(*) FILTER (WHERE description IS NOT NULL)::int AS described
+            count(*) FILTER (WHERE description IS NOT NULL)::int AS described, count(*) FILTER (WHERE cardinality(labels) > 0)::int AS labelled,
+            count(*) FILTER (WHERE cardinality(labels) = 0)::int AS unlabelled, count(DISTINCT priority)::int AS priorities,
+            count(*) FILTER (WHERE completed_at IS NOT NULL)::int AS completed_at
      FROM todos`
   )
   t.equal(todos?.titles, SEED_TODOS, 'titles are unique')
+  t.equal(todos?.priorities, 4, 'every priority')
+  t.equal(todos?.completed_at, todos?.done, 'the completed have a completion time')
+  t.same(await sql(db, 'SELECT title, archived FROM lists ORDER BY id'), demoLists().map(({ title, archived }) => ({ title, archived })))
   for (const [name, value] of Object.entries(todos ?? {})) t.ok(value > 0, `todos: some ${name} (${value})`)
   const [cats] = await sql<Record<string, number>>(
     db,
@@ -40,7 +48,7 @@ t.test('seeding twice adds nothing, and rows people made are left alone', async 
   await sql(db, `INSERT INTO cats (name, price, owner_id) VALUES ('my own cat', 1, (SELECT id FROM users WHERE builtin))`)
   await seedDatabase(db)
   const again = await seedDatabase(db)
-  t.same(again, { todos: { added: 0, total: SEED_TODOS + 1 }, cats: { added: 0, total: SEED_CATS + 1 } })
+  t.same(again, { cats: { added: 0, total: SEED_CATS + 1 }, lists: { added: 0, total: SEED_LISTS }, todos: { added: 0, total: SEED_TODOS + 1 } })
   t.same(await sql(db, `SELECT title, version FROM todos WHERE title = 'my own todo'`), [{ title: 'my own todo', version: 1 }])
 
   await sql(db, `DELETE FROM todos WHERE id IN (SELECT id FROM todos WHERE title <> 'my own todo' LIMIT 3)`)
@@ -69,16 +77,16 @@ t.test('make seed prints what it added', async (t) => {
   const db = await freshDatabase(t)
   const first = await runScript(t, 'cli/seed.ts', [], { DATABASE_URL: db })
   t.equal(first.code, 0, first.stderr)
-  t.match(first.stderr, `added ${SEED_CATS} cats (${SEED_CATS} in all) and ${SEED_TODOS} todos (${SEED_TODOS} in all)`)
+  t.match(first.stderr, `added ${SEED_CATS} cats (${SEED_CATS} in all), ${SEED_LISTS} lists (${SEED_LISTS} in all) and ${SEED_TODOS} todos (${SEED_TODOS} in all)`)
   const second = await runScript(t, 'cli/seed.ts', [], { DATABASE_URL: db })
-  t.match(second.stderr, `added 0 cats (${SEED_CATS} in all) and 0 todos (${SEED_TODOS} in all)`)
+  t.match(second.stderr, `added 0 cats (${SEED_CATS} in all), 0 lists (${SEED_LISTS} in all) and 0 todos (${SEED_TODOS} in all)`)
 })
 
 t.test('SEED_ON_START: if-empty seeds only an empty database; true tops up; false (default) never', async (t) => {
   const empty = await freshDatabase(t)
   const first = await startServer(t, { DATABASE_URL: empty, SEED_ON_START: 'if-empty' })
   await first.waitFor(/Server listening/)
-  t.match(first.output.join('\n'), `demo data: added ${SEED_CATS} cats and ${SEED_TODOS} todos`)
+  t.match(first.output.join('\n'), `demo data: added ${SEED_CATS} cats, ${SEED_LISTS} lists and ${SEED_TODOS} todos`)
   t.same(await counts(empty), { todos: SEED_TODOS, cats: SEED_CATS })
 
   const used = await freshDatabase(t)

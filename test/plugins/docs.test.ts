@@ -13,13 +13,13 @@ t.test('/docs/json is an OpenAPI 3.1 document generated from the route schemas',
   const operations = Object.values(doc.paths as Record<string, Record<string, { operationId?: string }>>).flatMap((path) =>
     Object.values(path).map((operation) => operation.operationId)
   )
-  for (const id of ['listTodos', 'createTodo', 'getTodo', 'updateTodo', 'deleteTodo', 'deleteAllTodos']) t.ok(operations.includes(id), id)
+  for (const id of ['listLists', 'createList', 'getList', 'updateList', 'deleteList', 'listTodos', 'createTodo', 'getTodo', 'updateTodo', 'deleteTodo', 'deleteAllTodos']) t.ok(operations.includes(id), id)
   t.ok(doc.components.schemas.Todo, 'the Todo schema is a named component')
   t.ok(doc.components.schemas.Problem, 'so is Problem')
   const list = doc.paths['/todos'].get
   t.same(
     list.parameters.map((parameter: { name: string }) => parameter.name).sort(),
-    ['completed', 'count', 'cursor', 'due_after', 'due_before', 'limit', 'q', 'sort']
+    ['completed', 'count', 'cursor', 'due_after', 'due_before', 'label', 'limit', 'list_id', 'parent_id', 'priority', 'q', 'sort']
   )
   t.ok(list.responses['400'], 'error responses are documented')
   const required = list.parameters.filter((parameter: { required?: boolean }) => parameter.required).map((parameter: { name: string }) => parameter.name)

@@ -81,7 +81,11 @@ t.test('values the schema would pass but PostgreSQL would refuse or change are a
     ['a lone surrogate', '{"title":"a\\ud800"}', 'title'],
     ['a lone low surrogate in a description', '{"title":"ok","description":"\\udc00"}', 'description'],
     ['a title of only U+0085 NEXT LINE', '{"title":"\\u0085"}', 'title'],
-    ['a title of only U+3000 and U+2028', '{"title":"\\u3000\\u2028"}', 'title']
+    ['a title of only U+3000 and U+2028', '{"title":"\\u3000\\u2028"}', 'title'],
+    ['a NUL deep in metadata', '{"title":"x","metadata":{"a":[{"b":["\\u0000"]}]}}', 'metadata.a.0.b.0'],
+    // Nested deeper than the call stack goes, well under the 16 KiB taken before a token is proven.
+    ['arrays nested 7000 deep', `{"title":"x","metadata":{"a":${'['.repeat(7000)}${']'.repeat(7000)}}}`, 'metadata'],
+    ['objects nested 2000 deep', `{"title":"x","metadata":${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}}`, 'metadata']
   ]
   for (const [label, payload, field] of cases) {
     const response = await post(payload)

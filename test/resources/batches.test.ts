@@ -87,7 +87,7 @@ t.test('lookups in one turn share one statement; each finds its own row, and onl
   t.equal(found[17], undefined, 'an unknown token finds nothing')
   t.equal(found[18], undefined, 'a missing id finds nothing')
   t.equal(idOf(found[19]), ids.ada[1], 'a lookup asked twice in one batch is answered twice')
-  t.match(found[0], [ids.ada[0], 'ada 1', null, false, null, null, String, String, 1, users.ada], 'the item’s columns, its version and owner last')
+  t.match(found[0], [ids.ada[0], 'ada 1', null, false, null, null, null, null, [], 1, null, {}, String, String, 1, users.ada], 'the item’s columns, its version and owner last')
 })
 
 t.test('a lookup alone runs the plain statement; more than a batch holds go in further statements', async (t) => {
@@ -184,11 +184,13 @@ t.test('creates in one turn share one INSERT; each gets its own row, owned by it
     'in the database: every row once, with the owner of the token that made it'
   )
   const batchOf = (title: string) => (Number(title.slice(4)) < MAX_LOOKUP_BATCH ? 0 : 1)
-  const rowsOf = async (batch: number) =>
-    (await sql<{ title: string }>(db, `SELECT title FROM todos WHERE title LIKE 'new %' ORDER BY id`)).map((row) => row.title).filter((title) => batchOf(title) === batch)
-  for (const batch of [0, 1]) {
-    const titles = await rowsOf(batch)
-    t.same(titles, [...titles].sort((a, b) => Number(a.slice(4)) - Number(b.slice(4))), `batch ${batch + 1}: ids given in the order of the batch`)
+  // Rows go in owner by owner (so that per-owner locks are taken in one order), each
+  // owner's in the order of the batch.
+  const rowsOf = async (batch: number, owner: number) =>
+    (await sql<{ title: string }>(db, `SELECT title FROM todos WHERE title LIKE 'new %' AND owner_id = $1 ORDER BY id`, [owner])).map((row) => row.title).filter((title) => batchOf(title) === batch)
+  for (const [batch, owner] of [0, 1].flatMap((b) => [users.ada, users.bob].map((o) => [b, o] as const))) {
+    const titles = await rowsOf(batch, owner)
+    t.same(titles, [...titles].sort((a, b) => Number(a.slice(4)) - Number(b.slice(4))), `batch ${batch + 1}: each owner's ids given in the order of the batch`)
   }
   t.same(new Set(created.filter(Boolean).map((values) => values?.[0])).size, requests.length - 2, 'every id its own')
 })
@@ -259,14 +261,56 @@ t.test('a batch stores what a create alone stores: nulls, time zones, fractions 
   ])
 })
 
-t.test('what the batched INSERT relies on: every resource id is an identity column, and no trigger fires on insert', async (t) => {
+t.test('what the batched INSERT relies on: every resource id is an identity column, and no insert trigger renumbers or drops a row', async (t) => {
   const db = await freshDatabase(t)
   for (const resource of RESOURCES) {
     const [column] = await sql<{ is_identity: string }>(db, `SELECT is_identity FROM information_schema.columns WHERE table_name = $1 AND column_name = 'id'`, [resource.table])
     t.equal(column?.is_identity, 'YES', `${resource.table}.id is an identity column`)
-    const triggers = await sql(db, `SELECT tgname FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal AND (tgtype & 4) <> 0`, [resource.table])
-    t.same(triggers, [], `no insert trigger on ${resource.table}`)
+    const triggers = await sql<{ name: string; source: string }>(
+      db,
+      `SELECT t.tgname AS name, p.prosrc AS source FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+        WHERE t.tgrelid = $1::regclass AND NOT t.tgisinternal AND (t.tgtype & 4) <> 0`,
+      [resource.table]
+    )
+    for (const { name, source } of triggers) {
+      t.notMatch(source, /NEW\.id\s*:=/i, `${resource.table}: ${name} leaves the id alone`)
+      t.notMatch(source, /RETURN\s+NULL/i, `${resource.table}: ${name} never drops the row`)
+    }
   }
+  const insertTriggers = await sql(db, `SELECT tgname FROM pg_trigger WHERE tgrelid = 'todos'::regclass AND NOT tgisinternal AND (tgtype & 4) <> 0 ORDER BY 1`)
+  t.same(insertTriggers.map((row) => row.tgname), ['todos_check_parent', 'todos_completed_at_insert', 'todos_distinct_labels'], 'the ones checked are the ones there')
+})
+
+t.test("two batches of subtasks by the same two users, in opposite orders, do not deadlock on the owners' locks", async (t) => {
+  const db = await freshDatabase(t)
+  const { users, ids } = await twoUsers(db)
+  const [first, second] = users.ada < users.bob ? (['ada', 'bob'] as const) : (['bob', 'ada'] as const)
+  const text = resourceStatements(todos).insertMany(['title', 'parent_id'], 'user')
+  const batch = (order: Array<'ada' | 'bob'>) => [order.map((who) => `sub of ${who}`), order.map((who) => ids[who][0]), order.map((who) => users[who])]
+  const clients = [new pg.Client(db), new pg.Client(db), new pg.Client(db)]
+  for (const client of clients) await client.connect()
+  t.teardown(() => Promise.all(clients.map((client) => client.end())))
+  const [holder, one, two] = clients as [pg.Client, pg.Client, pg.Client]
+  const waiting = async (pid: number) => {
+    for (let i = 0; i < 500; i++) {
+      const { rows } = await holder.query(`SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [pid])
+      if (rows[0]?.wait_event_type === 'Lock') return true
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    return false
+  }
+  const pid = async (client: pg.Client) => (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid as number
+  const [pidOne, pidTwo] = [await pid(one), await pid(two)]
+  // The second owner's lock is held, so each batch stops at it: with rows taken in request
+  // order, one batch would wait holding the first owner's lock while the other waits for it.
+  await holder.query('SELECT pg_advisory_lock(2026120201, $1)', [users[second]])
+  const answers = [one.query(text, batch([second, first])).then(() => 'ok', (e: { code?: string }) => e.code ?? 'error')]
+  t.ok(await waiting(pidOne), 'the first batch waits for the held lock')
+  answers.push(two.query(text, batch([first, second])).then(() => 'ok', (e: { code?: string }) => e.code ?? 'error'))
+  t.ok(await waiting(pidTwo), 'the second batch waits too')
+  await holder.query('SELECT pg_advisory_unlock(2026120201, $1)', [users[second]])
+  t.same(await Promise.all(answers), ['ok', 'ok'], 'both batches commit, neither is chosen as a deadlock victim (40P01)')
+  t.equal((await sql<{ n: number }>(db, `SELECT count(*)::int AS n FROM todos WHERE title LIKE 'sub of %'`))[0]?.n, 4)
 })
 
 t.test('over HTTP: concurrent creates by two users each get their own item, Location and ETag; a batch that times out writes nothing', async (t) => {
@@ -285,8 +329,9 @@ t.test('over HTTP: concurrent creates by two users each get their own item, Loca
     t.equal(answer.headers.etag, '"1"')
   }
   expectProblem(t, answers[6] as (typeof answers)[number], 401, { code: 'UNAUTHENTICATED' }, 'a revoked token creates nothing')
-  const stored = await sql<{ title: string; owner_id: number }>(db, `SELECT title, owner_id FROM todos WHERE title = ANY($1) ORDER BY id`, [[...titles, 'never']])
-  t.same(stored, titles.map((title, i) => ({ title, owner_id: i % 2 ? users.bob : users.ada })))
+  const stored = await sql<{ title: string; owner_id: number }>(db, `SELECT title, owner_id FROM todos WHERE title = ANY($1) ORDER BY owner_id, id`, [[...titles, 'never']])
+  const expected = titles.map((title, i) => ({ title, owner_id: i % 2 ? users.bob : users.ada }))
+  t.same(stored, [...expected].sort((a, b) => a.owner_id - b.owner_id), "each owner's rows once, in the order they were posted")
   const prepared = (await app.pg.pool.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements')).rows
   t.ok(prepared.some((row) => row.statement.includes('INSERT') && row.statement.includes('unnest(')), 'they went as one batched INSERT')
 

@@ -85,3 +85,51 @@ t.test("deep pages of every sort, filtered or not, are index range scans from th
     }
   }
 })
+
+t.test("the filters of lists, subtasks, labels and priority read the owner's matching rows through an index, deep pages too", async (t) => {
+  const { app, db } = await buildTestApp(t)
+  const [other] = await sql<{ id: number }>(db, `INSERT INTO users (email, name) VALUES ('other@example.com', 'Other') RETURNING id`)
+  const lists = await sql<{ id: number }>(db, `INSERT INTO lists (title, owner_id) SELECT 'List ' || i, (SELECT id FROM users WHERE builtin) FROM generate_series(1, 20) i RETURNING id`)
+  const first = lists[0]?.id as number
+  const list = first + 1
+  const columns = {
+    title: "'Task ' || i",
+    order: 'CASE WHEN i % 10 = 0 THEN NULL ELSE (i * 7919) % 5000 END',
+    labels: "CASE WHEN i % 3 = 0 THEN ARRAY['l' || (i % 50)] ELSE '{}' END",
+    priority: '1 + i % 4'
+  }
+  // Another user's rows, then the caller's: a fifth in the inbox, the rest over 20 lists.
+  await insertTodos(db, 20000, { ...columns, owner_id: String(other?.id) })
+  await insertTodos(db, 20000, { ...columns, list_id: `CASE WHEN i % 5 = 0 THEN NULL ELSE ${first} + i % 20 END` })
+  // 2 000 subtasks of one todo of that list.
+  const [parent] = await sql<{ id: number }>(db, `SELECT min(id) AS id FROM todos WHERE list_id = $1`, [list])
+  await insertTodos(db, 2000, { ...columns, list_id: String(list), parent_id: String(parent?.id) })
+  await sql(db, 'ANALYZE')
+
+  const cases: Array<{ query: string; filters: Record<string, unknown>; sort?: string; index: RegExp }> = [
+    { query: `list_id=${list}`, filters: { list_id: list }, index: /^todos_owner_list_order_idx$/ },
+    { query: 'list_id=null', filters: { list_id: null }, index: /^todos_owner_list_order_idx$/ },
+    { query: `parent_id=${parent?.id}`, filters: { parent_id: parent?.id }, index: /^todos_owner_parent_idx$/ },
+    { query: 'sort=-priority', filters: {}, sort: '-priority', index: /^todos_owner_priority_idx$/ },
+    { query: 'label=l3', filters: { label: ['l3'] }, index: /^todos_labels_idx$/ }
+  ]
+  for (const { query, filters, sort = 'order', index } of cases) {
+    let url: string | undefined = `/todos?${query}&limit=40`
+    for (let page = 0; page < 3 && url; page++) url = nextLink((await app.inject(url)).headers.link)
+    const cursor = new URLSearchParams(url?.split('?')[1]).get('cursor') ?? undefined
+    t.ok(cursor, `${query}: a cursor three pages in`)
+    t.notMatch(query, /=undefined$/, 'the ids the filters name exist')
+    const { text, values } = resourceStatements(todos).list({ userId: (await sql<{ id: number }>(db, 'SELECT id FROM users WHERE builtin'))[0]?.id as number }, filters, { sort, limit: 100, cursor })
+    const [{ 'QUERY PLAN': [{ Plan: plan }] }] = (await withClient(db, (client) =>
+      client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values).then((result) => result.rows)
+    )) as [{ 'QUERY PLAN': [{ Plan: PlanNode }] }]
+    const all = nodes(plan)
+    const types = all.map((node) => `${node['Node Type']}${node['Index Name'] ? ` ${node['Index Name']}` : ''}`).join(' > ')
+    const scans = all.filter((node) => node['Relation Name'] === 'todos' || node['Node Type'] === 'Bitmap Index Scan')
+    t.ok(scans.some((node) => index.test(node['Index Name'] ?? '')), `${query}: through ${index} (${types})`)
+    t.notOk(all.some((node) => node['Node Type'] === 'Seq Scan'), `${query}: no sequential scan`)
+    if (!query.startsWith('label')) t.notOk(all.some((node) => node['Node Type'] === 'Sort'), `${query}: no sort (${types})`)
+    const skipped = all.reduce((sum, node) => sum + (node['Rows Removed by Filter'] ?? 0), 0)
+    t.ok(skipped < 1000, `${query}: ${skipped} rows filtered out`)
+  }
+})

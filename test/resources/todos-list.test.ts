@@ -143,7 +143,7 @@ t.test('bad list parameters are 400 problems naming the parameter', async (t) =>
     ['limit=0', 'limit', 'must be >= 1'],
     ['limit=1001', 'limit', 'must be <= 1000'],
     ['limit=ten', 'limit', 'must be an integer written in decimal digits'],
-    ['sort=priority', 'sort', /must be one of: order, -order, created_at/],
+    ['sort=importance', 'sort', /must be one of: order, -order, created_at/],
     ['due_before=yesterday', 'due_before', /date-time/],
     ['q=', 'q', /fewer than 1/],
     [`q=${'x'.repeat(201)}`, 'q', /more than 200/]

@@ -27,7 +27,7 @@ t.test('POST creates a todo: 201, Location, ETag, the full representation', asyn
     created_at: isoDate,
     updated_at: isoDate
   })
-  t.same(Object.keys(todo).sort(), ['completed', 'created_at', 'description', 'due_date', 'id', 'order', 'title', 'updated_at', 'url'])
+  t.same(Object.keys(todo).sort(), ['completed', 'completed_at', 'created_at', 'description', 'due_date', 'id', 'labels', 'list_id', 'metadata', 'order', 'parent_id', 'priority', 'title', 'updated_at', 'url'])
   t.equal(response.headers.location, todo.url)
   t.equal(response.headers.etag, '"1"')
   t.same(await sql(db, 'SELECT title, completed FROM todos WHERE id = $1', [todo.id]), [{ title: 'Walk the dog', completed: false }], 'stored trimmed')
@@ -164,7 +164,7 @@ t.test('validation: every bad field is named, with a 400 problem, and nothing is
     { body: { title: 'ok', due_date: '0001-01-01T00:30:00+01:00' }, errors: [{ field: 'due_date', message: 'must have a year from 1000 to 9999' }] },
     { body: { title: 'ok', description: 'y'.repeat(10_001) }, errors: [{ field: 'description', message: /more than 10000/ }] },
     { body: { title: 'ok', id: 7, url: 'x' }, errors: [{ field: 'id', message: 'is not a known field' }, { field: 'url', message: 'is not a known field' }] },
-    { body: { title: 5, completed: 'no', priority: 'high' }, errors: [{ field: 'title', message: 'must be string' }, { field: 'completed', message: 'must be boolean' }, { field: 'priority', message: 'is not a known field' }] },
+    { body: { title: 5, completed: 'no', importance: 'high' }, errors: [{ field: 'title', message: 'must be string' }, { field: 'completed', message: 'must be boolean' }, { field: 'importance', message: 'is not a known field' }] },
     { body: { title: null }, errors: [{ field: 'title', message: 'must be string' }], patch: true },
     { body: { completed: null }, errors: [{ field: 'completed', message: 'must be boolean' }], patch: true },
     { body: { titel: 'typo' }, errors: [{ field: 'titel', message: 'is not a known field' }], patch: true }

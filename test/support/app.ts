@@ -13,7 +13,7 @@ import type { Problem } from '../../src/lib/problem.js'
 import type { AnyResource } from '../../src/resources/engine/define.js'
 import { conformanceChecker, observe, type Observed } from './conformance.js'
 import { freshDatabase } from './database.js'
-import { jsonClient } from './http.js'
+import { httpClient, jsonClient } from './http.js'
 import { startPgBouncer, type PgBouncer } from './pgbouncer.js'
 
 /** The config a test app runs with: defaults, quiet logs, plus `env`. No `.env` file. */
@@ -81,6 +81,12 @@ export async function buildTestApp(
   return { app, db, api: jsonClient(app) }
 }
 
+/** buildTestApp's app listening on a port of its own, with a client over real HTTP. */
+export async function listeningTestApp(t: Test, options: Parameters<typeof buildTestApp>[1] = {}) {
+  const built = await buildTestApp(t, options)
+  const url = await built.app.listen({ host: '127.0.0.1', port: 0 })
+  return { ...built, url, http: (headers: Record<string, string> = {}) => httpClient(url, headers) }
+}
 
 /**
  * Asserts an error answer: its status, the problem+json content type, and that its body

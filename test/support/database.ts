@@ -1,5 +1,6 @@
 import pg from 'pg'
 import type { Test } from 'tap'
+import { newToken } from '../../src/accounts/tokens.js'
 import { withClient } from '../../src/db/client.js'
 import { readClusterState } from '../setup/cluster.js'
 
@@ -37,3 +38,15 @@ export async function insertTodos(connectionString: string, count: number, colum
 /** Runs one statement on its own connection and returns the rows. */
 export const sql = <R extends pg.QueryResultRow = Record<string, unknown>>(connectionString: string, text: string, values: unknown[] = []) =>
   withClient(connectionString, async (client) => (await client.query<R>(text, values)).rows)
+
+/** Users with a valid token each (`Authorization` headers), named by their email's local part. */
+export async function usersWithTokens<const N extends string>(db: string, names: readonly N[]): Promise<Record<N, { id: number; headers: Record<string, string> }>> {
+  const users = {} as Record<N, { id: number; headers: Record<string, string> }>
+  for (const name of names) {
+    const token = newToken()
+    const [user] = await sql<{ id: number }>(db, `INSERT INTO users (email, name) VALUES ($1, $2) RETURNING id`, [`${name}@example.com`, name])
+    await sql(db, `INSERT INTO api_tokens (user_id, name, token_hash, prefix) VALUES ($1, 'test', $2, 't')`, [user?.id, token.hash])
+    users[name] = { id: user?.id as number, headers: { authorization: `Bearer ${token.secret}` } }
+  }
+  return users
+}

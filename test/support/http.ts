@@ -25,6 +25,41 @@ export function jsonClient(app: FastifyInstance) {
   }
 }
 
+/** An answer over real HTTP, shaped like `inject`'s. */
+export interface HttpAnswer {
+  statusCode: number
+  headers: Record<string, string>
+  body: string
+  json(): any
+}
+
+/** The same calls as jsonClient's, over real HTTP to `base` (`http://127.0.0.1:port`), with `headers` on every request. */
+export function httpClient(base: string, defaults: Record<string, string> = {}) {
+  const send = async (method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpAnswer> => {
+    const response = await fetch(`${base}${url}`, {
+      method,
+      headers: { ...defaults, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) })
+    })
+    const text = await response.text()
+    return { statusCode: response.status, headers: Object.fromEntries(response.headers), body: text, json: () => JSON.parse(text) }
+  }
+  return {
+    get: (url: string, headers?: Record<string, string>) => send('GET', url, undefined, headers),
+    post: (url: string, body: unknown, headers?: Record<string, string>) => send('POST', url, body, headers),
+    patch: (url: string, body: unknown, headers?: Record<string, string>) => send('PATCH', url, body, headers),
+    delete: (url: string, headers?: Record<string, string>) => send('DELETE', url, undefined, headers),
+    /** Creates one item and returns its JSON. */
+    async create(url: string, body: Json): Promise<Json & { id: number; url: string }> {
+      const response = await send('POST', url, body)
+      if (response.statusCode !== 201) throw new Error(`create failed: ${response.statusCode} ${response.body}`)
+      return response.json()
+    }
+  }
+}
+
+export type HttpClient = ReturnType<typeof httpClient>
+
 /** The URL of the next page from a `Link` header, as a path for `inject`. */
 export function nextLink(header: string | string[] | undefined): string | undefined {
   const value = Array.isArray(header) ? header.join(', ') : header

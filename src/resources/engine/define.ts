@@ -51,6 +51,12 @@ export interface ResourceDefinition<
   defaultSort: string
   /** Text fields trimmed before validation, so length limits apply to what is stored. */
   trim?: readonly string[]
+  /**
+   * Database constraints a client's values can break, by name, each answered 422 naming
+   * the field: what only the database can check (a reference to another row, a rule
+   * over several rows). Any other constraint broken is the generic 409 or 400.
+   */
+  constraints?: Record<string, { field: string; code: string; detail: string }>
   /** Adds `DELETE <path>`, which empties the collection (the Todo-Backend spec needs it). */
   deleteAll?: boolean
   /** Adds the validated filters to a statement: the only SQL a resource writes. */

@@ -1,5 +1,7 @@
 import { ownerKind, ownerValue, type Owner } from '../../accounts/owner.js'
 import type { Database, Statements } from '../../db/client.js'
+import { HttpProblem } from '../../lib/problem.js'
+import type { AnyResource } from './define.js'
 import { encodeCursor } from './keyset.js'
 import { batchedCreates, batchedReads, createOne, readOne, type BatchWatch } from './batching.js'
 import { toParameter } from './rows.js'
@@ -28,9 +30,20 @@ export interface Page {
  * answers undefined); the routes tell that apart from an empty result by checking the
  * token then.
  */
-export function createExecutor(db: Database, sql: ResourceStatements, options: { batching: boolean; watch: { read: BatchWatch; create: BatchWatch } }) {
+export function createExecutor(
+  db: Database,
+  sql: ResourceStatements,
+  options: { batching: boolean; watch: { read: BatchWatch; create: BatchWatch }; constraints?: AnyResource['constraints'] }
+) {
   const read = options.batching ? batchedReads(db, sql, options.watch.read) : readOne(db, sql)
   const create = options.batching ? batchedCreates(db, sql, options.watch.create) : createOne(db, sql)
+  /** A write that broke one of the resource's named constraints (nothing was written): its 422. */
+  const refused = (error: unknown): never => {
+    const { code = '', constraint = '' } = error as { code?: string; constraint?: string }
+    const known = code.startsWith('23') ? options.constraints?.[constraint] : undefined
+    if (known) throw new HttpProblem(422, known.code, known.detail, { errors: [{ in: 'body', field: known.field, message: known.detail }], cause: error })
+    throw error
+  }
 
   /** An item from the array the codec wrote (its version and owner last). */
   const toItem = (values: unknown[], urlBase: string): Item => {
@@ -78,7 +91,7 @@ export function createExecutor(db: Database, sql: ResourceStatements, options: {
         owner,
         entries.map(([name]) => name),
         entries.map(([, value]) => value)
-      )
+      ).catch(refused)
       return values && toItem(values, urlBase)
     },
 
@@ -87,14 +100,14 @@ export function createExecutor(db: Database, sql: ResourceStatements, options: {
       const entries = writableEntries(input)
       const parameters = entries.map(([name, value]) => toParameter(sql.writable.get(name)?.kind ?? 'text', value))
       const columns = entries.map(([name]) => name)
-      const { rows } = await tx.write<{ item: unknown[] }>(sql.insertOne(columns, ownerKind(owner)), [...parameters, ownerValue(owner)])
+      const { rows } = await tx.write<{ item: unknown[] }>(sql.insertOne(columns, ownerKind(owner)), [...parameters, ownerValue(owner)]).catch(refused)
       return rows[0] && toItem(rows[0].item, urlBase)
     },
 
     async update(owner: Owner, id: number, changes: Record<string, unknown>, precondition: Precondition | undefined, urlBase: string): Promise<WriteResult<Item>> {
       const entries = writableEntries(changes).map(([name, value]): [string, unknown] => [name, toParameter(sql.writable.get(name)?.kind ?? 'text', value)])
       const { text, values, write } = sql.update(owner, id, entries, precondition)
-      const { rows } = await (write ? db.write<{ item: unknown[] }>(text, values) : db.query<{ item: unknown[] }>(text, values))
+      const { rows } = await (write ? db.write<{ item: unknown[] }>(text, values) : db.query<{ item: unknown[] }>(text, values)).catch(refused)
       return rows[0] ? { status: 'ok', row: toItem(rows[0].item, urlBase) } : missingOrStale(owner, id)
     },
 

@@ -75,7 +75,7 @@ export const fingerprint = (method: string, path: string, body: unknown) => crea
  */
 export const sendJsonText = (reply: FastifyReply, json: string) => reply.type('application/json; charset=utf-8').send(json as never)
 
-/** A preValidation hook that trims these text fields of a JSON body, so length limits apply to what is stored. */
+/** A preValidation hook that trims these text fields of a JSON body (or each text of an array field), so length limits apply to what is stored. */
 export const trimBodyFields =
   (fields: readonly string[]): preValidationHookHandler =>
   (request, _reply, done) => {
@@ -84,6 +84,7 @@ export const trimBodyFields =
       for (const field of fields) {
         const value = (body as Record<string, unknown>)[field]
         if (typeof value === 'string') (body as Record<string, unknown>)[field] = trimText(value)
+        else if (Array.isArray(value)) (body as Record<string, unknown>)[field] = value.map((element) => (typeof element === 'string' ? trimText(element) : element))
       }
     }
     done()

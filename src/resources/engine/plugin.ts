@@ -32,7 +32,11 @@ async function resourcesPlugin(app: FastifyInstance, options: { resources: reado
   runPeriodically(app, 'expired idempotency keys', REAP_EVERY_MS, () => idempotency.reap())
   for (const resource of options.resources) {
     const watch = (operation: 'read' | 'create') => ({ sizes: app.metrics.batchSize.child(resource.plural, operation), tracer: app.batchTracer, name: `${resource.plural} ${operation}` })
-    const executor = createExecutor(app.db, resourceStatements(resource), { batching: config.DATABASE_BATCHING, watch: { read: watch('read'), create: watch('create') } })
+    const executor = createExecutor(app.db, resourceStatements(resource), {
+      batching: config.DATABASE_BATCHING,
+      watch: { read: watch('read'), create: watch('create') },
+      constraints: resource.constraints
+    })
     await app.register(resourceRoutes, { prefix: resource.path, resource, executor, idempotency })
   }
 }

@@ -182,7 +182,7 @@ const resourceRoutes: FastifyPluginAsyncTypebox<{ resource: AnyResource; executo
         body: schemas.patch,
         consumes: ['application/json', 'application/merge-patch+json'],
         security,
-        response: { 200: jsonResponse(Item, `The ${singular} as changed`, ['ETag']), ...problemResponses(401, 404, 409, 412, 413, 414, 415, 504) }
+        response: { 200: jsonResponse(Item, `The ${singular} as changed`, ['ETag']), ...problemResponses(401, 404, 409, 412, 413, 414, 415, 422, 504) }
       }
     },
     async (request, reply) => {

@@ -124,6 +124,8 @@ export function resourceStatements(resource: AnyResource): ResourceStatements {
       return `INSERT INTO ${table} AS t (${names}) SELECT ${values} FROM ${ownerRowFor(kind, `$${columns.length + 1}`)} o RETURNING ${item} AS item`
     }),
 
+    // Rows go in by owner, so that row triggers taking a per-owner lock (todos' subtasks,
+    // migrations/0007) take them in one order in every batch and two batches cannot deadlock.
     insertMany: cached((columns, kind) => {
       const forms = columns.map((column) => BATCH_FORM[(writable.get(column) as Column).kind])
       const arrays = [...forms.map((form, i) => `$${i + 1}::${form.type}`), `$${columns.length + 1}::${kind === 'user' ? 'int' : 'bytea'}[]`]
@@ -132,16 +134,22 @@ export function resourceStatements(resource: AnyResource): ResourceStatements {
         `WITH input AS (SELECT r.n, ${names.map((name, i) => `${(forms[i] as (typeof forms)[number]).element(`r.${name}`)} AS ${name}`).join(', ')}, ` +
         `${ownerIdFor(kind, 'r.owner')} AS owner_id FROM unnest(${arrays.join(', ')}) WITH ORDINALITY AS r(${[...names, 'owner', 'n'].join(', ')})), ` +
         `inserted AS (INSERT INTO ${table} AS t (${[...columns.map(ident), 'owner_id'].join(', ')}) ` +
-        `SELECT ${names.join(', ')}, owner_id FROM input WHERE owner_id IS NOT NULL ORDER BY n RETURNING t.id, ${item} AS item) ` +
-        `SELECT (SELECT array_agg(n::int ORDER BY n) FROM input WHERE owner_id IS NOT NULL) AS places, ` +
-        `(SELECT array_agg(owner_id ORDER BY n) FROM input WHERE owner_id IS NOT NULL) AS owners, (SELECT json_agg(item ORDER BY id) FROM inserted) AS items`
+        `SELECT ${names.join(', ')}, owner_id FROM input WHERE owner_id IS NOT NULL ORDER BY owner_id, n RETURNING t.id, ${item} AS item) ` +
+        `SELECT (SELECT array_agg(n::int ORDER BY owner_id, n) FROM input WHERE owner_id IS NOT NULL) AS places, ` +
+        `(SELECT array_agg(owner_id ORDER BY owner_id, n) FROM input WHERE owner_id IS NOT NULL) AS owners, (SELECT json_agg(item ORDER BY id) FROM inserted) AS items`
       )
     }),
 
     update(owner, id, changes, precondition) {
       const parts = byId(owner, id, precondition)
       if (changes.length === 0) return { write: false, text: `SELECT ${item} AS item FROM ${table} t ${parts.whereClause()}`, values: parts.values }
-      const assignments = changes.map(([column, value]) => `${ident(column)} = ${parts.param(value)}`).join(', ')
+      // A JSON column is merged as RFC 7396 says a merge patch is, in the statement itself
+      // (jsonb_merge_patch: migrations/0007).
+      const assignments = changes
+        .map(([column, value]) =>
+          writable.get(column)?.kind === 'json' && value !== null ? `${ident(column)} = jsonb_merge_patch(t.${ident(column)}, ${parts.param(value)}::jsonb)` : `${ident(column)} = ${parts.param(value)}`
+        )
+        .join(', ')
       return { write: true, text: `UPDATE ${table} AS t SET ${assignments} ${parts.whereClause()} RETURNING ${item} AS item`, values: parts.values }
     },
 

@@ -25,6 +25,7 @@ const TASKS: Record<string, string[]> = {
   Order: ['a new mattress', 'the school uniform', 'more firewood', 'a replacement filter', 'the team lunch', 'business cards', 'a new passport photo', 'the paint samples', 'contact lenses', 'a cake for Friday', 'a bigger monitor', 'the garden soil', 'new tyres', 'curtains for the study', 'a spare key'],
   Cancel: ['the unused streaming service', 'the old phone contract', 'the magazine subscription', 'the dentist appointment on Monday', 'the newspaper delivery', 'the trial account', 'the hotel booking in March', 'the gym direct debit', 'the duplicate order', 'the milk delivery', 'the extended warranty', 'the meeting on Thursday', 'the old bank account', 'the storage unit', 'the spare credit card']
 }
+const LABELS = ['home', 'work', 'errand', 'phone', 'money', 'health', 'family', 'garden', 'quick']
 const NOTES = ['before the weekend', 'ask for a discount', 'the receipt is in the drawer', 'see email from Tuesday', 'needs two people', 'compare three quotes first', null, null, null]
 
 /** The demo todos: SEED_TODOS of them, titles unique, due dates relative to now. */
@@ -42,6 +43,9 @@ export function demoTodos() {
     description: pick(next, NOTES),
     completed: next() < 0.35,
     order: next() < 0.15 ? null : index + 1,
-    due_date: next() < 0.25 ? null : new Date(now + (Math.floor(next() * 120) - 30) * 86_400_000).toISOString()
+    due_date: next() < 0.25 ? null : new Date(now + (Math.floor(next() * 120) - 30) * 86_400_000).toISOString(),
+    // Mostly none or one label, now and then two; mostly normal priority, a few urgent.
+    labels: next() < 0.4 ? [] : next() < 0.8 ? [pick(next, LABELS)] : [pick(next, LABELS), pick(next, LABELS)],
+    priority: [1, 1, 1, 1, 2, 2, 3, 4][Math.floor(next() * 8)] as number
   }))
 }
