@@ -105,6 +105,10 @@ t.test('the curl examples work as written and answer what the README says', asyn
     if (/Ada's todos only/.test(comment)) t.match(JSON.parse(body), [{ title: 'Ada’s first todo' }], "her one todo, none of the local user's demo data")
     if (/without the secrets/.test(comment)) t.notMatch(body, /"token"/, 'no token in the list')
     if (/request durations by route/.test(comment)) t.match(body, /^http_server_request_duration_seconds_count\{http_request_method="GET",http_route="\/todos",http_response_status_code="200"\} [1-9]/m, 'the requests the examples made')
+    if (/a subtask in list 5/.test(comment)) t.match(JSON.parse(body), { parent_id: 302, list_id: 5, metadata: { bed: 'north' } }, "the parent's list")
+    if (/most urgent first/.test(comment)) t.same((JSON.parse(body) as Array<{ priority: number }>).map((todo) => todo.priority), [4, 3])
+    if (/completed_at set/.test(comment)) t.match(JSON.parse(body), { completed: true, completed_at: /^\d{4}-/ })
+    if (/LIST_NOT_FOUND/.test(comment)) t.match(JSON.parse(body), { code: 'LIST_NOT_FOUND' })
     if (/catty first/.test(comment)) t.match(JSON.parse(body), [{ name: 'catty mcCatFace', price: 5000 }], 'the cat just created is found')
   }
 })
