@@ -18,7 +18,7 @@ import pg from 'pg'
 // Connections kept between rounds, as the API keeps them (DATABASE_POOL_IDLE_TIMEOUT_MS):
 // neither side pays for opening its pool again after waiting for the other.
 const pool = new pg.Pool({ connectionString: process.argv[2], max: 10, idleTimeoutMillis: 600_000 })
-const columns = 'id, title, description, completed, "order", due_date, created_at, updated_at'
+const columns = 'id, title, description, completed, completed_at, "order", due_date, list_id, parent_id, labels, priority, metadata, created_at, updated_at'
 const local = (await pool.query('SELECT id FROM users WHERE builtin')).rows[0].id
 const validToken = 'token_hash = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())'
 // Each query by kind of owner ($2): a user id, or a token's hash.

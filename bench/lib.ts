@@ -91,9 +91,11 @@ export async function benchDatabase(name: string): Promise<{ url: string; token:
   const token = newToken()
   await withClient(database.connectionString, async (client) => {
     await client.query(
-      `INSERT INTO todos (owner_id, title, description, completed, "order", due_date)
+      `INSERT INTO todos (owner_id, title, description, completed, "order", due_date, labels, priority, metadata)
        SELECT (SELECT id FROM users WHERE builtin), 'Task ' || i || ': ' || md5(i::text), CASE WHEN i % 3 = 0 THEN 'notes for ' || i END, i % 4 = 0,
-              CASE WHEN i % 10 = 0 THEN NULL ELSE i END, CASE WHEN i % 5 = 0 THEN NULL ELSE now() + (i % 365) * interval '1 day' END
+              CASE WHEN i % 10 = 0 THEN NULL ELSE i END, CASE WHEN i % 5 = 0 THEN NULL ELSE now() + (i % 365) * interval '1 day' END,
+              CASE WHEN i % 5 < 2 THEN ARRAY['work', 'label ' || (i % 30)] WHEN i % 5 = 2 THEN ARRAY['home'] ELSE '{}' END, 1 + i % 4,
+              CASE WHEN i % 7 = 0 THEN jsonb_build_object('source', 'bench', 'n', i, 'tags', jsonb_build_array(i % 3, i % 5)) ELSE '{}' END
        FROM generate_series(1, ${ROWS}) i`
     )
     await client.query(`INSERT INTO api_tokens (user_id, name, token_hash, prefix) SELECT id, 'bench', $1, $2 FROM users WHERE builtin`, [token.hash, token.display])
