@@ -40,6 +40,7 @@ export const ConfigSchema = Type.Object({
 
   AUTH_MODE: StringEnum(['required', 'local'], { default: 'required' }),
   SIGNUP: Type.Optional(StringEnum(['open', 'closed'])),
+  PASSWORD_HASH_COST: Type.Integer({ minimum: 10, maximum: 16, default: 14 }),
   AUTH_RATE_LIMIT: Type.Integer({ minimum: 1, maximum: 100_000, default: 10 }),
   RATE_LIMIT_IPV6_PREFIX: Type.Integer({ minimum: 32, maximum: 128, default: 64 }),
   IDEMPOTENCY_KEY_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 30, default: 24 }),
@@ -190,6 +191,9 @@ function crossFieldIssues(config: Config): string[] {
   }
   if (config.NODE_ENV === 'production' && config.AUTH_MODE === 'local') {
     issues.push('AUTH_MODE=local is refused when NODE_ENV=production: every request there must carry a token')
+  }
+  if (config.NODE_ENV !== 'test' && Number(config.PASSWORD_HASH_COST) < 14) {
+    issues.push('PASSWORD_HASH_COST below 14 (scrypt N=2^14) is for tests only (NODE_ENV=test): a cheaper hash is a cheaper guess')
   }
   if (config.PUBLIC_BASE_URL !== undefined && !isHttpUrl(config.PUBLIC_BASE_URL)) {
     issues.push('PUBLIC_BASE_URL must be an absolute http:// or https:// URL without query or fragment')

@@ -74,6 +74,15 @@ t.test('a database is required in production', async (t) => {
   t.equal(load({ NODE_ENV: 'production', POSTGRES_HOST: 'db', POSTGRES_USER: 'u', POSTGRES_DB: 'app' }).POSTGRES_HOST, 'db')
 })
 
+t.test('password hashes cost scrypt N=2^14 unless the tests ask for less', async (t) => {
+  t.equal(load({}).PASSWORD_HASH_COST, 14)
+  t.equal(load({ NODE_ENV: 'test', PASSWORD_HASH_COST: '10' }).PASSWORD_HASH_COST, 10)
+  for (const NODE_ENV of ['development', 'production']) {
+    t.match(issuesOf({ NODE_ENV, DATABASE_URL: 'postgres://u:p@db:5432/app', PASSWORD_HASH_COST: '13' }), [/PASSWORD_HASH_COST below 14 .* is for tests only/], NODE_ENV)
+  }
+  t.match(issuesOf({ NODE_ENV: 'test', PASSWORD_HASH_COST: '9' }), [/PASSWORD_HASH_COST must be >= 10/])
+})
+
 t.test('POSTGRES_HOST needs the user and database to go with it', async (t) => {
   t.same(issuesOf({ POSTGRES_HOST: 'db' }), ['POSTGRES_USER is required when POSTGRES_HOST is set', 'POSTGRES_DB is required when POSTGRES_HOST is set'])
 })

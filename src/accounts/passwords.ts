@@ -6,8 +6,9 @@ import { HttpProblem } from '../lib/problem.js'
  * pool, so the event loop never waits for a hash. The parameters are one of OWASP's
  * recommended scrypt settings (N=2^14, r=8, p=5: 16 MiB, about 0.1 s here) and travel
  * inside the stored hash, so they can be raised later without breaking old hashes.
+ * PASSWORD_HASH_COST is log2 N: 14 or more, lower only under NODE_ENV=test (config.ts).
  */
-const PARAMS = { N: 2 ** 14, r: 8, p: 5 } as const
+const params = (cost: number) => ({ N: 2 ** cost, r: 8, p: 5 })
 const KEY_LENGTH = 32
 /** Enough for any passphrase; a multi-megabyte "password" is refused before it is hashed. */
 export const PASSWORD_MIN_LENGTH = 8
@@ -40,23 +41,34 @@ async function derive(password: string, salt: Buffer, params: { N: number; r: nu
   }
 }
 
-/** `scrypt$N$r$p$salt$key`, salt and key in base64. */
-export async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16)
-  const key = await derive(password, salt, PARAMS, KEY_LENGTH)
-  return ['scrypt', PARAMS.N, PARAMS.r, PARAMS.p, salt.toString('base64'), key.toString('base64')].join('$')
+export interface Passwords {
+  /** `scrypt$N$r$p$salt$key`, salt and key in base64. */
+  hash(password: string): Promise<string>
+  /**
+   * Whether `password` matches `stored`, compared in constant time. With no stored hash
+   * (an unknown email, a user without a password) a hash is still computed and compared,
+   * so the answer takes as long as for a wrong password.
+   */
+  verify(password: string, stored: string | null | undefined): Promise<boolean>
 }
 
-/**
- * Whether `password` matches `stored`, compared in constant time. With no stored hash
- * (an unknown email, a user without a password) a hash is still computed and compared,
- * so the answer takes as long as for a wrong password.
- */
-export async function verifyPassword(password: string, stored: string | null | undefined): Promise<boolean> {
-  const parsed = parse(stored ?? '') ?? parse(await dummyHash())
-  if (parsed === undefined) return false
-  const key = await derive(password, parsed.salt, parsed.params, parsed.key.length)
-  return timingSafeEqual(key, parsed.key) && stored !== null && stored !== undefined && parse(stored) !== undefined
+export function passwords(cost: number): Passwords {
+  const made = params(cost)
+  const hash = async (password: string) => {
+    const salt = randomBytes(16)
+    const key = await derive(password, salt, made, KEY_LENGTH)
+    return ['scrypt', made.N, made.r, made.p, salt.toString('base64'), key.toString('base64')].join('$')
+  }
+  let dummy: Promise<string> | undefined
+  // A hash of a random password, made once: what an unknown email is checked against.
+  const dummyHash = () => (dummy ??= hash(randomBytes(16).toString('hex')))
+  const verify = async (password: string, stored: string | null | undefined) => {
+    const parsed = parse(stored ?? '') ?? parse(await dummyHash())
+    if (parsed === undefined) return false
+    const key = await derive(password, parsed.salt, parsed.params, parsed.key.length)
+    return timingSafeEqual(key, parsed.key) && stored !== null && stored !== undefined && parse(stored) !== undefined
+  }
+  return { hash, verify }
 }
 
 function parse(stored: string) {
@@ -66,7 +78,3 @@ function parse(stored: string) {
   if (!Object.values(params).every((value) => Number.isSafeInteger(value) && value > 0)) return undefined
   return { params, salt: Buffer.from(salt, 'base64'), key: Buffer.from(key, 'base64') }
 }
-
-let dummy: Promise<string> | undefined
-/** A hash of a random password, made once: what an unknown email is checked against. */
-const dummyHash = () => (dummy ??= hashPassword(randomBytes(16).toString('hex')))

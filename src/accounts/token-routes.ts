@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox, type TypeBoxTypeProvider } from '
 import { HttpProblem, emptyResponse, jsonResponse, notFound, problemResponses, unauthenticated } from '../lib/problem.js'
 import { DateTimeInput, IdParams, NOT_BLANK } from '../lib/schema.js'
 import { trimText } from '../lib/text.js'
-import { PASSWORD_MAX_LENGTH, verifyPassword } from './passwords.js'
+import { PASSWORD_MAX_LENGTH, passwords } from './passwords.js'
 import { operationSecurity } from './plugin.js'
 import { Email, NewToken, Token } from './schemas.js'
 
@@ -14,6 +14,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { accounts } = app.auth
   const security = operationSecurity(app.config.AUTH_MODE)
   const perMinute = app.config.AUTH_RATE_LIMIT
+  const { verify: verifyPassword } = passwords(app.config.PASSWORD_HASH_COST)
   app.addSchema(Token)
 
   app.post(

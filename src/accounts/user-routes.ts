@@ -4,7 +4,7 @@ import { signupOpen } from '../config-meaning.js'
 import { HttpProblem, emptyResponse, jsonResponse, problemResponses, unauthenticated } from '../lib/problem.js'
 import { trimText } from '../lib/text.js'
 import { baseUrl } from '../lib/urls.js'
-import { PASSWORD_MAX_LENGTH, hashPassword, verifyPassword } from './passwords.js'
+import { PASSWORD_MAX_LENGTH, passwords } from './passwords.js'
 import { operationSecurity } from './plugin.js'
 import { Email, Name, Password, User } from './schemas.js'
 
@@ -16,6 +16,7 @@ const userRoutes: FastifyPluginAsyncTypebox<{ resources: ReadonlyArray<{ plural:
   const { accounts } = app.auth
   const security = operationSecurity(app.config.AUTH_MODE)
   const perMinute = app.config.AUTH_RATE_LIMIT
+  const { hash: hashPassword, verify: verifyPassword } = passwords(app.config.PASSWORD_HASH_COST)
   const rows = options.resources.map((resource) => resource.plural).join(', ')
   const emptying = options.resources.filter((resource) => resource.deleteAll).map((resource) => `DELETE ${resource.path}`).join(' and ') || 'deleting its rows one by one'
   app.addSchema(User)

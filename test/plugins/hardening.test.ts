@@ -364,7 +364,7 @@ t.test('local mode reads the Host the client sent, not a forwarded one it chose'
 t.test('password hashes are rationed: a flood of sign-ins is told to come back, and the service answers meanwhile', async (t) => {
   // The flood's own answers may take long on a busy machine (each hash is half a second of
   // CPU); what is measured is that the probe is answered meanwhile.
-  const { request } = await serve(t, { ...REQUIRED, AUTH_RATE_LIMIT: '1000', TRUST_PROXY: '1' })
+  const { request } = await serve(t, { ...REQUIRED, AUTH_RATE_LIMIT: '1000', TRUST_PROXY: '1', PASSWORD_HASH_COST: '14' })
   const flood = Array.from({ length: 40 }, (_, i) => request('/tokens', { ...json({ email: `u${i}@example.com`, password: 'guess guess' }, { 'x-forwarded-for': `198.51.${i}.1` }), timeoutMs: 120_000 }))
   const live = await request('/health/live')
   const answers = await Promise.all(flood)

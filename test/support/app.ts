@@ -18,7 +18,7 @@ import { startPgBouncer, type PgBouncer } from './pgbouncer.js'
 
 /** The config a test app runs with: defaults, quiet logs, plus `env`. No `.env` file. */
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', AUTH_MODE: 'local', METRICS_PORT: '0', ...env }, envFile: false })
+  return loadConfig({ env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', AUTH_MODE: 'local', METRICS_PORT: '0', PASSWORD_HASH_COST: '10', ...env }, envFile: false })
 }
 
 /**
