@@ -34,7 +34,7 @@ tap.teardown(() => {
 
 /**
  * TEST_POOLER=pgbouncer: the apps of this process reach their databases through one real
- * PgBouncer in transaction mode (test/pooler.test.ts runs the HTTP contract files so),
+ * PgBouncer in transaction mode (test/process/pooler-contract.test.ts runs the HTTP contract files so),
  * with DATABASE_PREPARED_STATEMENTS as TEST_POOLER_PREPARED says (default false).
  */
 const POOLER = process.env.TEST_POOLER === 'pgbouncer'
