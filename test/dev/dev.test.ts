@@ -2,92 +2,12 @@
  * `make dev` as a person uses it: started by make in a terminal, stopped with Ctrl-C
  * (SIGINT to the whole foreground process group), edited while it runs.
  */
-import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { appendFile, cp, readFile, symlink, writeFile } from 'node:fs/promises'
+import { appendFile, cp, symlink, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { ROOT, embeddedClusterDir, freePort, runScript, tempDir } from '../helper.js'
-import { watchOutput } from '../support/output.js'
-
-interface Dev {
-  output: string[]
-  exited: Promise<number | null>
-  waitFor(pattern: RegExp, from?: number): Promise<number>
-  /** Ctrl-C: SIGINT to the process group, as a terminal sends it. */
-  interrupt(): void
-}
-
-/** `make dev` in `dir`, in a process group of its own (a terminal's foreground job), JSON logs. */
-async function makeDev(t: Test, dir: string, env: Record<string, string>): Promise<Dev> {
-  // -o: never (re)install here; a copied project's node_modules is a link to the real one.
-  const child = spawn('make', ['--no-print-directory', '-o', 'node_modules/.package-lock.json', 'dev'], {
-    cwd: dir,
-    detached: true,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_PRETTY: 'false', SEED_ON_START: 'false', METRICS_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  const { output, waitFor: waitForLine } = watchOutput(child)
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-  t.teardown(() => {
-    try {
-      process.kill(-(child.pid as number), 'SIGKILL')
-    } catch {}
-  })
-  const waitFor = (pattern: RegExp, from = 0) => waitForLine(pattern, { from, timeoutMs: 60_000 })
-  return { output, exited, waitFor, interrupt: () => process.kill(-(child.pid as number), 'SIGINT') }
-}
-
-/** What the service and the runner said, in order: log messages, without make's own lines. */
-const messages = (output: string[]) =>
-  output
-    .filter((line) => line.trim() !== '' && !line.startsWith('make: ***'))
-    .map((line) => {
-      try {
-        return String((JSON.parse(line) as { msg?: unknown }).msg)
-      } catch {
-        return line
-      }
-    })
-
-/** The postmaster's pid, or undefined when no server runs on the cluster. */
-async function postmaster(dataDir: string): Promise<number | undefined> {
-  const { clusterDir } = await import('../../src/dev/embedded-host.js')
-  const pidFile = join(await clusterDir(dataDir), 'postmaster.pid')
-  if (!existsSync(pidFile)) return undefined
-  const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0])
-  try {
-    process.kill(pid, 0)
-    return pid
-  } catch {
-    return undefined
-  }
-}
-
-const devEnv = async (dataDir: string) => ({
-  PORT: String(await freePort()),
-  EMBEDDED_POSTGRES_DIR: dataDir,
-  EMBEDDED_POSTGRES_PORT: String(await freePort())
-})
-
-t.test('Ctrl-C, four times: always one graceful stop, and the embedded PostgreSQL stops with it', async (t) => {
-  const dataDir = await embeddedClusterDir(t)
-  const env = await devEnv(dataDir)
-  for (let round = 1; round <= 4; round++) {
-    const dev = await makeDev(t, ROOT, env)
-    await dev.waitFor(/Server listening/)
-    t.ok(await postmaster(dataDir), `round ${round}: PostgreSQL runs`)
-    dev.interrupt()
-    await dev.exited
-    const said = messages(dev.output)
-    t.ok(said.includes('shutdown complete'), `round ${round}: the service shut down gracefully`)
-    t.notOk(said.some((line) => /second SIG|killed by timeout/.test(line)), `round ${round}: never a forced exit`)
-    t.equal(said.filter((line) => line === 'shutting down').length, 1, `round ${round}: one signal reached the service`)
-    t.equal(said.at(-1), 'make dev: shutdown complete', `round ${round}: the last line says it is done`)
-    t.equal(await postmaster(dataDir), undefined, `round ${round}: no PostgreSQL left running`)
-  }
-})
+import { devEnv, makeDev, messages, postmaster } from '../support/make-dev.js'
 
 t.test('a change to the code restarts the service on the same PostgreSQL server', async (t) => {
   // A copy of the project, so the test can edit a file without touching the real one.
