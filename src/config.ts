@@ -43,6 +43,7 @@ export const ConfigSchema = Type.Object({
   PASSWORD_HASH_COST: Type.Integer({ minimum: 10, maximum: 16, default: 14 }),
   AUTH_RATE_LIMIT: Type.Integer({ minimum: 1, maximum: 100_000, default: 10 }),
   RATE_LIMIT_IPV6_PREFIX: Type.Integer({ minimum: 32, maximum: 128, default: 64 }),
+  SYNC_RETENTION_DAYS: Type.Number({ exclusiveMinimum: 0, maximum: 3650, default: 30 }),
   IDEMPOTENCY_KEY_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 30, default: 24 }),
 
   MIGRATE_ON_START: Type.Boolean({ default: true }),

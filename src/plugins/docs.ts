@@ -48,6 +48,7 @@ const docsPlugin: FastifyPluginAsyncTypebox<{ info: ServiceInfo; resources: read
       },
       tags: [
         ...resources.map((resource) => ({ name: resource.plural, description: resource.description })),
+        { name: 'sync', description: 'What changed since a cursor, for clients that keep a copy' },
         { name: 'accounts', description: 'Sign-up, tokens and your account' },
         { name: 'health', description: 'Liveness and readiness probes' },
         { name: 'service', description: 'About the service' }

@@ -109,6 +109,8 @@ t.test('the curl examples work as written and answer what the README says', asyn
     if (/most urgent first/.test(comment)) t.same((JSON.parse(body) as Array<{ priority: number }>).map((todo) => todo.priority), [4, 3])
     if (/completed_at set/.test(comment)) t.match(JSON.parse(body), { completed: true, completed_at: /^\d{4}-/ })
     if (/LIST_NOT_FOUND/.test(comment)) t.match(JSON.parse(body), { code: 'LIST_NOT_FOUND' })
+    if (/only todo 2, as it is now/.test(comment)) t.match(JSON.parse(body), { changes: [{ type: 'todo', id: 2, deleted: false, data: { title: 'Changed on the laptop' } }], more: false }, 'the one change since the cursor')
+    if (/only todo 2, as it is now/.test(comment)) t.equal((JSON.parse(body) as { changes: unknown[] }).changes.length, 1)
     if (/catty first/.test(comment)) t.match(JSON.parse(body), [{ name: 'catty mcCatFace', price: 5000 }], 'the cat just created is found')
   }
 })
