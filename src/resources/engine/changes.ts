@@ -146,7 +146,8 @@ export function changeFeed(db: Database, resources: readonly AnyResource[], opti
       let deleted = 0
       for (let batch = 0; batch < 50; batch++) {
         const { rowCount } = await db.write(
-          `DELETE FROM changes WHERE seq IN (SELECT seq FROM changes WHERE changed_at < now() - $1::float8 * interval '1 day' ORDER BY changed_at LIMIT 1000 FOR UPDATE SKIP LOCKED)`,
+          // The oldest rows by seq, as far as they are expired (seq follows time closely enough for that).
+          `DELETE FROM changes WHERE seq IN (SELECT seq FROM changes ORDER BY seq LIMIT 1000 FOR UPDATE SKIP LOCKED) AND changed_at < now() - $1::float8 * interval '1 day'`,
           [options.retentionDays]
         )
         deleted += rowCount ?? 0
