@@ -25,6 +25,10 @@ CREATE FUNCTION record_changes() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'DELETE' THEN
     INSERT INTO changes (owner_id, kind, item_id, deleted) SELECT owner_id, TG_ARGV[0], id, true FROM old_rows;
+  ELSIF TG_OP = 'UPDATE' THEN
+    -- A PATCH that sends the values already stored rewrites the row but changes nothing.
+    INSERT INTO changes (owner_id, kind, item_id, deleted)
+      SELECT n.owner_id, TG_ARGV[0], n.id, false FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE (o.*) IS DISTINCT FROM (n.*);
   ELSE
     INSERT INTO changes (owner_id, kind, item_id, deleted) SELECT owner_id, TG_ARGV[0], id, false FROM new_rows;
   END IF;
@@ -33,13 +37,13 @@ END
 $$;
 
 CREATE TRIGGER todos_changes_insert AFTER INSERT ON todos REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('todo');
-CREATE TRIGGER todos_changes_update AFTER UPDATE ON todos REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('todo');
+CREATE TRIGGER todos_changes_update AFTER UPDATE ON todos REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('todo');
 CREATE TRIGGER todos_changes_delete AFTER DELETE ON todos REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('todo');
 CREATE TRIGGER cats_changes_insert AFTER INSERT ON cats REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('cat');
-CREATE TRIGGER cats_changes_update AFTER UPDATE ON cats REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('cat');
+CREATE TRIGGER cats_changes_update AFTER UPDATE ON cats REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('cat');
 CREATE TRIGGER cats_changes_delete AFTER DELETE ON cats REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('cat');
 CREATE TRIGGER lists_changes_insert AFTER INSERT ON lists REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('list');
-CREATE TRIGGER lists_changes_update AFTER UPDATE ON lists REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('list');
+CREATE TRIGGER lists_changes_update AFTER UPDATE ON lists REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('list');
 CREATE TRIGGER lists_changes_delete AFTER DELETE ON lists REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION record_changes('list');
 
 -- Down Migration

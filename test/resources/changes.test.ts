@@ -37,6 +37,8 @@ t.test('a sync from scratch, then deltas: creates, updates, deletes and cascades
   t.ok(first.pages.length >= 2 && first.pages.every((page) => page.length <= 2), 'in pages of the limit')
   t.same(first.changes.find((change) => change.type === 'todo' && change.id === todo.id)?.data, (await asAda.get(`/todos/${todo.id}`)).json(), 'data is the item as GET returns it')
   t.same((await syncAll((url) => asAda.get(url), first.cursor)).changes, [], 'nothing changed since')
+  t.equal((await asAda.patch(`/todos/${todo.id}`, { title: 'dishes' })).statusCode, 200)
+  t.same((await syncAll((url) => asAda.get(url), first.cursor)).changes, [], 'a PATCH that changes nothing is no change')
 
   await asAda.patch(`/todos/${todo.id}`, { completed: true })
   await asAda.patch(`/todos/${todo.id}`, { title: 'dishes, done' })
@@ -109,6 +111,9 @@ t.test("a cursor that is not the caller's, expired or made up: 410 or 400, and n
   for (const bad of ['nonsense', Buffer.from('{"o":1}').toString('base64url'), Buffer.from(JSON.stringify({ o: 1, at: 1, from: "1:2:3'; DROP TABLE todos" })).toString('base64url')]) {
     expectProblem(t, await asAda.get(`/changes?cursor=${bad}`), 400, { code: 'INVALID_CURSOR' }, bad.slice(0, 12))
   }
+  const forged = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as { at: number }
+  const future = Buffer.from(JSON.stringify({ ...forged, at: forged.at + 86_400_000 })).toString('base64url')
+  expectProblem(t, await asAda.get(`/changes?cursor=${future}`), 410, { code: 'CURSOR_EXPIRED' }, 'issued in the future: made up to dodge the retention')
   expectProblem(t, await http().get('/changes'), 401, { code: 'UNAUTHENTICATED' }, 'no token')
   // SYNC_RETENTION_DAYS=0.00002: under two seconds.
   await new Promise((resolve) => setTimeout(resolve, 2000))

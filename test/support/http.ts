@@ -2,15 +2,8 @@ import type { FastifyInstance, InjectOptions } from 'fastify'
 
 type Json = Record<string, unknown>
 
-/** Small wrappers over `app.inject` for JSON requests. */
-export function jsonClient(app: FastifyInstance) {
-  const send = (method: InjectOptions['method'], url: string, body?: unknown, headers: Record<string, string> = {}) =>
-    app.inject({
-      method,
-      url,
-      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-      ...(body === undefined ? {} : { payload: typeof body === 'string' ? body : JSON.stringify(body) })
-    })
+/** The calls both clients offer, over their own `send`. */
+function verbs<A extends { statusCode: number; body: string; json(): any }>(send: (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown, headers?: Record<string, string>) => Promise<A>) {
   return {
     get: (url: string, headers?: Record<string, string>) => send('GET', url, undefined, headers),
     post: (url: string, body: unknown, headers?: Record<string, string>) => send('POST', url, body, headers),
@@ -23,6 +16,18 @@ export function jsonClient(app: FastifyInstance) {
       return response.json()
     }
   }
+}
+
+/** Small wrappers over `app.inject` for JSON requests. */
+export function jsonClient(app: FastifyInstance) {
+  const send = (method: InjectOptions['method'], url: string, body?: unknown, headers: Record<string, string> = {}) =>
+    app.inject({
+      method,
+      url,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      ...(body === undefined ? {} : { payload: typeof body === 'string' ? body : JSON.stringify(body) })
+    })
+  return verbs(send)
 }
 
 /** An answer over real HTTP, shaped like `inject`'s. */
@@ -44,18 +49,7 @@ export function httpClient(base: string, defaults: Record<string, string> = {}) 
     const text = await response.text()
     return { statusCode: response.status, headers: Object.fromEntries(response.headers), body: text, json: () => JSON.parse(text) }
   }
-  return {
-    get: (url: string, headers?: Record<string, string>) => send('GET', url, undefined, headers),
-    post: (url: string, body: unknown, headers?: Record<string, string>) => send('POST', url, body, headers),
-    patch: (url: string, body: unknown, headers?: Record<string, string>) => send('PATCH', url, body, headers),
-    delete: (url: string, headers?: Record<string, string>) => send('DELETE', url, undefined, headers),
-    /** Creates one item and returns its JSON. */
-    async create(url: string, body: Json): Promise<Json & { id: number; url: string }> {
-      const response = await send('POST', url, body)
-      if (response.statusCode !== 201) throw new Error(`create failed: ${response.statusCode} ${response.body}`)
-      return response.json()
-    }
-  }
+  return verbs(send)
 }
 
 export type HttpClient = ReturnType<typeof httpClient>

@@ -34,6 +34,8 @@ interface Cursor {
   from: string
   /** Paging through a window: its far end, and the last change sent (seq). */
   to?: string
+  /** When `to` was taken: the next window's cursor is as old as that, however long the paging took. */
+  toAt?: number
   after?: number
   /** The initial state: the resource being sent (its index) and the last id sent. */
   kind?: number
@@ -60,8 +62,10 @@ export function decodeCursor(text: string): Cursor {
   const snapshot = (v: unknown) => typeof v === 'string' && SNAPSHOT.test(v)
   if (value === null || typeof value !== 'object' || !count(value.o) || !count(value.at) || !snapshot(value.from)) throw invalid()
   if (value.to !== undefined && !snapshot(value.to)) throw invalid()
-  for (const name of ['after', 'kind', 'id'] as const) if (value[name] !== undefined && !count(value[name])) throw invalid()
-  return value as unknown as Cursor
+  for (const name of ['after', 'kind', 'id', 'toAt'] as const) if (value[name] !== undefined && !count(value[name])) throw invalid()
+  // Only the checked fields travel on: nothing else a client adds comes back in a cursor.
+  const { o, at, from, to, toAt, after, kind, id } = value as unknown as Cursor
+  return { o, at, from, ...(to === undefined ? {} : { to }), ...(toAt === undefined ? {} : { toAt }), ...(after === undefined ? {} : { after }), ...(kind === undefined ? {} : { kind }), ...(id === undefined ? {} : { id }) }
 }
 
 export function changeFeed(db: Database, resources: readonly AnyResource[], options: { retentionDays: number }) {
@@ -77,7 +81,7 @@ export function changeFeed(db: Database, resources: readonly AnyResource[], opti
       const { rows: [state] = [] } = await db.query<{ owner: number | null; now: string; at: string }>(head, parts.values)
       if (!state || state.owner === null) return { owned: false, changes: [], cursor: '', more: false }
       const at = Number(state.at)
-      if (cursor && (cursor.o !== state.owner || cursor.at < at - retentionMs)) {
+      if (cursor && (cursor.o !== state.owner || cursor.at < at - retentionMs || cursor.at > at + 60_000)) {
         throw new HttpProblem(410, 'CURSOR_EXPIRED', 'this cursor has expired or is not yours: sync again from the start (GET /changes without a cursor)')
       }
       const start: Cursor = cursor ?? { o: state.owner, at, from: state.now, kind: 0, id: 0 }
@@ -136,8 +140,8 @@ export function changeFeed(db: Database, resources: readonly AnyResource[], opti
         return { type: kind as string, id: id as number, deleted: data === null, data }
       })
       const next: Cursor = more
-        ? { o: cursor.o, at: cursor.at, from: cursor.from, to: upto, after: Number(found[limit - 1]?.seq) }
-        : { o: cursor.o, at: Number(rows[0]?.at ?? cursor.at), from: upto }
+        ? { o: cursor.o, at: cursor.at, from: cursor.from, to: upto, toAt: cursor.toAt ?? Number(rows[0]?.at), after: Number(found[limit - 1]?.seq) }
+        : { o: cursor.o, at: cursor.toAt ?? Number(rows[0]?.at ?? cursor.at), from: upto }
       return { owned: true, changes, cursor: encodeCursor(next), more }
     },
 
@@ -146,8 +150,9 @@ export function changeFeed(db: Database, resources: readonly AnyResource[], opti
       let deleted = 0
       for (let batch = 0; batch < 50; batch++) {
         const { rowCount } = await db.write(
-          // The oldest rows by seq, as far as they are expired (seq follows time closely enough for that).
-          `DELETE FROM changes WHERE seq IN (SELECT seq FROM changes ORDER BY seq LIMIT 1000 FOR UPDATE SKIP LOCKED) AND changed_at < now() - $1::float8 * interval '1 day'`,
+          // The oldest rows by seq, as far as they are expired (seq follows time closely enough for that),
+          // an hour past the retention: a change's time is its transaction's start, a little before its commit.
+          `DELETE FROM changes WHERE seq IN (SELECT seq FROM changes ORDER BY seq LIMIT 1000 FOR UPDATE SKIP LOCKED) AND changed_at < now() - $1::float8 * interval '1 day' - interval '1 hour'`,
           [options.retentionDays]
         )
         deleted += rowCount ?? 0
