@@ -266,10 +266,11 @@ t.test('what the batched INSERT relies on: every resource id is an identity colu
   for (const resource of RESOURCES) {
     const [column] = await sql<{ is_identity: string }>(db, `SELECT is_identity FROM information_schema.columns WHERE table_name = $1 AND column_name = 'id'`, [resource.table])
     t.equal(column?.is_identity, 'YES', `${resource.table}.id is an identity column`)
+    // FOR EACH ROW, BEFORE, INSERT (tgtype bits 1, 2, 4): the only triggers that can renumber or drop a row.
     const triggers = await sql<{ name: string; source: string }>(
       db,
       `SELECT t.tgname AS name, p.prosrc AS source FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-        WHERE t.tgrelid = $1::regclass AND NOT t.tgisinternal AND (t.tgtype & 4) <> 0`,
+        WHERE t.tgrelid = $1::regclass AND NOT t.tgisinternal AND (t.tgtype & 7) = 7`,
       [resource.table]
     )
     for (const { name, source } of triggers) {
@@ -277,7 +278,7 @@ t.test('what the batched INSERT relies on: every resource id is an identity colu
       t.notMatch(source, /RETURN\s+NULL/i, `${resource.table}: ${name} never drops the row`)
     }
   }
-  const insertTriggers = await sql(db, `SELECT tgname FROM pg_trigger WHERE tgrelid = 'todos'::regclass AND NOT tgisinternal AND (tgtype & 4) <> 0 ORDER BY 1`)
+  const insertTriggers = await sql(db, `SELECT tgname FROM pg_trigger WHERE tgrelid = 'todos'::regclass AND NOT tgisinternal AND (tgtype & 7) = 7 ORDER BY 1`)
   t.same(insertTriggers.map((row) => row.tgname), ['todos_check_parent', 'todos_completed_at_insert', 'todos_distinct_labels'], 'the ones checked are the ones there')
 })
 
