@@ -28,6 +28,7 @@ import type { Tracing } from './lib/tracing.js'
 import type { AnyResource } from './resources/engine/define.js'
 import resourcesPlugin from './resources/engine/plugin.js'
 import { loadResources } from './resources/index.js'
+import syncPlugin from './sync/plugin.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -133,5 +134,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(userRoutes, { resources })
   await app.register(tokenRoutes)
   await app.register(resourcesPlugin, { resources })
+  await app.register(syncPlugin, { resources, listenUrl: options.migrationConnectionString ?? options.connectionString })
   return app
 }

@@ -44,6 +44,9 @@ export const ConfigSchema = Type.Object({
   AUTH_RATE_LIMIT: Type.Integer({ minimum: 1, maximum: 100_000, default: 10 }),
   RATE_LIMIT_IPV6_PREFIX: Type.Integer({ minimum: 32, maximum: 128, default: 64 }),
   SYNC_RETENTION_DAYS: Type.Number({ exclusiveMinimum: 0, maximum: 3650, default: 30 }),
+  EVENTS_HEARTBEAT_MS: Type.Integer({ minimum: 1000, maximum: 300_000, default: 15_000 }),
+  EVENTS_BUFFER_BYTES: Type.Integer({ minimum: 16_384, maximum: 64 * 1024 * 1024, default: 1024 * 1024 }),
+  EVENTS_MAX_STREAMS: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10_000 }),
   IDEMPOTENCY_KEY_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 30, default: 24 }),
 
   MIGRATE_ON_START: Type.Boolean({ default: true }),

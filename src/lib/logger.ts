@@ -138,3 +138,6 @@ export function errorLine(error: unknown): string {
   const text = (message ?? String(error)).split('\n')[0] ?? ''
   return code && !text.includes(code) ? `${text} (${/^[0-9A-Z]{5}$/.test(code) ? 'SQLSTATE ' : ''}${code})` : text
 }
+
+/** A request's URL as logged: a GET /events ticket in it is a credential, good for a minute, and is never written down. */
+export const loggableUrl = (url: string) => (url.includes('ticket=') ? url.replace(/([?&]ticket=)[^&]*/g, '$1[redacted]') : url)

@@ -15,6 +15,8 @@ export interface Shutdown {
   readonly started: boolean
   begin(): void
   drain(server: Server, idleMs: number): Promise<void>
+  /** Runs `listener` when draining begins: long-lived answers (event streams) end then, so their connections can close. */
+  onDrain(listener: () => void): void
 }
 
 declare module 'fastify' {
@@ -31,6 +33,7 @@ async function shutdownPlugin(app: FastifyInstance) {
   let started = false
   let draining = false
   let closing = false
+  const drainListeners: Array<() => void> = []
 
   app.decorate<Shutdown>('shutdown', {
     get started() {
@@ -55,9 +58,13 @@ async function shutdownPlugin(app: FastifyInstance) {
       draining = true
       const drained = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()))
       app.log.info('draining: no new connections; open ones finish')
+      for (const listener of drainListeners) listener()
       const timer = setTimeout(() => server.closeIdleConnections(), idleMs)
       await drained
       clearTimeout(timer)
+    },
+    onDrain(listener) {
+      drainListeners.push(listener)
     }
   })
 

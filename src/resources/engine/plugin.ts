@@ -3,8 +3,6 @@ import fp from 'fastify-plugin'
 import { CANCEL_GRACE_MS } from '../../db/pg-adapter.js'
 import { runPeriodically } from '../../lib/periodic.js'
 import type { AnyResource } from './define.js'
-import { changeFeed, type ChangeFeed } from './changes.js'
-import changesRoutes from './changes-routes.js'
 import { createExecutor } from './execute.js'
 import { createIdempotency, type Idempotency } from './idempotency.js'
 import resourceRoutes from './routes.js'
@@ -14,8 +12,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The Idempotency-Key store every resource's creates share (idempotency.ts). */
     idempotency: Idempotency
-    /** GET /changes' reads of the change log, and its reaper (changes.ts). */
-    changeFeed: ChangeFeed
   }
 }
 
@@ -25,8 +21,7 @@ const REAP_EVERY_MS = 10 * 60_000
 /**
  * The resource engine: each resource's routes at its path, its statements built once from
  * its definition and run through one executor (batched per turn of the event loop when
- * DATABASE_BATCHING is on), the Idempotency-Key store they share, with its reaper, and
- * GET /changes over them all, with the reaper of its log.
+ * DATABASE_BATCHING is on), the Idempotency-Key store they share, with its reaper.
  */
 async function resourcesPlugin(app: FastifyInstance, options: { resources: readonly AnyResource[] }) {
   const { config } = app
@@ -44,10 +39,6 @@ async function resourcesPlugin(app: FastifyInstance, options: { resources: reado
     })
     await app.register(resourceRoutes, { prefix: resource.path, resource, executor, idempotency })
   }
-  const feed = changeFeed(app.db, options.resources, { retentionDays: config.SYNC_RETENTION_DAYS })
-  app.decorate('changeFeed', feed)
-  runPeriodically(app, 'expired changes', REAP_EVERY_MS, () => feed.reap())
-  await app.register(changesRoutes, { resources: options.resources, feed })
 }
 
 export default fp(resourcesPlugin, { name: 'resources', fastify: '5.x', dependencies: ['db', 'auth', 'metrics', 'tracing'] })

@@ -2,6 +2,7 @@ import pg from 'pg'
 import t from 'tap'
 import { expectProblem, listeningTestApp, sql, usersWithTokens } from '../helper.js'
 import type { HttpAnswer } from '../support/http.js'
+import type {} from '../../src/sync/plugin.js'
 
 type Change = { type: string; id: number; deleted: boolean; data: Record<string, unknown> | null }
 type Page = { changes: Change[]; cursor: string; more: boolean }

@@ -1,11 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { operationSecurity } from '../../accounts/plugin.js'
-import { jsonResponse, problemResponses } from '../../lib/problem.js'
-import { StringEnum } from '../../lib/schema.js'
-import { baseUrl } from '../../lib/urls.js'
+import { operationSecurity } from '../accounts/plugin.js'
+import { jsonResponse, problemResponses } from '../lib/problem.js'
+import { StringEnum } from '../lib/schema.js'
+import { baseUrl } from '../lib/urls.js'
+import type { AnyResource } from '../resources/engine/define.js'
+import { sendJsonText } from '../resources/engine/http.js'
 import type { ChangeFeed } from './changes.js'
-import type { AnyResource } from './define.js'
-import { sendJsonText } from './http.js'
 
 /** `GET /changes`: the caller's changes since a cursor, for clients that keep a copy (changes.ts). */
 const changesRoutes: FastifyPluginAsyncTypebox<{ resources: readonly AnyResource[]; feed: ChangeFeed }> = async (app, { resources, feed }) => {
@@ -53,7 +53,7 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ resources: readonly AnyResource
       const { cursor, limit = 100 } = request.query
       const base = baseUrl(request, app.config.PUBLIC_BASE_URL)
       const page = await feed.page(request.owner, cursor, limit, (resource) => `${base}${resource.path}/`)
-      if (!page.owned) await app.auth.assertAuthenticated(request)
+      if (page.ownerId === null) await app.auth.assertAuthenticated(request)
       return sendJsonText(reply, JSON.stringify({ changes: page.changes, cursor: page.cursor, more: page.more }))
     }
   )

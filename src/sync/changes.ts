@@ -1,0 +1,202 @@
+import type { Owner } from '../accounts/owner.js'
+import { ownerIdSql } from '../accounts/owner.js'
+import type { Database } from '../db/client.js'
+import { QueryParts, ident } from '../db/sql.js'
+import { HttpProblem, badRequest } from '../lib/problem.js'
+import type { AnyResource } from '../resources/engine/define.js'
+import { rowCodec } from '../resources/engine/rows.js'
+
+/**
+ * Delta sync over the change log (migrations/0010): what changed for an owner since a
+ * cursor, each item once per page in its current state, or `null` once deleted.
+ *
+ * A cursor holds a snapshot of PostgreSQL's (`pg_current_snapshot()`: which transactions
+ * had committed when it was issued). The changes after it are those whose transaction is
+ * not visible in that snapshot, so a transaction that began before a cursor was issued
+ * and committed after it still arrives after it, which a sequence or a timestamp alone
+ * would lose. Paging through one window keeps its far end fixed (`to`), so a page never
+ * skips an item and never shows one twice. Without a cursor, the owner's whole state comes
+ * first, one resource after another by id, then the changes since the snapshot it began at.
+ */
+export interface Change {
+  type: string
+  id: number
+  deleted: boolean
+  data: Record<string, unknown> | null
+}
+
+interface Cursor {
+  /** The owner's id: a cursor is its owner's only. */
+  o: number
+  /** Issued at (ms since the epoch, the database's clock): older than the retention, it is gone. */
+  at: number
+  /** Changes already seen: those visible in this snapshot. */
+  from: string
+  /** Paging through a window: its far end, and the last change sent (seq). */
+  to?: string
+  /** When `to` was taken: the next window's cursor is as old as that, however long the paging took. */
+  toAt?: number
+  after?: number
+  /** The initial state: the resource being sent (its index) and the last id sent. */
+  kind?: number
+  id?: number
+}
+
+/** `xmin:xmax:xip,…` of pg_snapshot's text; a snapshot lists at most the transactions open at once. */
+const SNAPSHOT = /^\d{1,20}:\d{1,20}:(\d{1,20}(,\d{1,20}){0,999})?$/
+
+export function encodeCursor(cursor: Cursor): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url')
+}
+
+/** A cursor as the client sent it, checked field by field: a 400 for anything else. */
+export function decodeCursor(text: string): Cursor {
+  const invalid = () => badRequest('INVALID_CURSOR', 'cursor is not one this service issued', [{ in: 'query', field: 'cursor', message: 'not a cursor from GET /changes' }])
+  let value: Record<string, unknown>
+  try {
+    value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as Record<string, unknown>
+  } catch {
+    throw invalid()
+  }
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0
+  const snapshot = (v: unknown) => typeof v === 'string' && SNAPSHOT.test(v)
+  if (value === null || typeof value !== 'object' || !count(value.o) || !count(value.at) || !snapshot(value.from)) throw invalid()
+  if (value.to !== undefined && !snapshot(value.to)) throw invalid()
+  for (const name of ['after', 'kind', 'id', 'toAt'] as const) if (value[name] !== undefined && !count(value[name])) throw invalid()
+  // Only the checked fields travel on: nothing else a client adds comes back in a cursor.
+  const { o, at, from, to, toAt, after, kind, id } = value as unknown as Cursor
+  return { o, at, from, ...(to === undefined ? {} : { to }), ...(toAt === undefined ? {} : { toAt }), ...(after === undefined ? {} : { after }), ...(kind === undefined ? {} : { kind }), ...(id === undefined ? {} : { id }) }
+}
+
+/** A page of changes; with `ids`, also the cursor that resumes right after each change (GET /events' event ids). */
+export interface ChangesPage {
+  /** The owner's id; null when the caller's token is not valid (nothing is read then). */
+  ownerId: number | null
+  changes: Change[]
+  cursor: string
+  more: boolean
+  ids?: string[]
+}
+
+type UrlBase = (resource: AnyResource) => string
+
+export function changeFeed(db: Database, resources: readonly AnyResource[], options: { retentionDays: number }) {
+  const kinds = resources.map((resource) => ({ resource, codec: rowCodec(resource), table: ident(resource.table) }))
+  const byType = new Map(kinds.map((kind) => [kind.resource.singular, kind]))
+  const retentionMs = options.retentionDays * 86_400_000
+
+  /** The owner's id, the database's snapshot and clock; a 410 for a cursor not theirs or expired; undefined for a token not valid. */
+  async function head(owner: Owner, cursor: Cursor | undefined) {
+    const parts = new QueryParts()
+    const me = ownerIdSql(owner, parts)
+    const sql = `SELECT ${me} AS owner, pg_current_snapshot()::text AS now, (extract(epoch FROM now()) * 1000)::bigint AS at`
+    const { rows: [state] = [] } = await db.query<{ owner: number | null; now: string; at: string }>(sql, parts.values)
+    if (!state || state.owner === null) return undefined
+    const at = Number(state.at)
+    if (cursor && (cursor.o !== state.owner || cursor.at < at - retentionMs || cursor.at > at + 60_000)) {
+      throw new HttpProblem(410, 'CURSOR_EXPIRED', 'this cursor has expired or is not yours: sync again from the start (GET /changes without a cursor)')
+    }
+    return { ownerId: state.owner, now: state.now, at }
+  }
+
+  /** The owner's whole state, one resource after another, by id, a page filled across them. */
+  async function initial(ownerId: number, cursor: Cursor, limit: number, urlBase: UrlBase, withIds: boolean): Promise<ChangesPage> {
+    const changes: Change[] = []
+    const ids: string[] = []
+    let index = cursor.kind ?? 0
+    let after = cursor.id ?? 0
+    for (let kind = kinds[index]; kind !== undefined; kind = kinds[++index], after = 0) {
+      const room = limit - changes.length
+      const { rows } = await db.query<{ item: unknown[] }>(
+        `SELECT ${kind.codec.select([])} AS item FROM ${kind.table} t WHERE t.owner_id = $1 AND t.id > $2 ORDER BY t.id LIMIT $3`,
+        [ownerId, after, room + 1]
+      )
+      for (const { item } of rows.slice(0, room)) {
+        const data = kind.codec.decode(item, urlBase(kind.resource))
+        changes.push({ type: kind.resource.singular, id: data.id as number, deleted: false, data })
+        after = data.id as number
+        if (withIds) ids.push(encodeCursor({ ...cursor, kind: index, id: after }))
+      }
+      // More of this resource than the page holds: the next page starts after the last one sent.
+      if (rows.length > room) return { ownerId, changes, cursor: encodeCursor({ ...cursor, kind: index, id: after }), more: true, ...(withIds ? { ids } : {}) }
+    }
+    // Every resource sent: the cursor carries on with the changes since the start.
+    const next = encodeCursor({ o: cursor.o, at: cursor.at, from: cursor.from })
+    if (withIds && ids.length > 0) ids[ids.length - 1] = next
+    return { ownerId, changes, cursor: next, more: false, ...(withIds ? { ids } : {}) }
+  }
+
+  /** What changed after `cursor.from`, up to its window's end (now, unless paging), latest state first sent last. */
+  async function since(ownerId: number, cursor: Cursor, limit: number, urlBase: UrlBase, withIds: boolean): Promise<ChangesPage> {
+    const items = kinds
+      .map(({ resource, codec, table }) => `WHEN '${resource.singular}' THEN (SELECT ${codec.select([])} FROM ${table} t WHERE t.id = c.item_id AND t.owner_id = $1)`)
+      .join(' ')
+    const { rows } = await db.query<{ upto: string; at: string; kind: string | null; id: number | null; seq: string | null; item: unknown[] | null }>(
+      `WITH w AS (SELECT coalesce($3::pg_snapshot, pg_current_snapshot()) AS upto, $2::pg_snapshot AS from_),
+       c AS (
+         SELECT ch.kind, ch.item_id, max(ch.seq) AS seq FROM changes ch, w
+         WHERE ch.owner_id = $1 AND ch.kind = ANY($6::text[]) AND ch.xid >= pg_snapshot_xmin(w.from_)
+           AND NOT pg_visible_in_snapshot(ch.xid, w.from_) AND pg_visible_in_snapshot(ch.xid, w.upto)
+         GROUP BY ch.kind, ch.item_id HAVING max(ch.seq) > $4
+         ORDER BY max(ch.seq) LIMIT $5
+       )
+       SELECT w.upto::text AS upto, (extract(epoch FROM now()) * 1000)::bigint AS at, c.kind, c.item_id AS id, c.seq::text AS seq,
+              CASE c.kind ${items} END AS item
+       FROM w LEFT JOIN c ON true ORDER BY c.seq`,
+      [ownerId, cursor.from, cursor.to ?? null, cursor.after ?? 0, limit + 1, kinds.map((kind) => kind.resource.singular)]
+    )
+    const upto = rows[0]?.upto ?? cursor.from
+    const found = rows.filter((row) => row.kind !== null).slice(0, limit + 1)
+    const more = found.length > limit
+    const sent = found.slice(0, limit)
+    const changes = sent.map(({ kind, id, item }): Change => {
+      const known = byType.get(kind as string)
+      const data = item && known ? known.codec.decode(item, urlBase(known.resource)) : null
+      return { type: kind as string, id: id as number, deleted: data === null, data }
+    })
+    // While paging, the window's far end stays fixed; once through, the next window starts there, as old as the moment it was taken.
+    const paging = { o: cursor.o, at: cursor.at, from: cursor.from, to: upto, toAt: cursor.toAt ?? Number(rows[0]?.at) }
+    const next: Cursor = more ? { ...paging, after: Number(sent[limit - 1]?.seq) } : { o: cursor.o, at: cursor.toAt ?? Number(rows[0]?.at ?? cursor.at), from: upto }
+    const ids = withIds ? sent.map((row, i) => (i === sent.length - 1 ? encodeCursor(next) : encodeCursor({ ...paging, after: Number(row.seq) }))) : undefined
+    return { ownerId, changes, cursor: encodeCursor(next), more, ...(ids ? { ids } : {}) }
+  }
+
+  return {
+    /**
+     * A page of the owner's changes after `cursorText`; without one, their whole state.
+     * `ownerId` is null when the token is not valid (nothing was read then).
+     */
+    async page(owner: Owner, cursorText: string | undefined, limit: number, urlBase: UrlBase, options: { ids?: boolean } = {}): Promise<ChangesPage> {
+      const cursor = cursorText === undefined ? undefined : decodeCursor(cursorText)
+      const state = await head(owner, cursor)
+      if (state === undefined) return { ownerId: null, changes: [], cursor: '', more: false }
+      const start: Cursor = cursor ?? { o: state.ownerId, at: state.at, from: state.now, kind: 0, id: 0 }
+      const withIds = options.ids === true
+      return start.kind !== undefined ? initial(state.ownerId, start, limit, urlBase, withIds) : since(state.ownerId, start, limit, urlBase, withIds)
+    },
+
+    /** A cursor at the present, after which comes whatever changes from now on; null when the token is not valid. */
+    async present(owner: Owner): Promise<{ ownerId: number; cursor: string } | null> {
+      const state = await head(owner, undefined)
+      return state === undefined ? null : { ownerId: state.ownerId, cursor: encodeCursor({ o: state.ownerId, at: state.at, from: state.now }) }
+    },
+
+    /** Deletes changes older than the retention, a batch at a time; how many. */
+    async reap(): Promise<number> {
+      let deleted = 0
+      for (let batch = 0; batch < 50; batch++) {
+        const { rowCount } = await db.write(
+          // The oldest rows by seq, as far as they are expired (seq follows time closely enough for that),
+          // an hour past the retention: a change's time is its transaction's start, a little before its commit.
+          `DELETE FROM changes WHERE seq IN (SELECT seq FROM changes ORDER BY seq LIMIT 1000 FOR UPDATE SKIP LOCKED) AND changed_at < now() - $1::float8 * interval '1 day' - interval '1 hour'`,
+          [options.retentionDays]
+        )
+        deleted += rowCount ?? 0
+        if ((rowCount ?? 0) < 1000) break
+      }
+      return deleted
+    }
+  }
+}
+
+export type ChangeFeed = ReturnType<typeof changeFeed>
