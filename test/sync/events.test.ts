@@ -4,6 +4,7 @@ import { expectProblem, freshDatabase, listeningTestApp, sql, testConfig, usersW
 import { openEvents, type EventStream } from '../support/events.js'
 import { httpClient } from '../support/http.js'
 import { collectingLogger } from '../support/logs.js'
+import { startNginx } from '../support/nginx.js'
 
 const changeKeys = (stream: EventStream) => stream.changes().map(({ data }) => `${data.type} ${data.id}${data.deleted ? ' deleted' : ''}`)
 
@@ -211,4 +212,21 @@ t.test('a stream has its access line when it ends, and a ticket is never logged'
   const events = lines.filter((line) => line.route === '/events')
   t.match(events, [{ status: 400, url: '/events?ticket=[redacted]&cursor=' }, { status: 200, method: 'GET', url: '/events?ticket=[redacted]', ms: Number }])
   t.notOk(JSON.stringify(lines).includes('tev_'), 'no ticket in any line')
+})
+
+t.test('through the bundled nginx (docker/nginx/nginx.conf): events and heartbeats arrive as they are written', async (t) => {
+  const { http, db, app } = await listeningTestApp(t, { env: { AUTH_MODE: 'required', EVENTS_HEARTBEAT_MS: '1000' } })
+  const address = app.server.address()
+  const nginx = await startNginx(t, [typeof address === 'object' && address !== null ? address.port : 0])
+  const { ada } = await usersWithTokens(db, ['ada'])
+  const stream = await openEvents(`${nginx.url}/events`, ada.headers)
+  t.teardown(() => stream.close())
+  t.equal(stream.status, 200)
+  await stream.until((events) => events.some((event) => event.event === 'ready'), 3000)
+  const written = Date.now()
+  await http(ada.headers).create('/todos', { title: 'through nginx' })
+  await stream.until(() => stream.changes().length === 1, 3000)
+  t.ok(Date.now() - written < 2000, `the event came through in ${Date.now() - written} ms`)
+  await stream.until((events) => events.some((event) => event.comment !== undefined), 3000)
+  t.pass('and the heartbeat')
 })
