@@ -11,6 +11,7 @@ import pg from 'pg'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { freshDatabase, sql, startServer, testConfig } from '../helper.js'
+import { openEvents } from '../support/events.js'
 import { startPgBouncer } from '../support/pgbouncer.js'
 
 t.test('through a pooler whose sessions have another TimeZone and no statement_timeout: timestamps exact, the time limit holds per statement', async (t) => {
@@ -162,4 +163,27 @@ t.test('two replicas on PgBouncer: migrate once over MIGRATION_DATABASE_URL, one
   const refused = await fetch(`${two.url}/todos`, { headers: auth })
   t.equal(refused.status, 401, 'refused by the other on the very next request')
   t.equal(bouncer.output.filter((line) => /registered new auto-database/.test(line)).length >= 1, true, 'requests went through PgBouncer')
+})
+
+t.test('GET /events with requests through PgBouncer: LISTEN goes to MIGRATION_DATABASE_URL, and a write through the pooler reaches the stream', async (t) => {
+  const db = await freshDatabase(t)
+  const bouncer = await startPgBouncer(t, db)
+  const pooled = bouncer.through(db)
+  const app = await buildApp({
+    config: testConfig({ DATABASE_URL: pooled, MIGRATION_DATABASE_URL: db, DATABASE_PREPARED_STATEMENTS: 'false' }),
+    connectionString: pooled,
+    migrationConnectionString: db,
+    logger: false
+  })
+  t.teardown(() => app.close())
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  const stream = await openEvents(`${url}/events`)
+  t.teardown(() => stream.close())
+  await stream.until((events) => events.some((event) => event.event === 'ready'))
+  const [listener] = await sql<{ port: number | null }>(db, `SELECT client_port AS port FROM pg_stat_activity WHERE application_name = 'todos-api events' AND query = 'LISTEN changes'`)
+  t.ok(listener, 'one session LISTENs, on the direct connection')
+  const created = await app.inject({ method: 'POST', url: '/todos', payload: { title: 'through the pooler' } })
+  t.equal(created.statusCode, 201)
+  await stream.until(() => stream.changes().length === 1, 1500)
+  t.equal(stream.changes()[0]?.data.id, created.json().id, 'pushed at once: the notification reached the listener')
 })
