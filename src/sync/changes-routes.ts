@@ -38,7 +38,7 @@ const changesRoutes: FastifyPluginAsyncTypebox<{ resources: readonly AnyResource
         summary: 'What changed since a cursor',
         description:
           'Without `cursor`, every item of the caller as a change, in pages; then, with the `cursor` of the last page, what changed after it, ' +
-          'each item once per page in its current state (`data` null and `deleted` true once deleted), in the order of its last change. ' +
+          'each item once in its current state (`data` null and `deleted` true once deleted), ordered by the transaction of its last change. ' +
           'Follow `cursor` while `more` is true; keep the last one for the next sync. A cursor older than SYNC_RETENTION_DAYS, ' +
           "or another caller's, is 410 CURSOR_EXPIRED: sync again from the start.",
         querystring: Type.Object({

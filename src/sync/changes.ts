@@ -7,8 +7,9 @@ import type { AnyResource } from '../resources/engine/define.js'
 import { rowCodec } from '../resources/engine/rows.js'
 
 /**
- * Delta sync over the change log (migrations/0010): what changed for an owner since a
- * cursor, each item once per page in its current state, or `null` once deleted.
+ * Delta sync over the change log (migrations/0010, one row per item since 0012): what
+ * changed for an owner since a cursor, each item once in its current state, or `null` once
+ * deleted, ordered by the transaction that last changed it.
  *
  * A cursor holds a snapshot of PostgreSQL's (`pg_current_snapshot()`: which transactions
  * had committed when it was issued). The changes after it are those whose transaction is
@@ -36,7 +37,8 @@ interface Cursor {
   to?: string
   /** When `to` was taken: the next window's cursor is as old as that, however long the paging took. */
   toAt?: number
-  after?: number
+  /** While paging: the last change sent, as the change log's key (transaction id, type, item id). */
+  after?: [string, string, number]
   /** The initial state: the resource being sent (its index) and the last id sent. */
   kind?: number
   id?: number
@@ -44,6 +46,11 @@ interface Cursor {
 
 /** `xmin:xmax:xip,…` of pg_snapshot's text; a snapshot lists at most the transactions open at once. */
 const SNAPSHOT = /^\d{1,20}:\d{1,20}:(\d{1,20}(,\d{1,20}){0,999})?$/
+
+const isLogKey = (v: unknown): v is [string, string, number] =>
+  Array.isArray(v) && v.length === 3 && typeof v[0] === 'string' && /^\d{1,20}$/.test(v[0]) && typeof v[1] === 'string' && v[1].length <= 64 && Number.isSafeInteger(v[2])
+
+const expired = () => new HttpProblem(410, 'CURSOR_EXPIRED', 'this cursor has expired or is not yours: sync again from the start (GET /changes without a cursor)')
 
 export function encodeCursor(cursor: Cursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url')
@@ -62,7 +69,10 @@ export function decodeCursor(text: string): Cursor {
   const snapshot = (v: unknown) => typeof v === 'string' && SNAPSHOT.test(v)
   if (value === null || typeof value !== 'object' || !count(value.o) || !count(value.at) || !snapshot(value.from)) throw invalid()
   if (value.to !== undefined && !snapshot(value.to)) throw invalid()
-  for (const name of ['after', 'kind', 'id', 'toAt'] as const) if (value[name] !== undefined && !count(value[name])) throw invalid()
+  for (const name of ['kind', 'id', 'toAt'] as const) if (value[name] !== undefined && !count(value[name])) throw invalid()
+  // A cursor from before the log kept one row per item (migrations/0012) paged by a sequence number.
+  if (typeof value.after === 'number') throw expired()
+  if (value.after !== undefined && !isLogKey(value.after)) throw invalid()
   // Only the checked fields travel on: nothing else a client adds comes back in a cursor.
   const { o, at, from, to, toAt, after, kind, id } = value as unknown as Cursor
   return { o, at, from, ...(to === undefined ? {} : { to }), ...(toAt === undefined ? {} : { toAt }), ...(after === undefined ? {} : { after }), ...(kind === undefined ? {} : { kind }), ...(id === undefined ? {} : { id }) }
@@ -93,9 +103,7 @@ export function changeFeed(db: Database, resources: readonly AnyResource[], opti
     const { rows: [state] = [] } = await db.query<{ owner: number | null; now: string; at: string }>(sql, parts.values)
     if (!state || state.owner === null) return undefined
     const at = Number(state.at)
-    if (cursor && (cursor.o !== state.owner || cursor.at < at - retentionMs || cursor.at > at + 60_000)) {
-      throw new HttpProblem(410, 'CURSOR_EXPIRED', 'this cursor has expired or is not yours: sync again from the start (GET /changes without a cursor)')
-    }
+    if (cursor && (cursor.o !== state.owner || cursor.at < at - retentionMs || cursor.at > at + 60_000)) throw expired()
     return { ownerId: state.owner, now: state.now, at }
   }
 
@@ -126,27 +134,32 @@ export function changeFeed(db: Database, resources: readonly AnyResource[], opti
     return { ownerId, changes, cursor: next, more: false, ...(withIds ? { ids } : {}) }
   }
 
-  /** What changed after `cursor.from`, up to its window's end (now, unless paging), latest state first sent last. */
+  /**
+   * What changed after `cursor.from`, up to its window's end (now, unless paging): the log's
+   * rows of the window (one per item, its latest change) in the order of the index, from
+   * after the last one sent. A page reads its own rows, not the whole window again.
+   */
   async function since(ownerId: number, cursor: Cursor, limit: number, urlBase: UrlBase, withIds: boolean): Promise<ChangesPage> {
     const items = kinds
       .map(({ resource, codec, table }) => `WHEN '${resource.singular}' THEN (SELECT ${codec.select([])} FROM ${table} t WHERE t.id = c.item_id AND t.owner_id = $1)`)
       .join(' ')
-    const { rows } = await db.query<{ upto: string; at: string; kind: string | null; id: number | null; seq: string | null; item: unknown[] | null }>(
+    // Before the first page, from the oldest transaction the cursor's snapshot may not have seen (its xmin).
+    const [afterXid, afterKind, afterId] = cursor.after ?? [cursor.from.slice(0, cursor.from.indexOf(':')), '', 0]
+    const { rows } = await db.query<{ upto: string; at: string; kind: string | null; id: number | null; xid: string | null; item: unknown[] | null }>(
       `WITH w AS (SELECT coalesce($3::pg_snapshot, pg_current_snapshot()) AS upto, $2::pg_snapshot AS from_),
        c AS (
-         SELECT ch.kind, ch.item_id, max(ch.seq) AS seq FROM changes ch, w
-         WHERE ch.owner_id = $1 AND ch.kind = ANY($6::text[]) AND ch.xid >= pg_snapshot_xmin(w.from_)
-           AND NOT pg_visible_in_snapshot(ch.xid, w.from_) AND pg_visible_in_snapshot(ch.xid, w.upto)
-         GROUP BY ch.kind, ch.item_id HAVING max(ch.seq) > $4
-         ORDER BY max(ch.seq) LIMIT $5
+         SELECT l.kind, l.item_id, l.xid FROM change_log l, w
+         WHERE l.owner_id = $1 AND (l.xid, l.kind, l.item_id) > ($4::xid8, $7::text, $8::int) AND l.kind = ANY($6::text[])
+           AND NOT pg_visible_in_snapshot(l.xid, w.from_) AND pg_visible_in_snapshot(l.xid, w.upto)
+         ORDER BY l.xid, l.kind, l.item_id LIMIT $5
        )
-       SELECT w.upto::text AS upto, (extract(epoch FROM now()) * 1000)::bigint AS at, c.kind, c.item_id AS id, c.seq::text AS seq,
+       SELECT w.upto::text AS upto, (extract(epoch FROM now()) * 1000)::bigint AS at, c.kind, c.item_id AS id, c.xid::text AS xid,
               CASE c.kind ${items} END AS item
-       FROM w LEFT JOIN c ON true ORDER BY c.seq`,
-      [ownerId, cursor.from, cursor.to ?? null, cursor.after ?? 0, limit + 1, kinds.map((kind) => kind.resource.singular)]
+       FROM w LEFT JOIN c ON true ORDER BY c.xid, c.kind, c.item_id`,
+      [ownerId, cursor.from, cursor.to ?? null, afterXid, limit + 1, kinds.map((kind) => kind.resource.singular), afterKind, afterId]
     )
     const upto = rows[0]?.upto ?? cursor.from
-    const found = rows.filter((row) => row.kind !== null).slice(0, limit + 1)
+    const found = rows.filter((row) => row.kind !== null)
     const more = found.length > limit
     const sent = found.slice(0, limit)
     const changes = sent.map(({ kind, id, item }): Change => {
@@ -154,10 +167,12 @@ export function changeFeed(db: Database, resources: readonly AnyResource[], opti
       const data = item && known ? known.codec.decode(item, urlBase(known.resource)) : null
       return { type: kind as string, id: id as number, deleted: data === null, data }
     })
+    const key = (row: (typeof sent)[number]): [string, string, number] => [row.xid as string, row.kind as string, row.id as number]
     // While paging, the window's far end stays fixed; once through, the next window starts there, as old as the moment it was taken.
     const paging = { o: cursor.o, at: cursor.at, from: cursor.from, to: upto, toAt: cursor.toAt ?? Number(rows[0]?.at) }
-    const next: Cursor = more ? { ...paging, after: Number(sent[limit - 1]?.seq) } : { o: cursor.o, at: cursor.toAt ?? Number(rows[0]?.at ?? cursor.at), from: upto }
-    const ids = withIds ? sent.map((row, i) => (i === sent.length - 1 ? encodeCursor(next) : encodeCursor({ ...paging, after: Number(row.seq) }))) : undefined
+    const last = sent[sent.length - 1]
+    const next: Cursor = more && last ? { ...paging, after: key(last) } : { o: cursor.o, at: cursor.toAt ?? Number(rows[0]?.at ?? cursor.at), from: upto }
+    const ids = withIds ? sent.map((row, i) => (i === sent.length - 1 ? encodeCursor(next) : encodeCursor({ ...paging, after: key(row) }))) : undefined
     return { ownerId, changes, cursor: encodeCursor(next), more, ...(ids ? { ids } : {}) }
   }
 
@@ -181,14 +196,16 @@ export function changeFeed(db: Database, resources: readonly AnyResource[], opti
       return state === undefined ? null : { ownerId: state.ownerId, cursor: encodeCursor({ o: state.ownerId, at: state.at, from: state.now }) }
     },
 
-    /** Deletes changes older than the retention, a batch at a time; how many. */
+    /** Deletes tombstones older than the retention, a batch at a time; how many. */
     async reap(): Promise<number> {
       let deleted = 0
       for (let batch = 0; batch < 50; batch++) {
         const { rowCount } = await db.write(
-          // The oldest rows by seq, as far as they are expired (seq follows time closely enough for that),
-          // an hour past the retention: a change's time is its transaction's start, a little before its commit.
-          `DELETE FROM changes WHERE seq IN (SELECT seq FROM changes ORDER BY seq LIMIT 1000 FOR UPDATE SKIP LOCKED) AND changed_at < now() - $1::float8 * interval '1 day' - interval '1 hour'`,
+          // Tombstones only (an item's own row lasts as long as it does), an hour past the
+          // retention: a change's time is its transaction's start, a little before its commit.
+          `DELETE FROM change_log WHERE (kind, item_id) IN (
+             SELECT kind, item_id FROM change_log WHERE deleted AND changed_at < now() - $1::float8 * interval '1 day' - interval '1 hour' LIMIT 1000 FOR UPDATE SKIP LOCKED
+           ) AND deleted`,
           [options.retentionDays]
         )
         deleted += rowCount ?? 0

@@ -121,11 +121,12 @@ t.test("a cursor that is not the caller's, expired or made up: 410 or 400, and n
   expectProblem(t, await asAda.get(`/changes?cursor=${cursor}`), 410, { code: 'CURSOR_EXPIRED', detail: /sync again from the start/ }, 'older than the retention')
 })
 
-t.test('changes older than the retention are deleted by the service, in batches', async (t) => {
+t.test('tombstones older than the retention are deleted by the service, in batches', async (t) => {
   const { app, db } = await listeningTestApp(t, { env: { AUTH_MODE: 'required' } })
   const { ada } = await usersWithTokens(db, ['ada'])
-  await sql(db, "INSERT INTO changes (owner_id, kind, item_id, deleted, changed_at) SELECT $1, 'todo', i, true, now() - interval '31 days' FROM generate_series(1, 2500) i", [ada.id])
-  await sql(db, "INSERT INTO changes (owner_id, kind, item_id, deleted) VALUES ($1, 'todo', 1, true)", [ada.id])
+  await sql(db, "INSERT INTO change_log (owner_id, kind, item_id, deleted, changed_at) SELECT $1, 'todo', i, true, now() - interval '31 days' FROM generate_series(1, 2500) i", [ada.id])
+  await sql(db, "INSERT INTO change_log (owner_id, kind, item_id, deleted, changed_at) VALUES ($1, 'todo', 9999, false, now() - interval '31 days')", [ada.id])
+  await sql(db, "INSERT INTO change_log (owner_id, kind, item_id, deleted) VALUES ($1, 'todo', 10000, true)", [ada.id])
   t.equal(await app.changeFeed.reap(), 2500)
-  t.same(await sql(db, 'SELECT count(*)::int AS n FROM changes'), [{ n: 1 }], 'the recent one stays')
+  t.same(await sql(db, 'SELECT item_id FROM change_log ORDER BY item_id'), [{ item_id: 9999 }, { item_id: 10000 }], "a recent tombstone stays, and a live item's row always does")
 })
