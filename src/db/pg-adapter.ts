@@ -54,7 +54,7 @@ export function cancelBackend(client: pg.ClientBase, timeoutMs = 1000): Promise<
 export const CANCEL_GRACE_MS = 1000
 
 /** Closes a connection's socket under a running statement, which then fails at once. */
-export function destroyConnection(client: pg.PoolClient) {
+export function destroyConnection(client: pg.PoolClient | pg.Client) {
   ;(client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy()
 }
 

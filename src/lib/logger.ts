@@ -139,5 +139,13 @@ export function errorLine(error: unknown): string {
   return code && !text.includes(code) ? `${text} (${/^[0-9A-Z]{5}$/.test(code) ? 'SQLSTATE ' : ''}${code})` : text
 }
 
-/** A request's URL as logged: a GET /events ticket in it is a credential, good for a minute, and is never written down. */
-export const loggableUrl = (url: string) => (url.includes('ticket=') ? url.replace(/([?&]ticket=)[^&]*/g, '$1[redacted]') : url)
+/**
+ * A request's URL as logged: one with a GET /events ticket in its query (a credential,
+ * good for a minute) is logged without its query. The parsed query is checked, since a
+ * client may spell the name with escapes the parser decodes.
+ */
+export function loggableUrl(request: { url: string; query?: unknown }): string {
+  const query = request.query as Record<string, unknown> | null | undefined
+  const ticket = (query !== null && typeof query === 'object' && 'ticket' in query) || /ticket/i.test(request.url)
+  return ticket ? `${request.url.split('?')[0]}?[redacted]` : request.url
+}

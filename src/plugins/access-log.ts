@@ -12,7 +12,7 @@ import { loggableUrl } from '../lib/logger.js'
 async function accessLogPlugin(app: FastifyInstance) {
   app.addHook('onResponse', (request, reply, done) => {
     request.log.info(
-      { method: request.method, url: loggableUrl(request.url), route: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+      { method: request.method, url: loggableUrl(request), route: request.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
       'request'
     )
     done()

@@ -13,6 +13,8 @@ import { HttpProblem } from '../lib/problem.js'
  */
 export interface Shutdown {
   readonly started: boolean
+  /** The listener is closed and open connections are finishing (`drain()` began). */
+  readonly draining: boolean
   begin(): void
   drain(server: Server, idleMs: number): Promise<void>
   /** Runs `listener` when draining begins: long-lived answers (event streams) end then, so their connections can close. */
@@ -38,6 +40,9 @@ async function shutdownPlugin(app: FastifyInstance) {
   app.decorate<Shutdown>('shutdown', {
     get started() {
       return started
+    },
+    get draining() {
+      return draining || closing
     },
     begin() {
       started = true

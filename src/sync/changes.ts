@@ -190,10 +190,16 @@ export function changeFeed(db: Database, resources: readonly AnyResource[], opti
       return start.kind !== undefined ? initial(state.ownerId, start, limit, urlBase, withIds) : since(state.ownerId, start, limit, urlBase, withIds)
     },
 
-    /** A cursor at the present, after which comes whatever changes from now on; null when the token is not valid. */
-    async present(owner: Owner): Promise<{ ownerId: number; cursor: string } | null> {
-      const state = await head(owner, undefined)
-      return state === undefined ? null : { ownerId: state.ownerId, cursor: encodeCursor({ o: state.ownerId, at: state.at, from: state.now }) }
+    /**
+     * Where a stream starts: the cursor given (checked as a page would check it: 400, 410),
+     * or one at the present, after which comes whatever changes from now on. Null when the
+     * token is not valid.
+     */
+    async start(owner: Owner, cursorText: string | undefined): Promise<{ ownerId: number; cursor: string } | null> {
+      const given = cursorText === undefined ? undefined : decodeCursor(cursorText)
+      const state = await head(owner, given)
+      if (state === undefined) return null
+      return { ownerId: state.ownerId, cursor: cursorText ?? encodeCursor({ o: state.ownerId, at: state.at, from: state.now }) }
     },
 
     /** Deletes tombstones older than the retention, a batch at a time; how many. */

@@ -6,7 +6,7 @@ import { HttpProblem, jsonResponse, problemResponses, tooManyRequests, unauthent
 import { loggableUrl } from '../lib/logger.js'
 import { baseUrl } from '../lib/urls.js'
 import type { ChangeFeed } from './changes.js'
-import { STREAMS_PER_OWNER, changeEvent, retryHint, type Hub } from './hub.js'
+import { STREAMS_PER_OWNER, retryHint, type Hub } from './hub.js'
 import { TICKET_SECONDS, type TicketStore } from './tickets.js'
 
 /** How long after the end of a stream a client should wait before it reconnects. */
@@ -25,6 +25,8 @@ const eventsRoutes: FastifyPluginAsyncTypebox<{ feed: ChangeFeed; hub: Hub; tick
   const { config } = app
   await app.register(fastifySSE, { heartbeatInterval: config.EVENTS_HEARTBEAT_MS })
   const security = operationSecurity(config.AUTH_MODE)
+  /** Streams being opened (waiting on the database): they count against EVENTS_MAX_STREAMS too. */
+  let opening = 0
 
   app.post(
     '/events/tickets',
@@ -85,56 +87,64 @@ const eventsRoutes: FastifyPluginAsyncTypebox<{ feed: ChangeFeed; hub: Hub; tick
     },
     async (request, reply) => {
       const { ticket, cursor: queryCursor } = request.query
-      if (ticket !== undefined) {
-        const owner = await tickets.redeem(ticket)
-        if (owner === undefined) throw unauthenticated(true, 'invalid_token')
-        request.owner = owner
-      }
-      if (config.EVENTS_MAX_STREAMS > 0 && hub.streams >= config.EVENTS_MAX_STREAMS) {
+      // The cheap refusals first, before a ticket is spent on them.
+      if (config.EVENTS_MAX_STREAMS > 0 && hub.streams + opening >= config.EVENTS_MAX_STREAMS) {
         throw new HttpProblem(503, 'TOO_MANY_STREAMS', 'this instance holds as many event streams as it may; try again shortly', { retryAfterSeconds: 5 })
       }
-      const base = baseUrl(request, config.PUBLIC_BASE_URL)
-      const urlBase = (resource: { path: string }) => `${base}${resource.path}/`
-      // The header EventSource sends on a reconnect is newer than the cursor in the URL it reuses.
-      const resume = request.headers['last-event-id'] || queryCursor
-      await hub.listen()
-      const first = resume === undefined ? await feed.present(request.owner) : await feed.page(request.owner, resume, 100, urlBase, { ids: true })
-      if (first === null || first.ownerId === null) throw unauthenticated(true)
-      if (hub.streamsOf(first.ownerId) >= STREAMS_PER_OWNER) throw tooManyRequests(`at most ${STREAMS_PER_OWNER} event streams at once per user and instance`, 5)
-
       const raw = reply.raw
-      const started = performance.now()
-      reply.sse.keepAlive()
-      if (app.shutdown.started) reply.header('Connection', 'close')
-      reply.sse.sendHeaders()
-      // An instance on its way out hands the client to another at once.
-      if (app.shutdown.started) {
-        raw.end(retryHint(RETRY_MS), () => raw.socket?.end())
+      // Draining: the client is handed to another instance at once (a new connection, which the listener no longer takes).
+      if (app.shutdown.draining) {
+        reply.sse.keepAlive()
+        reply.header('Connection', 'close')
+        reply.sse.sendHeaders()
+        raw.end(retryHint(RETRY_MS))
         return
       }
-      raw.write(`${retryHint(RETRY_MS)}event: ready\nid: ${first.cursor}\ndata: ${JSON.stringify({ cursor: first.cursor })}\n\n`)
-      if ('changes' in first) first.changes.forEach((change, i) => raw.write(changeEvent(first.ids?.[i] as string, change)))
-
-      const pushing = hub.add({
-        owner: request.owner,
-        ownerId: first.ownerId,
-        cursor: first.cursor,
-        urlBase,
-        buffered: () => raw.writableLength,
-        write: (text) => void raw.write(text),
-        end(last) {
-          if (last !== undefined && !raw.writableEnded && !raw.destroyed) raw.write(last)
-          reply.sse.close()
-          // Going away: the reconnect must not come back on this connection.
-          if (app.shutdown.started) raw.socket?.end()
-          setTimeout(() => raw.destroy(), END_GRACE_MS).unref()
+      opening++
+      try {
+        if (ticket !== undefined) {
+          const owner = await tickets.redeem(ticket)
+          if (owner === undefined) throw unauthenticated(true, 'invalid_token')
+          request.owner = owner
         }
-      })
-      raw.on('drain', pushing.wake)
-      reply.sse.onClose(() => {
-        pushing.remove()
-        request.log.info({ method: request.method, url: loggableUrl(request.url), route: '/events', status: 200, ms: Math.round(performance.now() - started) }, 'request')
-      })
+        // The header EventSource sends on a reconnect is newer than the cursor in the URL it reuses.
+        const start = await feed.start(request.owner, request.headers['last-event-id'] || queryCursor)
+        if (start === null) throw unauthenticated(true)
+        if (hub.streamsOf(start.ownerId) >= STREAMS_PER_OWNER) throw tooManyRequests(`at most ${STREAMS_PER_OWNER} event streams at once per user and instance`, 5)
+        // Notifications come before the first fetch (hub.add), so none is missed in between.
+        await hub.listen()
+        // The client may have left while this request waited: nothing to register then.
+        if (raw.destroyed || !reply.sse.isConnected) return
+
+        const base = baseUrl(request, config.PUBLIC_BASE_URL)
+        const started = performance.now()
+        reply.sse.keepAlive()
+        reply.sse.sendHeaders()
+        raw.write(`${retryHint(RETRY_MS)}event: ready\nid: ${start.cursor}\ndata: ${JSON.stringify({ cursor: start.cursor })}\n\n`)
+        const pushing = hub.add({
+          owner: request.owner,
+          ownerId: start.ownerId,
+          cursor: start.cursor,
+          urlBase: (resource) => `${base}${resource.path}/`,
+          buffered: () => raw.writableLength,
+          write: (text) => void raw.write(text),
+          end(last) {
+            if (last !== undefined && !raw.writableEnded && !raw.destroyed) raw.write(last)
+            reply.sse.close()
+            // Going away: the reconnect must not come back on this connection, and a client
+            // that does not read must not hold the exit.
+            if (app.shutdown.started) raw.socket?.end()
+            setTimeout(() => raw.destroy(), app.shutdown.started ? 1000 : END_GRACE_MS).unref()
+          }
+        })
+        raw.on('drain', pushing.wake)
+        reply.sse.onClose(() => {
+          pushing.remove()
+          request.log.info({ method: request.method, url: loggableUrl(request), route: '/events', status: 200, ms: Math.round(performance.now() - started) }, 'request')
+        })
+      } finally {
+        opening--
+      }
     }
   )
 }

@@ -3,8 +3,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Owner } from '../accounts/owner.js'
 import { tokenUsableNow } from '../accounts/owner.js'
 import type { Database } from '../db/client.js'
+import { destroyConnection } from '../db/pg-adapter.js'
 import { errorLine } from '../lib/logger.js'
-import { HttpProblem } from '../lib/problem.js'
+import { HttpProblem, databaseUnavailable } from '../lib/problem.js'
 import type { AnyResource } from '../resources/engine/define.js'
 import type { ChangeFeed, ChangesPage } from './changes.js'
 
@@ -36,8 +37,10 @@ const PAGE = 100
 /** How often the hub checks that every stream's token is still valid, and that no client has fallen behind. */
 export const SWEEP_MS = 2000
 /** The most streams one owner may hold open on one instance. */
-export const STREAMS_PER_OWNER = 64
+export const STREAMS_PER_OWNER = 16
 const RECONNECT_MAX_MS = 10_000
+/** How long the listener's connection has to answer the sweep's check. */
+const LISTENER_CHECK_MS = 3000
 /** A client that leaves more than the limit untaken for this long cannot keep up. */
 export const STALL_MS = 5000
 
@@ -77,9 +80,11 @@ export function createHub(options: {
   const everyState = () => [...byOwner.values()].flatMap((set) => [...set])
 
   function listen(): Promise<void> {
+    if (closed) return Promise.reject(databaseUnavailable('this instance is shutting down'))
     if (listener !== undefined) return Promise.resolve()
     connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: options.listenUrl, application_name: 'todos-api events', keepAlive: true, connectionTimeoutMillis: 5000 })
+      // Keepalive probes after 15 s of silence, so a connection a NAT or a load balancer dropped is noticed.
+      const client = new pg.Client({ connectionString: options.listenUrl, application_name: 'todos-api events', keepAlive: true, keepAliveInitialDelayMillis: 15_000, connectionTimeoutMillis: 5000 })
       client.on('error', (error) => log.warn({ reason: errorLine(error) }, 'event listener connection failed'))
       try {
         await client.connect()
@@ -87,6 +92,10 @@ export function createHub(options: {
       } catch (error) {
         await client.end().catch(() => {})
         throw error
+      }
+      if (closed) {
+        await client.end().catch(() => {})
+        throw databaseUnavailable('this instance is shutting down')
       }
       client.on('notification', (message) => {
         const ownerId = Number(message.payload)
@@ -102,6 +111,21 @@ export function createHub(options: {
       connecting = undefined
     })
     return connecting
+  }
+
+  /** A statement on the listener's connection, answered within a few seconds; a dead one is dropped (its 'end' reconnects). */
+  async function listenerAnswers(): Promise<boolean> {
+    const client = listener
+    if (client === undefined) return false
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), LISTENER_CHECK_MS)))
+    const answered = await Promise.race([client.query('SELECT 1').then(() => true, () => false), timeout])
+    clearTimeout(timer)
+    if (!answered && listener === client) {
+      listener = undefined
+      destroyConnection(client)
+    }
+    return answered
   }
 
   function reconnectSoon() {
@@ -156,12 +180,15 @@ export function createHub(options: {
           remove(state)
           return state.stream.end()
         }
+        // Event by event, up to the limit: the rest of the page is fetched again once the client took what it has.
         const ids = page.ids ?? []
-        let text = ''
-        for (let i = 0; i < page.changes.length; i++) text += changeEvent(ids[i] as string, page.changes[i])
-        if (text !== '') state.stream.write(text)
-        state.stream.cursor = page.cursor
-        if (page.more) state.dirty = true
+        let written = 0
+        for (; written < page.changes.length && state.stream.buffered() <= options.bufferBytes; written++) {
+          state.stream.write(changeEvent(ids[written] as string, page.changes[written]))
+          state.stream.cursor = ids[written] as string
+        }
+        if (written === page.changes.length) state.stream.cursor = page.cursor
+        if (page.more || written < page.changes.length) state.dirty = true
       } while (state.dirty && state.open)
     } catch (error) {
       // A cursor that expired while connected (a client far behind for SYNC_RETENTION_DAYS).
@@ -174,14 +201,20 @@ export function createHub(options: {
     }
   }
 
-  /** Ends the streams of tokens revoked or expired since, and those of clients that stopped reading. */
+  /**
+   * Ends the streams of tokens revoked or expired since, and those of clients that stopped
+   * reading; checks that the listener still answers. While it does not, every stream
+   * fetches at each sweep instead of waiting for a notification.
+   */
   async function sweep() {
     const states = everyState()
     const now = Date.now()
+    const deaf = listener === undefined || !(await listenerAnswers())
     for (const state of states) {
       if (state.behindSince > 0 && now - state.behindSince > STALL_MS && state.stream.buffered() > options.bufferBytes) resync(state)
-      else if (state.dirty && !state.busy) void pump(state)
+      else if ((state.dirty || deaf) && !state.busy) void pump(state)
     }
+    if (deaf) reconnectSoon()
     const hashes = [...new Set(states.filter((state) => state.open && state.stream.owner.tokenHash !== undefined).map((state) => state.stream.owner.tokenHash!.toString('hex')))]
     if (hashes.length === 0) return
     const { rows } = await db.query<{ hash: string }>(
@@ -245,7 +278,13 @@ export function createHub(options: {
       clearInterval(sweeper)
       clearTimeout(reconnectTimer)
       await connecting?.catch(() => {})
-      await listener?.end().catch(() => {})
+      const client = listener
+      if (client === undefined) return
+      // A connection that stopped answering would never finish a polite goodbye: it is cut after a second.
+      let timer: NodeJS.Timeout | undefined
+      const ended = await Promise.race([client.end().then(() => true, () => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 1000)))])
+      clearTimeout(timer)
+      if (!ended) destroyConnection(client)
     }
   }
 }

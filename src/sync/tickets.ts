@@ -11,6 +11,8 @@ import type { Database } from '../db/client.js'
  */
 const TICKET_PATTERN = /^tev_[A-Za-z0-9_-]{43}$/
 export const TICKET_SECONDS = 60
+/** Tickets a token may have at once. */
+export const LIVE_TICKETS = 10
 
 const hashTicket = (ticket: string) => createHash('sha256').update(ticket).digest()
 
@@ -19,9 +21,15 @@ export function createTicketStore(db: Database) {
     /** A new ticket for a user, bound to the token they asked with (null for the local user). */
     async issue(userId: number, tokenId: number | null): Promise<{ ticket: string; expiresAt: string }> {
       const ticket = `tev_${randomBytes(32).toString('base64url')}`
+      // At most LIVE_TICKETS per token (or local user): asking for more drops the oldest, so the table cannot be filled.
       const { rows } = await db.write<{ expires_at: string }>(
-        `INSERT INTO event_tickets (ticket_hash, user_id, token_id, expires_at) VALUES ($1, $2, $3, now() + $4 * interval '1 second') RETURNING expires_at`,
-        [hashTicket(ticket), userId, tokenId, TICKET_SECONDS]
+        `WITH dropped AS (
+           DELETE FROM event_tickets WHERE ticket_hash IN (
+             SELECT ticket_hash FROM event_tickets WHERE user_id = $2 AND token_id IS NOT DISTINCT FROM $3 ORDER BY expires_at DESC OFFSET $5 - 1
+           )
+         )
+         INSERT INTO event_tickets (ticket_hash, user_id, token_id, expires_at) VALUES ($1, $2, $3, now() + $4 * interval '1 second') RETURNING expires_at`,
+        [hashTicket(ticket), userId, tokenId, TICKET_SECONDS, LIVE_TICKETS]
       )
       return { ticket, expiresAt: rows[0]?.expires_at as string }
     },

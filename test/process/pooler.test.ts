@@ -180,7 +180,7 @@ t.test('GET /events with requests through PgBouncer: LISTEN goes to MIGRATION_DA
   const stream = await openEvents(`${url}/events`)
   t.teardown(() => stream.close())
   await stream.until((events) => events.some((event) => event.event === 'ready'))
-  const [listener] = await sql<{ port: number | null }>(db, `SELECT client_port AS port FROM pg_stat_activity WHERE application_name = 'todos-api events' AND query = 'LISTEN changes'`)
+  const [listener] = await sql<{ port: number | null }>(db, `SELECT client_port AS port FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'todos-api events' AND query = 'LISTEN changes'`)
   t.ok(listener, 'one session LISTENs, on the direct connection')
   const created = await app.inject({ method: 'POST', url: '/todos', payload: { title: 'through the pooler' } })
   t.equal(created.statusCode, 201)

@@ -2,10 +2,12 @@
  * The rolling restart of the README's "Scaling out": Debian's nginx running
  * docker/nginx/nginx.conf in front of two replicas, under steady load of reads and writes;
  * each replica in turn gets SIGTERM, drains, exits 0 and starts again. Every request the
- * clients sent must get a 2xx.
+ * clients sent must get a 2xx, and a client following GET /events (reconnecting with
+ * Last-Event-ID, as EventSource does) must see every todo created.
  */
 import t from 'tap'
 import { freshDatabase, insertTodos, sql, startServer, type ServerProcess } from '../helper.js'
+import { openEvents, type EventStream } from '../support/events.js'
 import { startNginx } from '../support/nginx.js'
 import { freePort } from '../support/ports.js'
 
@@ -60,9 +62,12 @@ t.test('a rolling restart of two replicas behind nginx fails no request', async 
           body: body ? JSON.stringify(body) : undefined,
           signal: AbortSignal.timeout(15_000)
         })
-        await response.arrayBuffer()
+        const text = await response.text()
         statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1)
-        if (method === 'POST' && response.status === 201) created++
+        if (method === 'POST' && response.status === 201) {
+          created++
+          createdIds.add((JSON.parse(text) as { id: number }).id)
+        }
         if (response.status >= 300) failures.push(`${method} ${path}: ${response.status}`)
       } catch (error) {
         failures.push(`${method} ${path}: ${(error as Error).message}`)
@@ -71,6 +76,32 @@ t.test('a rolling restart of two replicas behind nginx fails no request', async 
     }
   }
   const load = Promise.all(Array.from({ length: 8 }, (_, n) => client(n)))
+
+  // A follower of GET /events through nginx: when a stream ends, it reconnects after the
+  // `retry:` it was given, from the id of the last event it got.
+  const createdIds = new Set<number>()
+  const pushedIds = new Set<number>()
+  const streamStatuses: number[] = []
+  let following = true
+  let current: EventStream | undefined
+  const follower = (async () => {
+    let lastId: string | undefined
+    let retry = 1000
+    while (following) {
+      const stream = (current = await openEvents(`${nginx.url}/events`, lastId ? { 'last-event-id': lastId } : {}))
+      streamStatuses.push(stream.status)
+      const seen = () => {
+        for (const event of stream.events) {
+          if (event.retry !== undefined) retry = event.retry
+          if (event.id !== undefined) lastId = event.id
+          if (event.event === 'change') pushedIds.add((JSON.parse(event.data as string) as { id: number }).id)
+        }
+      }
+      await stream.ended
+      seen()
+      if (following) await new Promise((resolve) => setTimeout(resolve, retry))
+    }
+  })()
 
   await new Promise((resolve) => setTimeout(resolve, 1000))
   for (const [index, port] of ports.entries()) {
@@ -88,6 +119,14 @@ t.test('a rolling restart of two replicas behind nginx fails no request', async 
   }
   running = false
   await load
+  // The follower catches up on the stream it holds now, then stops.
+  const caughtUp = Date.now() + 10_000
+  while (Date.now() < caughtUp && [...createdIds].some((id) => !pushedIds.has(id) && !current?.events.some((event) => event.event === 'change' && JSON.parse(event.data as string).id === id))) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  following = false
+  current?.close()
+  await follower
 
   const summary = [...statuses].map(([status, count]) => `${status}: ${count}`).join(', ')
   t.comment(`${sent} requests through nginx during two restarts (${summary})`)
@@ -95,4 +134,6 @@ t.test('a rolling restart of two replicas behind nginx fails no request', async 
   t.ok(sent > 2000, `steady load (${sent} requests)`)
   const [{ count } = { count: "" }] = await sql<{ count: string }>(db, "SELECT count(*) FROM todos WHERE title LIKE 'load %'")
   t.equal(Number(count), created, 'each 201 to a POST is one row: nothing was applied twice or lost')
+  t.ok(streamStatuses.length >= 3 && streamStatuses.every((status) => status === 200), `the follower's streams: ${streamStatuses.join(', ')} (one per replica it was on)`)
+  t.same([...createdIds].filter((id) => !pushedIds.has(id)), [], `every created todo was pushed to the follower (${createdIds.size}), across both restarts`)
 })

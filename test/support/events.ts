@@ -31,9 +31,9 @@ export interface EventStream {
   body(): string
 }
 
-export function openEvents(url: string, headers: Record<string, string> = {}): Promise<EventStream> {
+export function openEvents(url: string, headers: Record<string, string> = {}, agent?: http.Agent): Promise<EventStream> {
   return new Promise((resolve, reject) => {
-    const request = http.get(url, { headers: { accept: 'text/event-stream', ...headers } }, (response) => {
+    const request = http.get(url, { headers: { accept: 'text/event-stream', ...headers }, ...(agent ? { agent } : {}) }, (response) => {
       const events: SseEvent[] = []
       let text = ''
       let bytes = 0
