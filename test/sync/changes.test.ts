@@ -1,6 +1,7 @@
 import pg from 'pg'
 import t from 'tap'
-import { expectProblem, listeningTestApp, sql, usersWithTokens } from '../helper.js'
+import { migrationFiles, runMigrations } from '../../src/db/migrate.js'
+import { expectProblem, freshDatabase, listeningTestApp, sql, usersWithTokens } from '../helper.js'
 import type { HttpAnswer } from '../support/http.js'
 import type {} from '../../src/sync/plugin.js'
 
@@ -129,4 +130,25 @@ t.test('tombstones older than the retention are deleted by the service, in batch
   await sql(db, "INSERT INTO change_log (owner_id, kind, item_id, deleted) VALUES ($1, 'todo', 10000, true)", [ada.id])
   t.equal(await app.changeFeed.reap(), 2500)
   t.same(await sql(db, 'SELECT item_id FROM change_log ORDER BY item_id'), [{ item_id: 9999 }, { item_id: 10000 }], "a recent tombstone stays, and a live item's row always does")
+})
+
+t.test('migration 0012 keeps each item\'s latest change of a log with a row per change', async (t) => {
+  const db = await freshDatabase(t, { migrated: false })
+  const files = await migrationFiles()
+  const before = files.findIndex((file) => file.name.startsWith('0012_'))
+  await runMigrations(db, { count: before })
+  const [ada] = await sql<{ id: number }>(db, "INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada') RETURNING id")
+  const [{ id } = { id: 0 }] = await sql<{ id: number }>(db, "INSERT INTO todos (owner_id, title) VALUES ($1, 'first') RETURNING id", [ada?.id])
+  await sql(db, "UPDATE todos SET title = 'second' WHERE id = $1", [id])
+  const [gone] = await sql<{ id: number }>(db, "INSERT INTO todos (owner_id, title) VALUES ($1, 'gone') RETURNING id", [ada?.id])
+  await sql(db, 'DELETE FROM todos WHERE id = $1', [gone?.id])
+  t.same(await sql(db, 'SELECT count(*)::int AS n FROM changes'), [{ n: 4 }], 'four changes logged before 0012')
+  const latest = (item: number | undefined) => sql<{ xid: string }>(db, 'SELECT xid::text FROM changes WHERE item_id = $1 ORDER BY seq DESC LIMIT 1', [item])
+  const [[last], [deletion]] = [await latest(id), await latest(gone?.id)]
+  t.same(await runMigrations(db, { count: 1 }), [files[before]?.name])
+  t.same(
+    await sql(db, 'SELECT item_id, deleted, xid::text FROM change_log ORDER BY item_id'),
+    [{ item_id: id, deleted: false, xid: last?.xid }, { item_id: gone?.id, deleted: true, xid: deletion?.xid }],
+    "each item once, with its latest change's transaction: the deleted one as a tombstone"
+  )
 })
