@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../test/support/ports.js'
-import { ROOT, ROUNDS, ROWS, SECONDS, benchDatabase, ensureWrk, load, median, sh, spread, start, startArgs, stopAll, type Run } from './lib.js'
+import { ROOT, ROUNDS, ROWS, SECONDS, benchDatabase, ensureWrk, load, median, sh, spread, start, startArgs, stopAll, type Run, QUOTA_ON } from './lib.js'
 
 const wrk = await ensureWrk()
 if (!process.argv.includes('--no-build')) await sh('npm', ['run', 'build'], { cwd: ROOT })
@@ -25,7 +25,7 @@ const servers: ChildProcess[] = []
 try {
   const script = join(scripts, 'lookup.lua')
   await writeFile(script, `request = function() return wrk.format("GET", "/todos/" .. math.random(1, ${ROWS})) end\nwrk.headers["Authorization"] = "Bearer ${database.token}"`)
-  const base = async (port: number) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: database.url, LOG_LEVEL: 'info', METRICS_PORT: String(await freePort()) })
+  const base = async (port: number) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: database.url, LOG_LEVEL: 'info', METRICS_PORT: String(await freePort()), ...QUOTA_ON })
   const tracing = (ratio: string) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: collector, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: ratio, OTEL_METRICS_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'none' })
   const variants = {
     'metrics off': {},

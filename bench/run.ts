@@ -22,7 +22,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../test/support/ports.js'
-import { CONNECTIONS, ROOT, ROUNDS, ROWS, SECONDS, benchDatabase, ensureWrk, stopAll, load, median, rssMiB, sh, spread, start, startArgs, type Run } from './lib.js'
+import { CONNECTIONS, ROOT, ROUNDS, ROWS, SECONDS, benchDatabase, ensureWrk, stopAll, load, median, rssMiB, sh, spread, start, startArgs, type Run, QUOTA_ON } from './lib.js'
 
 const SCRIPTS = {
   'GET /todos/:id': `request = function() return wrk.format("GET", "/todos/" .. math.random(1, ${ROWS})) end`,
@@ -58,7 +58,7 @@ try {
   const url = database.url
   const ports = { floor: await freePort(), api: await freePort(), quiet: await freePort(), local: await freePort() }
   // As deployed: each with its metrics listener (bench/observability.ts measures its price).
-  const apiEnv = async (port: number, level: string) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: String(await freePort()), DATABASE_URL: url, LOG_LEVEL: level })
+  const apiEnv = async (port: number, level: string) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: String(await freePort()), DATABASE_URL: url, LOG_LEVEL: level, ...QUOTA_ON })
   // AUTH_MODE=local is refused in production; the only other differences of `development`
   // are defaults, set here to production's (no CORS).
   const localEnv = { ...(await apiEnv(ports.local, 'info')), NODE_ENV: 'development', AUTH_MODE: 'local', CORS_ORIGINS: 'none' }

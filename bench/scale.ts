@@ -21,7 +21,7 @@ import { startNginx } from '../test/support/nginx.js'
 import { ensurePrograms } from '../test/support/packages.js'
 import { startPgBouncer } from '../test/support/pgbouncer.js'
 import { freePort } from '../test/support/ports.js'
-import { CONNECTIONS, ROOT, ROUNDS, ROWS, SECONDS, benchDatabase, ensureWrk, stopAll, load, median, sh, spread, start, startArgs, type Run } from './lib.js'
+import { CONNECTIONS, ROOT, ROUNDS, ROWS, SECONDS, benchDatabase, ensureWrk, stopAll, load, median, sh, spread, start, startArgs, type Run, QUOTA_ON } from './lib.js'
 
 const wrk = await ensureWrk()
 const missing = await ensurePrograms((message) => console.error(message))
@@ -44,6 +44,7 @@ try {
   const bouncer = await startPgBouncer(scope, database.url)
   const env = async (port: number, extra: Record<string, string> = {}) => ({
     NODE_ENV: 'production',
+    ...QUOTA_ON,
     HOST: '127.0.0.1',
     PORT: String(port),
     // As deployed, metrics on: each replica its own operators' port.

@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { freePort } from '../test/support/ports.js'
-import { ROOT, ROWS, benchDatabase, ensureWrk, load, median, sh, spread, start, startArgs, stopAll, type Run } from './lib.js'
+import { ROOT, ROWS, benchDatabase, ensureWrk, load, median, sh, spread, start, startArgs, stopAll, type Run, QUOTA_ON } from './lib.js'
 
 const other = process.env.BENCH_OTHER ?? process.argv[2]
 if (!other) throw new Error('usage: make bench-versus other=<checkout whose dist/ to compare with>')
@@ -38,7 +38,7 @@ try {
   const scriptFor = (name: string) => join(scripts, `${name.replace(/\W+/g, '_')}.lua`)
   const ports = { floor: await freePort(), this: await freePort(), other: await freePort() }
   // Each its own metrics port (an earlier build ignores the setting).
-  const env = async (port: number) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: String(await freePort()), DATABASE_URL: database.url, LOG_LEVEL: 'info' })
+  const env = async (port: number) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: String(await freePort()), DATABASE_URL: database.url, LOG_LEVEL: 'info', ...QUOTA_ON })
   const args = await startArgs()
   servers.push(await start('floor', ['bench/baseline-server.mjs', database.url, String(ports.floor)], {}, ports.floor))
   servers.push(await start('api', args, await env(ports.this), ports.this))

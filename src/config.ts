@@ -42,6 +42,7 @@ export const ConfigSchema = Type.Object({
   SIGNUP: Type.Optional(StringEnum(['open', 'closed'])),
   PASSWORD_HASH_COST: Type.Integer({ minimum: 10, maximum: 16, default: 14 }),
   AUTH_RATE_LIMIT: Type.Integer({ minimum: 1, maximum: 100_000, default: 10 }),
+  RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100_000_000, default: 60_000 }),
   RATE_LIMIT_IPV6_PREFIX: Type.Integer({ minimum: 32, maximum: 128, default: 64 }),
   SYNC_RETENTION_DAYS: Type.Number({ exclusiveMinimum: 0, maximum: 3650, default: 30 }),
   EVENTS_HEARTBEAT_MS: Type.Integer({ minimum: 1000, maximum: 300_000, default: 15_000 }),

@@ -6,6 +6,7 @@ import { runPeriodically } from '../lib/periodic.js'
 import { HttpProblem, tooManyRequests, unauthenticated } from '../lib/problem.js'
 import { SMALL_BODY_BYTES } from '../lib/validation.js'
 import { clientNetworks, createLimiter, type Bucket } from './limits.js'
+import { createQuotas, type QuotaVerdict } from './quotas.js'
 import type { Owner } from './owner.js'
 import { createAccountStore, type AccountStore } from './store.js'
 import { hashToken, isWellFormedToken } from './tokens.js'
@@ -24,8 +25,16 @@ declare module 'fastify' {
        * one. Most writes are far smaller; a longer one costs one more query.
        */
       proveBeforeLargeBody: preParsingHookHandler
-      /** Makes every route of `scope` a protected one: the three hooks above. */
+      /** Makes every route of `scope` a protected one: the three hooks above, and the caller's quota (`meter`). */
       protect(scope: FastifyInstance): void
+      /**
+       * Holds every route of `scope` to the caller's quota (RATE_LIMIT_PER_MINUTE, quotas.ts):
+       * `RateLimit` and `RateLimit-Policy` on every answer, 429 past it. Its onRequest hook
+       * goes after `authenticate`.
+       */
+      meter(scope: FastifyInstance): void
+      /** `meter`'s two hooks, for a route that authenticates in its own route-level hooks. */
+      quota: { onRequest: onRequestHookHandler; onResponse: onResponseHookHandler }
       /**
        * After a statement scoped by the request's owner found or changed nothing: 401 if
        * the token was not valid (rather than an empty page or a 404).
@@ -75,6 +84,35 @@ async function authPlugin(app: FastifyInstance) {
   runPeriodically(app, 'expired rate-limit counters', REAP_EVERY_MS, () => limiter.reap())
   const local = app.config.AUTH_MODE === 'local'
   let localUserId: number | undefined
+
+  const perMinute = app.config.RATE_LIMIT_PER_MINUTE
+  const quotas = perMinute > 0 ? createQuotas(app.db, { perMinute, onError: (error) => app.log.warn({ reason: errorLine(error) }, 'could not count quotas') }) : undefined
+  if (quotas) app.addHook('onClose', () => quotas.flush().catch(() => {}))
+  const policy = `"minute";q=${perMinute};w=60`
+  const quota = {
+    onRequest: ((request, reply, done) => {
+      const { owner } = request
+      if (quotas === undefined || owner === null) return done()
+      const answer = (verdict: QuotaVerdict) => {
+        reply.header('RateLimit-Policy', policy)
+        reply.header('RateLimit', `"minute";r=${verdict.allowed ? verdict.remaining : 0};t=${verdict.resetSeconds}`)
+        done(verdict.allowed ? undefined : tooManyRequests(`more than ${perMinute} requests a minute; try again in ${verdict.resetSeconds} s`, verdict.resetSeconds))
+      }
+      const verdict = quotas.check(owner)
+      if ('then' in verdict) verdict.then(answer, (error: Error) => done(error))
+      else answer(verdict)
+    }) as onRequestHookHandler,
+    // Counted once the answer shows the token was valid: a made-up one costs nothing.
+    onResponse: ((request, reply, done) => {
+      if (quotas !== undefined && request.owner !== null && reply.statusCode !== 401 && reply.statusCode !== 429) quotas.count(request.owner)
+      done()
+    }) as onResponseHookHandler
+  }
+  const meter = (scope: FastifyInstance) => {
+    if (quotas === undefined) return
+    scope.addHook('onRequest', quota.onRequest)
+    scope.addHook('onResponse', quota.onResponse)
+  }
 
   // A token's use is recorded once an answer shows it was valid (a 2xx or 3xx), so a
   // made-up token costs no write.
@@ -150,9 +188,12 @@ async function authPlugin(app: FastifyInstance) {
     proveBeforeLargeBody,
     protect(scope: FastifyInstance) {
       scope.addHook('onRequest', authenticate)
+      meter(scope)
       scope.addHook('preParsing', proveBeforeLargeBody)
       scope.addHook('onResponse', recordUse)
     },
+    meter,
+    quota,
     accounts,
     limiter,
     // Guessing passwords and filling the table with accounts both cost attempts, counted

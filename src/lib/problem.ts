@@ -129,8 +129,9 @@ export const outcomeUnknown = (cause: unknown) =>
 export function problemResponses(...statuses: number[]) {
   const responses: Record<number, object> = {}
   // Every operation that authenticates can refuse a request without a token on a host
-  // that is not this machine (AUTH_MODE=local: accounts/plugin.ts).
-  const all = statuses.includes(401) ? [...statuses, 403] : statuses
+  // that is not this machine (AUTH_MODE=local: accounts/plugin.ts), and a caller past
+  // their quota (RATE_LIMIT_PER_MINUTE: accounts/quotas.ts).
+  const all = statuses.includes(401) ? [...statuses, 403, 429] : statuses
   for (const status of [...new Set([400, 413, ...all, 500, 503])].sort()) {
     const headers = PROBLEM_HEADERS[status]
     responses[status] = {

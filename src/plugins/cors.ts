@@ -28,7 +28,7 @@ async function corsPlugin(app: FastifyInstance) {
     origin: origins === true ? '*' : origins === 'loopback' ? LOOPBACK_ORIGIN : origins,
     methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'If-Match', 'If-None-Match'],
-    exposedHeaders: ['ETag', 'Location', 'Link', 'X-Total-Count', 'Retry-After', 'WWW-Authenticate', 'Idempotent-Replayed'],
+    exposedHeaders: ['ETag', 'Location', 'Link', 'X-Total-Count', 'Retry-After', 'WWW-Authenticate', 'Idempotent-Replayed', 'RateLimit', 'RateLimit-Policy'],
     maxAge: 600,
     strictPreflight: false
   })

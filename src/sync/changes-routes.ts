@@ -10,6 +10,7 @@ import type { ChangeFeed } from './changes.js'
 /** `GET /changes`: the caller's changes since a cursor, for clients that keep a copy (changes.ts). */
 const changesRoutes: FastifyPluginAsyncTypebox<{ resources: readonly AnyResource[]; feed: ChangeFeed }> = async (app, { resources, feed }) => {
   app.addHook('onRequest', app.auth.authenticate)
+  app.auth.meter(app)
   app.addHook('onResponse', app.auth.recordUse)
   const Change = Type.Object(
     {

@@ -31,8 +31,8 @@ const eventsRoutes: FastifyPluginAsyncTypebox<{ feed: ChangeFeed; hub: Hub; tick
   app.post(
     '/events/tickets',
     {
-      onRequest: app.auth.authenticate,
-      onResponse: app.auth.recordUse,
+      onRequest: [app.auth.authenticate, app.auth.quota.onRequest],
+      onResponse: [app.auth.recordUse, app.auth.quota.onResponse],
       schema: {
         tags: ['sync'],
         operationId: 'createEventTicket',
@@ -62,7 +62,7 @@ const eventsRoutes: FastifyPluginAsyncTypebox<{ feed: ChangeFeed; hub: Hub; tick
     '/events',
     {
       sse: 'manual',
-      onRequest: authenticate,
+      onRequest: [authenticate, app.auth.quota.onRequest],
       schema: {
         tags: ['sync'],
         operationId: 'streamEvents',

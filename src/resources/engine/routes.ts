@@ -31,6 +31,7 @@ const resourceRoutes: FastifyPluginAsyncTypebox<{ resource: AnyResource; executo
   const tags = [plural]
   // Every route here acts for an owner (accounts/plugin.ts); the 401 is in every operation.
   app.addHook('onRequest', app.auth.authenticate)
+  app.auth.meter(app)
   app.addHook('onResponse', app.auth.recordUse)
   const security = operationSecurity(app.config.AUTH_MODE)
 
