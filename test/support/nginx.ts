@@ -24,7 +24,7 @@ export interface Nginx {
  * only the listen port, the pid file and upstream.conf (the replicas' addresses, with
  * the same parameters as the shipped one) differ from the container. Stopped after the test.
  */
-export async function startNginx(t: Test, ports: number[]): Promise<Nginx> {
+export async function startNginx(t: Test, ports: number[], replace: Array<[RegExp, string]> = []): Promise<Nginx> {
   if (!existsSync(PROGRAMS.nginx.path)) throw new Error(`${PROGRAMS.nginx.path} is missing: the test setup could not install ${PROGRAMS.nginx.pkg}`)
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'todos-api-nginx-'))
@@ -35,7 +35,8 @@ export async function startNginx(t: Test, ports: number[]): Promise<Nginx> {
   await writeFile(join(dir, 'upstream.conf'), ports.map((replica) => `server 127.0.0.1:${replica} ${parameters};\n`).join(''))
   const conf = replaceLines(await readFile(NGINX_CONF, 'utf8'), [
     [/^pid .*;$/, `pid ${join(dir, 'nginx.pid')};`],
-    [/^(\s*)listen 8080;$/, `$1listen 127.0.0.1:${port};`]
+    [/^(\s*)listen 8080;$/, `$1listen 127.0.0.1:${port};`],
+    ...replace
   ])
   await writeFile(join(dir, 'nginx.conf'), conf)
   const child = spawn(PROGRAMS.nginx.path, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] })
