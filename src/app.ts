@@ -18,6 +18,7 @@ import docsPlugin from './plugins/docs.js'
 import errorsPlugin from './plugins/errors.js'
 import metricsPlugin from './plugins/metrics.js'
 import httpGuardsPlugin, { clientErrorHandler, frameworkErrors } from './plugins/http-guards.js'
+import loadSheddingPlugin from './plugins/load-shedding.js'
 import readinessPlugin from './plugins/readiness.js'
 import requestIdPlugin from './plugins/request-id.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
@@ -135,5 +136,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(tokenRoutes)
   await app.register(resourcesPlugin, { resources })
   await app.register(syncPlugin, { resources, listenUrl: options.migrationConnectionString ?? options.connectionString })
+  // Last: its first sample of the event loop's delay starts here, not with the work of building the app.
+  await app.register(loadSheddingPlugin)
   return app
 }

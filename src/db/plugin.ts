@@ -2,7 +2,7 @@ import fastifyPostgres from '@fastify/postgres'
 import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { databaseUnavailable, outcomeUnknown } from '../lib/problem.js'
+import { databaseUnavailable, outcomeUnknown, overloaded } from '../lib/problem.js'
 import { errorLine } from '../lib/logger.js'
 import type { Metrics, Series } from '../lib/metrics.js'
 import { currentCredit } from '../lib/server-timing.js'
@@ -89,7 +89,11 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
       if (session) session.broken ??= error
     })
   )
+  const maxQueue = config.DATABASE_MAX_QUEUE
   const open = async (): Promise<Session> => {
+    // Past DATABASE_MAX_QUEUE requests waiting for a connection, the next is told at once
+    // to come back, rather than queue until its time is up: an overload answered, not a timeout.
+    if (maxQueue > 0 && pool.waitingCount >= maxQueue) throw overloaded('the service has more work waiting for the database than it takes on; try again in a moment')
     let client: pg.PoolClient
     try {
       client = await pool.connect()

@@ -104,6 +104,9 @@ export const preconditionFailed = (detail: string) => new HttpProblem(412, 'PREC
 export const badRequest = (code: string, detail: string, errors?: FieldError[]) =>
   new HttpProblem(400, code, detail, errors ? { errors } : {})
 
+/** Shed at once rather than queued (plugins/load-shedding.ts, db/plugin.ts): nothing was done, so a retry is safe. */
+export const overloaded = (detail: string) => new HttpProblem(503, 'OVERLOADED', detail, { retryAfterSeconds: 1 })
+
 export const databaseUnavailable = (detail = 'the database is not available; try again shortly', cause?: unknown) =>
   new HttpProblem(503, 'DATABASE_UNAVAILABLE', detail, { retryAfterSeconds: 5, cause })
 

@@ -1,0 +1,77 @@
+/**
+ * Load shedding: an overloaded instance answers 503 OVERLOADED with Retry-After at once,
+ * rather than queueing requests until they time out, and stays ready.
+ */
+import pg from 'pg'
+import t from 'tap'
+import type {} from '@fastify/under-pressure'
+import { buildTestApp, expectProblem, listeningTestApp, sql } from '../helper.js'
+
+t.test('while the event loop lags past SHED_EVENT_LOOP_DELAY_MS, requests get 503 OVERLOADED at once; the probes do not', async (t) => {
+  const { app } = await buildTestApp(t, { env: { SHED_EVENT_LOOP_DELAY_MS: '50' } })
+  t.equal((await app.inject('/todos')).statusCode, 200)
+  // The loop blocked for over a second: the next sample's mean delay is far past 50 ms.
+  const end = Date.now() + 1200
+  while (Date.now() < end);
+  const until = async (pressed: boolean) => {
+    for (const deadline = Date.now() + 5000; app.isUnderPressure() !== pressed && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  await until(true)
+  const shed = await app.inject('/todos')
+  expectProblem(t, shed, 503, { code: 'OVERLOADED' }, 'shed')
+  t.equal(shed.headers['retry-after'], '1')
+  t.equal((await app.inject('/health/ready')).statusCode, 200, 'readiness stays green: busy is not sick')
+  t.equal((await app.inject('/health/live')).statusCode, 200)
+  await until(false)
+  t.equal((await app.inject('/todos')).statusCode, 200, 'served again once the loop keeps up')
+})
+
+t.test('past DATABASE_MAX_QUEUE requests waiting for a connection, the next is answered 503 at once, and the queued ones are served', async (t) => {
+  const { app, db } = await buildTestApp(t, { env: { DATABASE_POOL_MAX: '1', DATABASE_MAX_QUEUE: '2', DATABASE_BATCHING: 'false', RATE_LIMIT_PER_MINUTE: '0' } })
+  const { id } = (await app.inject({ method: 'POST', url: '/todos', payload: { title: 'held' } })).json() as { id: number }
+  const holder = new pg.Client({ connectionString: db })
+  await holder.connect()
+  t.teardown(() => holder.end())
+  await holder.query('BEGIN')
+  await holder.query('SELECT 1 FROM todos WHERE id = $1 FOR UPDATE', [id])
+  // One request holds the only connection (waiting for the row), two wait for it, the rest are shed.
+  const blocked = app.inject({ method: 'PATCH', url: `/todos/${id}`, payload: { title: 'edited' } })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const queued = [app.inject('/todos/' + id), app.inject('/todos/' + id)]
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const started = Date.now()
+  const shed = await Promise.all([app.inject('/todos/' + id), app.inject({ method: 'POST', url: '/todos', payload: { title: 'shed' } })])
+  t.ok(Date.now() - started < 1000, `answered at once (${Date.now() - started} ms)`)
+  for (const answer of shed) expectProblem(t, answer, 503, { code: 'OVERLOADED' }, 'shed')
+  await holder.query('COMMIT')
+  t.equal((await blocked).statusCode, 200)
+  t.same((await Promise.all(queued)).map((answer) => answer.statusCode), [200, 200], 'the queued ones are served')
+  t.same(await sql(db, "SELECT count(*)::int AS n FROM todos WHERE title = 'shed'"), [{ n: 0 }], 'the shed POST wrote nothing')
+})
+
+t.test('an overload over real HTTP: every request answered within a bounded time, 2xx or 503 with Retry-After, never an error', async (t) => {
+  const { url } = await listeningTestApp(t, { env: { DATABASE_POOL_MAX: '2', DATABASE_MAX_QUEUE: '4', DATABASE_BATCHING: 'false' } })
+  const outcomes = new Map<string, number>()
+  let slowest = 0
+  const deadline = Date.now() + 3000
+  // 200 clients at once against two connections: far past what it serves.
+  await Promise.all(
+    Array.from({ length: 200 }, async (_, n) => {
+      while (Date.now() < deadline) {
+        const sent = Date.now()
+        const outcome = await fetch(`${url}/todos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: `load ${n}` }), signal: AbortSignal.timeout(10_000) }).then(
+          async (answer) => {
+            await answer.arrayBuffer()
+            return answer.status === 503 ? `503 ${answer.headers.get('retry-after') ? 'with' : 'without'} Retry-After` : String(answer.status)
+          },
+          (error: Error) => `error: ${error.message}`
+        )
+        slowest = Math.max(slowest, Date.now() - sent)
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1)
+      }
+    })
+  )
+  t.comment(JSON.stringify(Object.fromEntries(outcomes)))
+  t.same([...outcomes.keys()].sort(), ['201', '503 with Retry-After'], 'only 201 and 503 with Retry-After')
+  t.ok(slowest < 5000, `the slowest answer took ${slowest} ms`)
+})
