@@ -90,10 +90,11 @@ down: ## Stop the containers (the database volume is kept)
 logs: ## Follow the containers' logs
 	docker compose logs --follow
 
-bench: deps ## Load benchmarks: the service against the bare node:http + pg floor, the price of metrics and tracing, push to 2 000 streams and sync paging, then the scaled-out shapes (about 11 min)
+bench: deps ## Load benchmarks: the service against the bare node:http + pg floor, the price of metrics and tracing, push to 2 000 streams and sync paging, overload with and without shedding, then the scaled-out shapes (about 12 min)
 	$(TSX) bench/run.ts
 	$(TSX) bench/observability.ts --no-build
 	$(TSX) bench/sync.ts --no-build
+	$(TSX) bench/overload.ts --no-build
 	$(TSX) bench/scale.ts
 
 bench-versus: deps ## This build against another checkout's, side by side with the floor: make bench-versus other=../earlier (a git worktree, built)

@@ -87,7 +87,7 @@ async function authPlugin(app: FastifyInstance) {
 
   const perMinute = app.config.RATE_LIMIT_PER_MINUTE
   const quotas = perMinute > 0 ? createQuotas(app.db, { perMinute, onError: (error) => app.log.warn({ reason: errorLine(error) }, 'could not count quotas') }) : undefined
-  if (quotas) app.addHook('onClose', () => quotas.flush().catch(() => {}))
+  if (quotas) app.addHook('onClose', () => quotas.close().catch(() => {}))
   const policy = `"minute";q=${perMinute};w=60`
   const quota = {
     onRequest: ((request, reply, done) => {

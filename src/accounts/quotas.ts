@@ -36,8 +36,16 @@ export interface QuotaVerdict {
  */
 export function createQuotas(db: Database, options: { perMinute: number; onError: (error: unknown) => void }) {
   const states = new Map<string, State>()
-  let timer: NodeJS.Timeout | undefined
   let flushing: Promise<void> | undefined
+  let dirty = false
+  // One timer for the life of the instance, made here rather than by the request that
+  // counts first: a flush serves every caller, and must not run (nor be traced) as part
+  // of whichever request happened to schedule it.
+  const timer = setInterval(() => {
+    if (!dirty || flushing) return
+    dirty = false
+    flushing = flush().finally(() => (flushing = undefined))
+  }, FLUSH_MS).unref()
   /** Callers whose count is being read, the first time this instance sees them in a window. */
   const learning = new Map<string, Promise<void>>()
   const bucketOf = (key: string) => createHash('sha256').update(`quota:${key}`).digest()
@@ -45,7 +53,6 @@ export function createQuotas(db: Database, options: { perMinute: number; onError
   const keyOf = (owner: Owner) => (owner.tokenHash === undefined ? `user:${owner.userId}` : `token:${owner.tokenHash.toString('base64')}`)
 
   async function flush(): Promise<void> {
-    timer = undefined
     const batch = [...states].filter(([, state]) => state.pending > 0).map(([key, state]) => ({ key, state, sent: state.pending }))
     if (batch.length === 0) return
     for (const entry of batch) entry.state.pending -= entry.sent
@@ -135,12 +142,12 @@ export function createQuotas(db: Database, options: { perMinute: number; onError
         states.set(key, (state = { hits: 0, resetAt: 0, pending: 0 }))
       }
       state.pending++
-      timer ??= setTimeout(() => void (flushing = flush().finally(() => (flushing = undefined))), FLUSH_MS)
+      dirty = true
     },
 
-    /** Sends what is pending now (on close, and for tests). */
-    async flush(): Promise<void> {
-      clearTimeout(timer)
+    /** Sends what is pending now, and stops the timer (on close). */
+    async close(): Promise<void> {
+      clearInterval(timer)
       await flushing
       await flush()
     }

@@ -1,0 +1,104 @@
+/**
+ * Overload (part of `make bench`): the compiled service with load shedding on (the
+ * defaults) and off (DATABASE_MAX_QUEUE=0, SHED_EVENT_LOOP_DELAY_MS=0), one instance each,
+ * GET /todos?limit=1000 with a token (a page heavy enough that this machine's capacity is
+ * a few hundred a second, which one generator in this process can offer three times over).
+ * First its capacity (wrk, 8 connections, the shedding build), then an open-loop load at
+ * three times that: requests sent on a fixed schedule whatever the answers, each given
+ * 10 s. Offered and answered rates, the share of 503s, the p99 of the 2xx answers and the
+ * goodput. Goals, shedding on: p99 of 2xx within 3x the p99 at capacity, goodput at least
+ * 90 % of capacity.
+ */
+import http from 'node:http'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort } from '../test/support/ports.js'
+import { QUOTA_ON, ROOT, benchDatabase, ensureWrk, load, sh, start, startArgs, stopAll } from './lib.js'
+
+const SECONDS = Number(process.env.BENCH_OVERLOAD_SECONDS ?? 10)
+const PATH = '/todos?limit=1000'
+const wrk = await ensureWrk()
+if (!process.argv.includes('--no-build')) await sh('npm', ['run', 'build'], { cwd: ROOT })
+const database = await benchDatabase('bench-overload')
+const scripts = await mkdtemp(join(tmpdir(), 'todos-api-bench-'))
+const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((values.length * p) / 100))] ?? 0
+
+/** Sends `rate` requests a second for SECONDS on a fixed schedule; what came back. */
+async function openLoop(port: number, rate: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 2000 })
+  const latencies: number[] = []
+  const statuses = new Map<string, number>()
+  const pending: Array<Promise<void>> = []
+  const begin = performance.now()
+  const total = Math.round(rate * SECONDS)
+  for (let n = 0; n < total; n++) {
+    const due = begin + (n * 1000) / rate
+    const wait = due - performance.now()
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
+    const sent = performance.now()
+    pending.push(
+      new Promise<void>((resolve) => {
+        const request = http.get({ host: '127.0.0.1', port, path: PATH, agent, headers: { authorization: `Bearer ${database.token}` }, timeout: 10_000 }, (response) => {
+          response.resume()
+          response.on('end', () => {
+            const status = response.statusCode ?? 0
+            const key = status === 503 ? `503${response.headers['retry-after'] ? '' : ' without Retry-After'}` : status >= 200 && status < 300 ? '2xx' : String(status)
+            statuses.set(key, (statuses.get(key) ?? 0) + 1)
+            if (key === '2xx') latencies.push(performance.now() - sent)
+            resolve()
+          })
+        })
+        request.on('timeout', () => request.destroy(new Error('timeout')))
+        request.on('error', (error) => {
+          statuses.set(`error: ${error.message}`, (statuses.get(`error: ${error.message}`) ?? 0) + 1)
+          resolve()
+        })
+      })
+    )
+  }
+  const offeredSeconds = (performance.now() - begin) / 1000
+  await Promise.all(pending)
+  agent.destroy()
+  const ok = statuses.get('2xx') ?? 0
+  return { offered: total / offeredSeconds, answered: [...statuses.values()].reduce((a, b) => a + b, 0), ok, goodput: ok / SECONDS, p99: percentile(latencies, 99), statuses }
+}
+
+const servers = []
+try {
+  const args = await startArgs()
+  const base = async (port: number) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: database.url, LOG_LEVEL: 'warn', METRICS_PORT: '0', ...QUOTA_ON })
+  const onPort = await freePort()
+  const offPort = await freePort()
+  servers.push(await start('shedding on', args, await base(onPort), onPort))
+  servers.push(await start('shedding off', args, { ...(await base(offPort)), DATABASE_MAX_QUEUE: '0', SHED_EVENT_LOOP_DELAY_MS: '0' }, offPort))
+  const script = join(scripts, 'page.lua')
+  await writeFile(script, `wrk.path = "${PATH}"\nwrk.headers["Authorization"] = "Bearer ${database.token}"`)
+  await load(wrk, script, onPort, 2, 8)
+  await load(wrk, script, offPort, 2, 8)
+  const capacity = await load(wrk, script, onPort, 5, 8)
+  const rate = 3 * capacity.rps
+  const on = await openLoop(onPort, rate)
+  await new Promise((resolve) => setTimeout(resolve, 3000))
+  const off = await openLoop(offPort, rate)
+  const row = (name: string, run: Awaited<ReturnType<typeof openLoop>>) => {
+    const other = [...run.statuses].filter(([key]) => key !== '2xx' && key !== '503').map(([key, count]) => `${key}: ${count}`).join(', ') || 'none'
+    return `| ${name} | ${run.offered.toFixed(0)} | ${(run.answered / SECONDS).toFixed(0)} | ${(((run.statuses.get('503') ?? 0) / run.answered) * 100).toFixed(0)} % | ${run.p99.toFixed(0)} ms | ${run.goodput.toFixed(0)} (${((run.goodput / capacity.rps) * 100).toFixed(0)} %) | ${other} |`
+  }
+  console.log(
+    [
+      `GET ${PATH} with a token. Capacity (wrk, 8 connections, shedding on): ${capacity.rps.toFixed(0)}/s, p99 ${capacity.p99.toFixed(0)} ms. Then ${SECONDS} s open-loop at 3× that.`,
+      '',
+      '| shedding | offered /s | answered /s | 503 | p99 of 2xx | goodput /s (of capacity) | other answers |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+      row('on (defaults)', on),
+      row('off', off),
+      '',
+      `Goals, shedding on: p99 of 2xx ≤ ${(3 * capacity.p99).toFixed(0)} ms (3× at capacity): ${on.p99 <= 3 * capacity.p99 ? 'met' : 'missed'}; goodput ≥ 90 % of capacity: ${on.goodput >= 0.9 * capacity.rps ? 'met' : 'missed'}.`
+    ].join('\n')
+  )
+} finally {
+  await stopAll(servers)
+  await rm(scripts, { recursive: true, force: true })
+  await database.close()
+}
