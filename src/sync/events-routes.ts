@@ -62,6 +62,8 @@ const eventsRoutes: FastifyPluginAsyncTypebox<{ feed: ChangeFeed; hub: Hub; tick
     '/events',
     {
       sse: 'manual',
+      // Open for as long as the client listens: not a request under way (plugins/load-shedding.ts).
+      config: { longLived: true },
       onRequest: [authenticate, app.auth.quota.onRequest],
       schema: {
         tags: ['sync'],
