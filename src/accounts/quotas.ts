@@ -50,7 +50,15 @@ export function createQuotas(db: Database, options: { perMinute: number; onError
   const learning = new Map<string, Promise<void>>()
   const bucketOf = (key: string) => createHash('sha256').update(`quota:${key}`).digest()
 
-  const keyOf = (owner: Owner) => (owner.tokenHash === undefined ? `user:${owner.userId}` : `token:${owner.tokenHash.toString('base64')}`)
+  // A token's hash is one Buffer per token while it is in use (accounts/plugin.ts keeps them), so its key is made once.
+  const tokenKeys = new WeakMap<Buffer, string>()
+  const keyOf = (owner: Owner) => {
+    const hash = owner.tokenHash
+    if (hash === undefined) return `user:${owner.userId}`
+    let key = tokenKeys.get(hash)
+    if (key === undefined) tokenKeys.set(hash, (key = `token:${hash.toString('base64')}`))
+    return key
+  }
 
   async function flush(): Promise<void> {
     const batch = [...states].filter(([, state]) => state.pending > 0).map(([key, state]) => ({ key, state, sent: state.pending }))
