@@ -87,7 +87,7 @@ async function push() {
       streams.push(req)
     })
   const started = performance.now()
-  for (let i = 0; i < USERS; i += 50) await Promise.all(tokens.slice(i, i + 50).flatMap((token) => Array.from({ length: STREAMS_PER_USER }, (_, s) => open(token.secret, s))))
+  for (let i = 0; i < USERS; i += 10) await Promise.all(tokens.slice(i, i + 10).flatMap((token) => Array.from({ length: STREAMS_PER_USER }, (_, s) => open(token.secret, s))))
   const openSeconds = (performance.now() - started) / 1000
   const rssOpen = await rssMiB(server.pid as number)
 
