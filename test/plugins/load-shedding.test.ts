@@ -2,10 +2,10 @@
  * Load shedding: an overloaded instance answers 503 OVERLOADED with Retry-After at once,
  * rather than queueing requests until they time out, and stays ready.
  */
-import pg from 'pg'
 import t from 'tap'
 import type {} from '@fastify/under-pressure'
 import { buildTestApp, expectProblem, listeningTestApp, sql } from '../helper.js'
+import { holdRowLock } from '../support/database.js'
 
 t.test('while the event loop lags past SHED_EVENT_LOOP_DELAY_MS, requests get 503 OVERLOADED at once; the probes do not', async (t) => {
   const { app } = await buildTestApp(t, { env: { SHED_EVENT_LOOP_DELAY_MS: '50' } })
@@ -29,11 +29,7 @@ t.test('while the event loop lags past SHED_EVENT_LOOP_DELAY_MS, requests get 50
 t.test('past DATABASE_MAX_QUEUE requests waiting for a connection, the next is answered 503 at once, and the queued ones are served', async (t) => {
   const { app, db } = await buildTestApp(t, { env: { DATABASE_POOL_MAX: '1', DATABASE_MAX_QUEUE: '2', DATABASE_BATCHING: 'false', RATE_LIMIT_PER_MINUTE: '0' } })
   const { id } = (await app.inject({ method: 'POST', url: '/todos', payload: { title: 'held' } })).json() as { id: number }
-  const holder = new pg.Client({ connectionString: db })
-  await holder.connect()
-  t.teardown(() => holder.end())
-  await holder.query('BEGIN')
-  await holder.query('SELECT 1 FROM todos WHERE id = $1 FOR UPDATE', [id])
+  const holder = await holdRowLock(t, db, 'todos', id)
   // One request holds the only connection (waiting for the row), two wait for it, the rest are shed.
   const blocked = app.inject({ method: 'PATCH', url: `/todos/${id}`, payload: { title: 'edited' } })
   await new Promise((resolve) => setTimeout(resolve, 200))
@@ -43,7 +39,7 @@ t.test('past DATABASE_MAX_QUEUE requests waiting for a connection, the next is a
   const shed = await Promise.all([app.inject('/todos/' + id), app.inject({ method: 'POST', url: '/todos', payload: { title: 'shed' } })])
   t.ok(Date.now() - started < 1000, `answered at once (${Date.now() - started} ms)`)
   for (const answer of shed) expectProblem(t, answer, 503, { code: 'OVERLOADED' }, 'shed')
-  await holder.query('COMMIT')
+  await holder.release()
   t.equal((await blocked).statusCode, 200)
   t.same((await Promise.all(queued)).map((answer) => answer.statusCode), [200, 200], 'the queued ones are served')
   t.same(await sql(db, "SELECT count(*)::int AS n FROM todos WHERE title = 'shed'"), [{ n: 0 }], 'the shed POST wrote nothing')
@@ -81,11 +77,7 @@ t.test('past SHED_MAX_IN_FLIGHT requests under way, the next is answered 503 at 
   const { id } = (await app.inject({ method: 'POST', url: '/todos', payload: { title: 'held' } })).json() as { id: number }
   const stream = await fetch(`${url}/events`)
   t.equal(stream.status, 200, 'an event stream is open, and not counted')
-  const holder = new pg.Client({ connectionString: db })
-  await holder.connect()
-  t.teardown(() => holder.end())
-  await holder.query('BEGIN')
-  await holder.query('SELECT 1 FROM todos WHERE id = $1 FOR UPDATE', [id])
+  const holder = await holdRowLock(t, db, 'todos', id)
   const held = [1, 2].map((n) => fetch(`${url}/todos/${id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: `edit ${n}` }) }))
   await new Promise((resolve) => setTimeout(resolve, 300))
   const shed = await fetch(`${url}/todos/${id}`)
@@ -93,7 +85,7 @@ t.test('past SHED_MAX_IN_FLIGHT requests under way, the next is answered 503 at 
   t.match(await shed.json(), { code: 'OVERLOADED' })
   t.equal(shed.headers.get('retry-after'), '1')
   t.equal((await fetch(`${url}/health/ready`)).status, 200, 'the probes are answered')
-  await holder.query('COMMIT')
+  await holder.release()
   t.same((await Promise.all(held)).map((answer) => answer.status), [200, 200])
   t.equal((await fetch(`${url}/todos/${id}`)).status, 200, 'served again once they are done')
   await stream.body?.cancel()

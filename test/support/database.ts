@@ -50,3 +50,16 @@ export async function usersWithTokens<const N extends string>(db: string, names:
   }
   return users
 }
+
+/**
+ * Another session holding a row's lock (`SELECT … FOR UPDATE` in an open transaction), so
+ * that a statement of the app's on it cannot finish; `release()` commits. Ended after the test.
+ */
+export async function holdRowLock(t: Test, db: string, table: string, id: number): Promise<{ release(): Promise<void> }> {
+  const holder = new pg.Client({ connectionString: db })
+  await holder.connect()
+  t.teardown(() => holder.end())
+  await holder.query('BEGIN')
+  await holder.query(`SELECT 1 FROM ${table} WHERE id = $1 FOR UPDATE`, [id])
+  return { release: async () => void (await holder.query('COMMIT')) }
+}
