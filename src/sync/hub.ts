@@ -1,13 +1,12 @@
-import pg from 'pg'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Owner } from '../accounts/owner.js'
 import { tokenUsableNow } from '../accounts/owner.js'
 import type { Database } from '../db/client.js'
-import { destroyConnection } from '../db/pg-adapter.js'
 import { errorLine } from '../lib/logger.js'
-import { HttpProblem, databaseUnavailable } from '../lib/problem.js'
+import { HttpProblem } from '../lib/problem.js'
 import type { AnyResource } from '../resources/engine/define.js'
 import type { ChangeFeed, ChangesPage } from './changes.js'
+import { createListener } from './listener.js'
 
 /** One open GET /events stream, as the hub sees it: what it acts for, where it is, and its socket. */
 export interface Stream {
@@ -38,9 +37,6 @@ const PAGE = 100
 export const SWEEP_MS = 2000
 /** The most streams one owner may hold open on one instance. */
 export const STREAMS_PER_OWNER = 16
-const RECONNECT_MAX_MS = 10_000
-/** How long the listener's connection has to answer the sweep's check. */
-const LISTENER_CHECK_MS = 3000
 /** A client that leaves more than the limit untaken for this long cannot keep up. */
 export const STALL_MS = 5000
 
@@ -68,78 +64,22 @@ export function createHub(options: {
   const { feed, log, db } = options
   const byOwner = new Map<number, Set<State>>()
   let count = 0
-  let closed = false
-  let listener: pg.Client | undefined
-  let connecting: Promise<void> | undefined
-  let reconnectDelay = 500
-  let reconnectTimer: NodeJS.Timeout | undefined
   let sweeper: NodeJS.Timeout | undefined
   /** The most any stream had buffered when a fetch began (tests check memory stays bounded). */
   let peakBuffered = 0
 
   const everyState = () => [...byOwner.values()].flatMap((set) => [...set])
 
-  function listen(): Promise<void> {
-    if (closed) return Promise.reject(databaseUnavailable('this instance is shutting down'))
-    if (listener !== undefined) return Promise.resolve()
-    connecting ??= (async () => {
-      // Keepalive probes after 15 s of silence, so a connection a NAT or a load balancer dropped is noticed.
-      const client = new pg.Client({ connectionString: options.listenUrl, application_name: 'todos-api events', keepAlive: true, keepAliveInitialDelayMillis: 15_000, connectionTimeoutMillis: 5000 })
-      client.on('error', (error) => log.warn({ reason: errorLine(error) }, 'event listener connection failed'))
-      try {
-        await client.connect()
-        await client.query('LISTEN changes')
-      } catch (error) {
-        await client.end().catch(() => {})
-        throw error
-      }
-      if (closed) {
-        await client.end().catch(() => {})
-        throw databaseUnavailable('this instance is shutting down')
-      }
-      client.on('notification', (message) => {
-        const ownerId = Number(message.payload)
-        for (const state of byOwner.get(ownerId) ?? []) void pump(state)
-      })
-      client.once('end', () => {
-        listener = undefined
-        if (!closed) reconnectSoon()
-      })
-      listener = client
-      reconnectDelay = 500
-    })().finally(() => {
-      connecting = undefined
-    })
-    return connecting
-  }
-
-  /** A statement on the listener's connection, answered within a few seconds; a dead one is dropped (its 'end' reconnects). */
-  async function listenerAnswers(): Promise<boolean> {
-    const client = listener
-    if (client === undefined) return false
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), LISTENER_CHECK_MS)))
-    const answered = await Promise.race([client.query('SELECT 1').then(() => true, () => false), timeout])
-    clearTimeout(timer)
-    if (!answered && listener === client) {
-      listener = undefined
-      destroyConnection(client)
-    }
-    return answered
-  }
-
-  function reconnectSoon() {
-    if (closed || reconnectTimer !== undefined || count === 0) return
-    reconnectTimer = setTimeout(() => {
-      reconnectTimer = undefined
-      listen().then(
-        // Notifications sent while the connection was down are lost: every stream looks for itself.
-        () => everyState().forEach((state) => void pump(state)),
-        () => reconnectSoon()
-      )
-    }, reconnectDelay)
-    reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_MAX_MS)
-  }
+  const listener = createListener({
+    url: options.listenUrl,
+    log,
+    onNotification: (ownerId) => {
+      for (const state of byOwner.get(ownerId) ?? []) void pump(state)
+    },
+    // Notifications sent while the connection was down are lost: every stream looks for itself.
+    onReconnect: () => everyState().forEach((state) => void pump(state)),
+    wanted: () => count > 0
+  })
 
   function remove(state: State) {
     if (!state.open) return
@@ -209,12 +149,12 @@ export function createHub(options: {
   async function sweep() {
     const states = everyState()
     const now = Date.now()
-    const deaf = listener === undefined || !(await listenerAnswers())
+    const deaf = !(await listener.answers())
     for (const state of states) {
       if (state.behindSince > 0 && now - state.behindSince > STALL_MS && state.stream.buffered() > options.bufferBytes) resync(state)
       else if ((state.dirty || deaf) && !state.busy) void pump(state)
     }
-    if (deaf) reconnectSoon()
+    if (deaf) listener.reconnectSoon()
     const hashes = [...new Set(states.filter((state) => state.open && state.stream.owner.tokenHash !== undefined).map((state) => state.stream.owner.tokenHash!.toString('hex')))]
     if (hashes.length === 0) return
     const { rows } = await db.query<{ hash: string }>(
@@ -241,7 +181,7 @@ export function createHub(options: {
     /** How many streams the owner holds here. */
     streamsOf: (ownerId: number) => byOwner.get(ownerId)?.size ?? 0,
     /** Makes sure notifications are coming before a stream reads its first page, so none is missed in between. */
-    listen,
+    listen: () => listener.listen(),
 
     /**
      * Starts pushing to a stream whose first page was written. `wake` is for when the
@@ -273,19 +213,11 @@ export function createHub(options: {
     },
 
     async close() {
-      closed = true
       this.closeAll()
       clearInterval(sweeper)
-      clearTimeout(reconnectTimer)
-      await connecting?.catch(() => {})
-      const client = listener
-      if (client === undefined) return
-      // A connection that stopped answering would never finish a polite goodbye: it is cut after a second.
-      let timer: NodeJS.Timeout | undefined
-      const ended = await Promise.race([client.end().then(() => true, () => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 1000)))])
-      clearTimeout(timer)
-      if (!ended) destroyConnection(client)
+      await listener.close()
     }
+
   }
 }
 
