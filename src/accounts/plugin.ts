@@ -33,8 +33,8 @@ declare module 'fastify' {
        * goes after `authenticate`.
        */
       meter(scope: FastifyInstance): void
-      /** `meter`'s two hooks, for a route that authenticates in its own route-level hooks. */
-      quota: { onRequest: onRequestHookHandler; onResponse: onResponseHookHandler }
+      /** `meter`'s hook, for a route that authenticates in its own route-level hooks. */
+      quota: { onRequest: onRequestHookHandler }
       /**
        * After a statement scoped by the request's owner found or changed nothing: 401 if
        * the token was not valid (rather than an empty page or a 404).
@@ -64,6 +64,12 @@ declare module 'fastify' {
  */
 export const operationSecurity = (mode: 'required' | 'local'): Array<Record<string, string[]>> =>
   mode === 'local' ? [{ bearerAuth: [] }, {}] : [{ bearerAuth: [] }]
+
+/**
+ * Answers that only a valid token can get: any but those that can come before a statement
+ * checked the token (a malformed request, a body refused, 401, 429, a failure).
+ */
+const provesToken = (status: number) => status < 400 || (status < 500 && ![400, 401, 413, 415, 429].includes(status))
 
 /** Counters whose window ended are deleted this often, a batch at a time, by every instance. */
 const REAP_EVERY_MS = 5 * 60_000
@@ -96,22 +102,24 @@ async function authPlugin(app: FastifyInstance) {
       const answer = (verdict: QuotaVerdict) => {
         reply.header('RateLimit-Policy', policy)
         reply.header('RateLimit', `"minute";r=${verdict.allowed ? verdict.remaining : 0};t=${verdict.resetSeconds}`)
-        done(verdict.allowed ? undefined : tooManyRequests(`more than ${perMinute} requests a minute; try again in ${verdict.resetSeconds} s`, verdict.resetSeconds))
+        if (!verdict.allowed) return done(tooManyRequests(`more than ${perMinute} requests a minute; try again in ${verdict.resetSeconds} s`, verdict.resetSeconds))
+        // Counted when the response closes, sent or not: a client that hangs up before its
+        // answer has still had the work done. Only what shows the token valid counts (an
+        // answer no statement could give a token that is not), or a caller already counted
+        // here: a made-up token costs no row.
+        reply.raw.once('close', () => {
+          if (reply.raw.writableFinished ? provesToken(reply.statusCode) : quotas.isKnown(owner)) quotas.count(owner)
+        })
+        done()
       }
       const verdict = quotas.check(owner)
       if ('then' in verdict) verdict.then(answer, (error: Error) => done(error))
       else answer(verdict)
     }) as onRequestHookHandler,
-    // Counted once the answer shows the token was valid: a made-up one costs nothing.
-    onResponse: ((request, reply, done) => {
-      if (quotas !== undefined && request.owner !== null && reply.statusCode !== 401 && reply.statusCode !== 429) quotas.count(request.owner)
-      done()
-    }) as onResponseHookHandler
   }
   const meter = (scope: FastifyInstance) => {
     if (quotas === undefined) return
     scope.addHook('onRequest', quota.onRequest)
-    scope.addHook('onResponse', quota.onResponse)
   }
 
   // A token's use is recorded once an answer shows it was valid (a 2xx or 3xx), so a

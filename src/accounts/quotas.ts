@@ -98,7 +98,12 @@ export function createQuotas(db: Database, options: { perMinute: number; onError
     if (states.size >= MAX_TRACKED) for (const [key, state] of states) if (state.pending === 0) states.delete(key)
   }
 
-  /** What the database counts for a caller this instance knows nothing of yet (a new instance, a restart, a new window). */
+  /**
+   * What the database counts for a caller this instance knows nothing of yet (a new
+   * instance, a restart, a new window). Remembered only when there is a count: a token no
+   * answer ever proved valid has none, and fills no entry here (it costs a read each time,
+   * as its every statement costs one anyway).
+   */
   function learn(key: string): Promise<void> {
     let reading = learning.get(key)
     if (reading === undefined) {
@@ -108,9 +113,14 @@ export function createQuotas(db: Database, options: { perMinute: number; onError
           [bucketOf(key)]
         )
         .then(({ rows: [row] }) => {
-          const state = states.get(key) ?? { hits: 0, resetAt: 0, pending: 0 }
-          if (states.size >= MAX_TRACKED) forgetIfFull()
-          states.set(key, { ...state, hits: row?.hits ?? 0, resetAt: Date.now() + (row?.ms ?? WINDOW_MS) })
+          if (row === undefined) return
+          const state = states.get(key)
+          // In place: a flush under way writes its answer into this same object.
+          if (state !== undefined) Object.assign(state, { hits: Math.max(state.hits, row.hits), resetAt: Date.now() + row.ms })
+          else {
+            if (states.size >= MAX_TRACKED) forgetIfFull()
+            states.set(key, { hits: row.hits, resetAt: Date.now() + row.ms, pending: 0 })
+          }
         })
         .catch(options.onError)
         .finally(() => learning.delete(key))
@@ -140,6 +150,9 @@ export function createQuotas(db: Database, options: { perMinute: number; onError
       const resetSeconds = live ? Math.max(1, Math.ceil((state.resetAt - now) / 1000)) : WINDOW_MS / 1000
       return { allowed: used < options.perMinute, remaining: Math.max(0, options.perMinute - used - 1), resetSeconds }
     },
+
+    /** Whether this instance has counted the caller in this window (so they proved valid before). */
+    isKnown: (owner: Owner) => states.has(keyOf(owner)),
 
     /** Counts a request the caller made (sent to PostgreSQL with the next flush). */
     count(owner: Owner): void {

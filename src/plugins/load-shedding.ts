@@ -23,12 +23,13 @@ async function loadSheddingPlugin(app: FastifyInstance) {
   // Requests in flight: past SHED_MAX_IN_FLIGHT, the next is refused at once. A CPU-bound
   // overload queues work in front of the event loop, which the loop's delay (sampled from
   // timers) hardly shows; the number of requests under way does. Long-lived answers (event
-  // streams, `config.longLived`) are not counted.
+  // streams, `config.longLived`) are not counted. A request takes its slot once its body is
+  // in (preHandler), so a client that sends one slowly holds no slot meanwhile.
   const maxInFlight = app.config.SHED_MAX_IN_FLIGHT
   if (maxInFlight > 0) {
     let inFlight = 0
     const ended = () => void inFlight--
-    app.addHook('onRequest', (request, reply, done) => {
+    app.addHook('preHandler', (request, reply, done) => {
       if (isProbe(request) || request.routeOptions.config.longLived === true) return done()
       if (inFlight >= maxInFlight) return done(overloaded('the service has as many requests under way as it takes on; try again in a moment'))
       inFlight++

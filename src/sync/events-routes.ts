@@ -32,7 +32,7 @@ const eventsRoutes: FastifyPluginAsyncTypebox<{ feed: ChangeFeed; hub: Hub; tick
     '/events/tickets',
     {
       onRequest: [app.auth.authenticate, app.auth.quota.onRequest],
-      onResponse: [app.auth.recordUse, app.auth.quota.onResponse],
+      onResponse: app.auth.recordUse,
       schema: {
         tags: ['sync'],
         operationId: 'createEventTicket',
@@ -133,9 +133,10 @@ const eventsRoutes: FastifyPluginAsyncTypebox<{ feed: ChangeFeed; hub: Hub; tick
           end(last) {
             if (last !== undefined && !raw.writableEnded && !raw.destroyed) raw.write(last)
             reply.sse.close()
-            // Going away: the reconnect must not come back on this connection, and a client
-            // that does not read must not hold the exit.
-            if (app.shutdown.started) raw.socket?.end()
+            // The connection is left open for its client to reuse or close: cutting it here
+            // races a proxy sending its next request down it (a 502 in the rolling restart).
+            // A reconnect that comes back on it while this instance drains is handed on at
+            // once, with Connection: close. A client that does not read must not hold the exit.
             setTimeout(() => raw.destroy(), app.shutdown.started ? 1000 : END_GRACE_MS).unref()
           }
         })

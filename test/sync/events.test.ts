@@ -168,7 +168,7 @@ t.test('two replicas on one database: a write on one reaches a subscriber on the
   t.equal(stream.changes()[0]?.data.id, todo.id)
 })
 
-t.test('draining ends every stream with a retry hint and closes its connection; a stream asked for then is handed on at once', async (t) => {
+t.test('draining ends every stream with a retry hint; a stream asked for then is handed on at once, its connection closed', async (t) => {
   const { app, db, url } = await listeningTestApp(t, { env: { AUTH_MODE: 'required' } })
   const { ada } = await usersWithTokens(db, ['ada'])
   const stream = await openEvents(`${url}/events`, ada.headers)
