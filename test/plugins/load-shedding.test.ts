@@ -12,11 +12,17 @@ t.test('while the event loop lags past SHED_EVENT_LOOP_DELAY_MS, requests get 50
   const until = async (pressed: boolean) => {
     for (const deadline = Date.now() + 10_000; app.isUnderPressure() !== pressed && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 50))
   }
+  // Other test files share the machine's two cores, so even a calm loop can lag past 60 ms for
+  // a moment: a calm instance is one that serves a request within a few seconds of trying.
+  const servedOnceCalm = async () => {
+    let answer = await app.inject('/todos')
+    for (const deadline = Date.now() + 10_000; answer.statusCode === 503 && Date.now() < deadline; answer = await app.inject('/todos')) await until(false)
+    return answer
+  }
   // This file's own start (compiling, building the app) can lag the loop: from a calm one,
   // after a first sample (before one, the delay reads 0).
   await new Promise((resolve) => setTimeout(resolve, 1100))
-  await until(false)
-  const calm = await app.inject('/todos')
+  const calm = await servedOnceCalm()
   t.equal(calm.statusCode, 200, calm.body.slice(0, 200))
   // A loop that lags all the time (150 ms of work every few ms): the mean delay of a second
   // is far past 60 ms. (One long block would not do: the mean of a second's samples dilutes it.)
@@ -32,8 +38,7 @@ t.test('while the event loop lags past SHED_EVENT_LOOP_DELAY_MS, requests get 50
   t.equal((await app.inject('/health/ready')).statusCode, 200, 'readiness stays green: busy is not sick')
   t.equal((await app.inject('/health/live')).statusCode, 200)
   clearInterval(lag)
-  await until(false)
-  t.equal((await app.inject('/todos')).statusCode, 200, 'served again once the loop keeps up')
+  t.equal((await servedOnceCalm()).statusCode, 200, 'served again once the loop keeps up')
 })
 
 t.test('past DATABASE_MAX_QUEUE requests waiting for a connection, the next is answered 503 at once, and the queued ones are served', async (t) => {
