@@ -51,3 +51,14 @@ export function isLostServer(error: unknown): boolean {
   if (/query_wait_timeout/.test(message)) return false
   return severity === 'FATAL' || severity === 'PANIC' || code.startsWith('08') || /^57P0[1-3]$/.test(code)
 }
+
+/**
+ * The server is not (or no longer) a primary: a standby refuses writes with 25006, and a
+ * server in recovery or shutting down refuses connections with 57P03. Behind HAProxy or a
+ * pooler that happens to a connection made before a failover; nothing was written, and
+ * the connection must not be used again (it reaches the old node).
+ */
+export function isNotPrimary(error: unknown): boolean {
+  const { code } = error as { code?: string }
+  return code === '25006' || code === '57P03'
+}

@@ -7,7 +7,7 @@ import { errorLine } from '../lib/logger.js'
 import type { Metrics, Series } from '../lib/metrics.js'
 import { currentCredit } from '../lib/server-timing.js'
 import type { Database, Statements } from './client.js'
-import { isConnectionFailure, isLostServer } from './errors.js'
+import { isConnectionFailure, isLostServer, isNotPrimary } from './errors.js'
 import { CANCEL_GRACE_MS, cancelBackend, destroyConnection, namedQuery } from './pg-adapter.js'
 import { querySummary } from './summary.js'
 import { isoTimestampTypes } from './timestamps.js'
@@ -146,6 +146,11 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
       return await (name === undefined || !named ? client.query(text, values) : namedQuery(client, name, text, values))
     } catch (error) {
       if ((error as { code?: string }).code === '57014') metrics.statementTimeouts.inc()
+      if (isNotPrimary(error)) {
+        if (session.broken === undefined) metrics.connectionsCut.inc({ reason: 'not_primary' })
+        session.broken = error as Error
+        throw databaseUnavailable('the database is changing over to another server; try again shortly', error)
+      }
       if (!isConnectionFailure(error) && !isLostServer(error)) throw error
       if (session.broken === undefined) metrics.connectionsCut.inc({ reason: 'connection_failed' })
       session.broken = error as Error

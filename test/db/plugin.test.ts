@@ -8,7 +8,7 @@ import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { newToken } from '../../src/accounts/tokens.js'
 import { WHOLE_WRITE_BYTES, createLogger } from '../../src/lib/logger.js'
-import { buildTestApp, freshDatabase, testConfig } from '../helper.js'
+import { buildTestApp, expectProblem, freshDatabase, sql, testConfig } from '../helper.js'
 import { collectingLogger } from '../support/logs.js'
 
 const preparedOnTheConnection = async (app: Awaited<ReturnType<typeof buildTestApp>>['app']) =>
@@ -29,6 +29,21 @@ t.test('every repository statement is a named prepared statement, one name per d
   t.equal(prepared.length, 3, 'insert, get and list: three statements, however often they ran')
   t.ok(prepared.every((statement) => /^todos_api_\d+$/.test(statement.name)), 'under our own names')
   t.match(prepared.map((statement) => statement.statement).join('\n'), /FROM "todos" t WHERE t\.id = \$1 AND t\.owner_id = \$2::int/)
+})
+
+t.test('a server that refuses writes as a standby does (25006, after a failover): 503, nothing written, and the connection is dropped, never reused', async (t) => {
+  const { app, db } = await buildTestApp(t, { env: { DATABASE_POOL_MAX: '1', DATABASE_BATCHING: 'false' } })
+  const database = new URL(db).pathname.slice(1)
+  // Connections made now are read-only, as those HAProxy made to a node that is now a standby.
+  await sql(db, `ALTER DATABASE "${database}" SET default_transaction_read_only = on`)
+  const refused = await app.inject({ method: 'POST', url: '/todos', payload: { title: 'on a standby' } })
+  expectProblem(t, refused, 503, { code: 'DATABASE_UNAVAILABLE' }, 'refused')
+  t.ok(refused.headers['retry-after'], 'with Retry-After')
+  t.notMatch(refused.body, /read-only|INSERT/, 'not the database message')
+  await sql(db, `BEGIN READ WRITE; ALTER DATABASE "${database}" RESET default_transaction_read_only; COMMIT`)
+  // The read-only connection was dropped: the next write gets a new one, which writes.
+  t.equal((await app.inject({ method: 'POST', url: '/todos', payload: { title: 'on the primary' } })).statusCode, 201)
+  t.same(await sql(db, 'SELECT title FROM todos'), [{ title: 'on the primary' }])
 })
 
 t.test('DATABASE_PREPARED_STATEMENTS=false: nothing is prepared (for poolers that cannot carry it)', async (t) => {
