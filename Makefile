@@ -7,7 +7,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 
 .PHONY: help deps dev test typecheck build start migrate migrate-down migration migrate-status \
-        migrate-accept migrate-forget lint-migrations seed user resetdb psql up up-scaled down logs bench bench-versus bench-scale clean
+        migrate-accept migrate-forget lint-migrations seed user resetdb psql up up-scaled ha ha-failover down logs bench bench-versus bench-scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -83,6 +83,12 @@ up-scaled: ## Start the scaled-out stack: nginx, PgBouncer, replicas=2 API repli
 	  echo "compose.scaled.yaml needs Docker Compose v2 $(COMPOSE_MIN) or later (found: $${found:-none}): its !reset tag is newer; see README.md, Scaling out" >&2; exit 1; \
 	fi
 	docker compose -f compose.yaml -f compose.scaled.yaml up --detach --build --wait --scale api=$(or $(replicas),2)
+
+ha: deps ## The failover stack without containers: etcd, two PostgreSQL nodes under Patroni, HAProxy (Debian packages, installed when missing), and the service through HAProxy; Ctrl-C throws it away
+	$(TSX) src/dev/ha.ts
+
+ha-failover: deps ## Kill the primary of the running `make ha` stack (SIGKILL to its postmaster) and time the way back
+	$(TSX) src/dev/ha.ts failover
 
 down: ## Stop the containers (the database volume is kept)
 	docker compose down

@@ -15,7 +15,7 @@ import { shuttingDownProblem } from './shutdown.js'
  */
 export interface CheckResult {
   status: 'ok' | 'failing'
-  code?: 'DATABASE_UNAVAILABLE' | 'MIGRATIONS_PENDING' | 'MIGRATIONS_CHANGED' | 'NOT_CHECKED' | 'MIGRATION_DATABASE_UNAVAILABLE'
+  code?: 'DATABASE_UNAVAILABLE' | 'DATABASE_NOT_PRIMARY' | 'MIGRATIONS_PENDING' | 'MIGRATIONS_CHANGED' | 'NOT_CHECKED' | 'MIGRATION_DATABASE_UNAVAILABLE'
   detail?: string
   reason?: string
 }
@@ -83,7 +83,7 @@ const readinessPlugin: FastifyPluginAsyncTypebox<{ direct?: string | undefined }
       logLevel: 'warn',
       schema: {
         tags: ['health'],
-        summary: 'Readiness: the database answers and every migration is applied',
+        summary: 'Readiness: the database answers as a primary and every migration is applied',
         response: {
           200: jsonResponse(Type.Object({ status: Type.Literal('ok'), checks: Type.Object({ database: Check, migrations: Check, migrationDatabase: Type.Optional(Check) }) }), 'Ready', ['Cache-Control']),
           ...problemResponses()
@@ -135,12 +135,31 @@ async function withinProbeTimeout<T>(work: Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The request pool reaches a primary: a standby would refuse every write. A connection
+ * that reaches a standby is dropped, not kept for a request (behind HAProxy, the next one
+ * may reach the node just promoted).
+ */
+async function assertPrimary(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect()
+  let broken: Error | undefined
+  try {
+    // query_timeout per query is supported by pg but missing from its types.
+    const { rows } = await client.query<{ standby: boolean }>({ text: 'SELECT pg_is_in_recovery() AS standby', query_timeout: PROBE_TIMEOUT_MS } as pg.QueryConfig)
+    if (rows[0]?.standby !== false) broken = Object.assign(new Error('the server is a standby (pg_is_in_recovery() is true)'), { code: 'DATABASE_NOT_PRIMARY' })
+  } catch (error) {
+    broken = error as Error
+  } finally {
+    client.release(broken)
+  }
+  if (broken) throw broken
+}
+
 async function probePool(pool: pg.Pool, expected: MigrationFile[]): Promise<ReadinessReport> {
   try {
     const history = await withinProbeTimeout(
       (async () => {
-        // query_timeout per query is supported by pg but missing from its types.
-        await pool.query({ text: 'SELECT 1', query_timeout: PROBE_TIMEOUT_MS } as pg.QueryConfig)
+        await assertPrimary(pool)
         return recorded(pool)
       })()
     )
@@ -156,9 +175,10 @@ async function probePool(pool: pg.Pool, expected: MigrationFile[]): Promise<Read
         : { status: 'failing', code: drift ? 'MIGRATIONS_CHANGED' : 'MIGRATIONS_PENDING', reason: problems.join('; ') }
     return { ready: problems.length === 0, checks: { database: { status: 'ok' }, migrations } }
   } catch (error) {
+    const code = (error as { code?: string }).code === 'DATABASE_NOT_PRIMARY' ? 'DATABASE_NOT_PRIMARY' : 'DATABASE_UNAVAILABLE'
     return {
       ready: false,
-      checks: { database: { status: 'failing', code: 'DATABASE_UNAVAILABLE', reason: errorLine(error) }, migrations: { status: 'failing', code: 'NOT_CHECKED' } }
+      checks: { database: { status: 'failing', code, reason: errorLine(error) }, migrations: { status: 'failing', code: 'NOT_CHECKED' } }
     }
   }
 }

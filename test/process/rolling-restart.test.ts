@@ -7,6 +7,7 @@
  */
 import t from 'tap'
 import { freshDatabase, insertTodos, sql, startServer, type ServerProcess } from '../helper.js'
+import { waitReady } from '../support/processes.js'
 import { openEvents, type EventStream } from '../support/events.js'
 import { startNginx } from '../support/nginx.js'
 import { freePort } from '../support/ports.js'
@@ -14,16 +15,6 @@ import { freePort } from '../support/ports.js'
 /** The recipe's numbers: nginx keeps idle upstream connections 4 s (< the delay) and skips a refusing replica for 5 s. */
 const SHUTDOWN_DELAY_MS = 5000
 const FAIL_TIMEOUT_MS = 5000
-
-async function waitReady(url: string, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const status = await fetch(`${url}/health/ready`).then((response) => response.status, () => 0)
-    if (status === 200) return
-    if (Date.now() > deadline) throw new Error(`${url} not ready after ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 t.test('a rolling restart of two replicas behind nginx fails no request', async (t) => {
   const db = await freshDatabase(t)

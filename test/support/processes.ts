@@ -103,3 +103,14 @@ export async function embeddedClusterDir(t: Test): Promise<string> {
   })
   return join(dir, 'pg')
 }
+
+/** Polls `url`/health/ready until it answers 200. */
+export async function waitReady(url: string, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const status = await fetch(`${url}/health/ready`).then((response) => response.status, () => 0)
+    if (status === 200) return
+    if (Date.now() > deadline) throw new Error(`${url} not ready after ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
