@@ -7,7 +7,7 @@ SHELL := /bin/bash
 TSX := node --import tsx
 
 .PHONY: help deps dev test typecheck build start migrate migrate-down migration migrate-status \
-        migrate-accept migrate-forget lint-migrations seed user resetdb psql up up-scaled ha ha-failover down logs bench bench-versus bench-scale clean
+        migrate-accept migrate-forget lint-migrations seed user resetdb psql up up-scaled up-ha ha ha-failover down logs bench bench-versus bench-scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -74,15 +74,23 @@ psql: deps ## Open psql on the configured database
 up: ## Start PostgreSQL and the API in containers (docker compose)
 	docker compose up --detach --build --wait
 
-# compose.scaled.yaml resets the API's ports with `!reset` (Docker Compose 2.24+); an
-# older Compose stops with a YAML error that does not say so.
-COMPOSE_MIN := 2.24.0
-up-scaled: ## Start the scaled-out stack: nginx, PgBouncer, replicas=2 API replicas (compose.scaled.yaml; needs Docker Compose 2.24+)
+# compose.scaled.yaml resets the API's ports with `!reset` (Docker Compose 2.24+), and
+# compose.ha.yaml replaces dependencies with `!override` (2.24.4+); an older Compose stops
+# with a YAML error that does not say so.
+define need_compose
 	@found=$$(docker compose version --short 2>/dev/null | sed 's/^v//'); \
-	if [ -z "$$found" ] || [ "$$(printf '%s\n%s\n' '$(COMPOSE_MIN)' "$$found" | sort -V | head -n 1)" != '$(COMPOSE_MIN)' ]; then \
-	  echo "compose.scaled.yaml needs Docker Compose v2 $(COMPOSE_MIN) or later (found: $${found:-none}): its !reset tag is newer; see README.md, Scaling out" >&2; exit 1; \
+	if [ -z "$$found" ] || [ "$$(printf '%s\n%s\n' '$(1)' "$$found" | sort -V | head -n 1)" != '$(1)' ]; then \
+	  echo "$(2) needs Docker Compose v2 $(1) or later (found: $${found:-none}): see README.md, Scaling out" >&2; exit 1; \
 	fi
+endef
+
+up-scaled: ## Start the scaled-out stack: nginx, PgBouncer, replicas=2 API replicas (compose.scaled.yaml; needs Docker Compose 2.24+)
+	$(call need_compose,2.24.0,compose.scaled.yaml)
 	docker compose -f compose.yaml -f compose.scaled.yaml up --detach --build --wait --scale api=$(or $(replicas),2)
+
+up-ha: ## The scaled-out stack on two PostgreSQL nodes under Patroni, etcd and HAProxy (compose.ha.yaml; Docker Compose 2.24.4+)
+	$(call need_compose,2.24.4,compose.ha.yaml)
+	docker compose -f compose.yaml -f compose.scaled.yaml -f compose.ha.yaml up --detach --build --wait --scale api=$(or $(replicas),2)
 
 ha: deps ## The failover stack without containers: etcd, two PostgreSQL nodes under Patroni, HAProxy (Debian packages, installed when missing), and the service through HAProxy; Ctrl-C throws it away
 	$(TSX) src/dev/ha.ts

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, existsSync, openSync } from 'node:fs'
-import { chown, copyFile, readFile } from 'node:fs/promises'
+import { chmod, chown, copyFile, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { withClient } from '../db/client.js'
 import { clusterDir, postgresUser, prepareClusterDir, removeClusterDir, type RunAs } from './embedded-host.js'
@@ -71,9 +71,11 @@ export async function startHaStack(options: { dir: string; ports?: HaPorts; log?
   const dir = await clusterDir(options.dir, log)
   await prepareClusterDir(dir, runAs)
   const own = (path: string) => (runAs.uid === undefined || runAs.gid === undefined ? Promise.resolve() : chown(path, runAs.uid, runAs.gid))
-  for (const file of ['patroni/patroni.yml', 'haproxy/haproxy.cfg']) {
+  // Copies the postgres user can read (it may not reach the project).
+  for (const file of ['patroni/patroni.yml', 'patroni/post-bootstrap.sh', 'haproxy/haproxy.cfg']) {
     const copy = join(dir, file.split('/')[1] as string)
     await copyFile(join(DOCKER, file), copy)
+    await chmod(copy, file.endsWith('.sh') ? 0o755 : 0o644)
     await own(copy)
   }
   const passwords = { superuser: randomBytes(18).toString('base64url'), replication: randomBytes(18).toString('base64url') }
@@ -143,6 +145,7 @@ export async function startHaStack(options: { dir: string; ports?: HaPorts; log?
         PATRONI_POSTGRESQL_PGPASS: join(dir, `${node.name}.pgpass`),
         PATRONI_ETCD3_HOSTS: `127.0.0.1:${ports.etcd}`,
         PATRONI_SUPERUSER_PASSWORD: passwords.superuser,
+        POSTGRES_DB: DATABASE,
         PATRONI_REPLICATION_PASSWORD: passwords.replication
       }, runAs)
     }
@@ -157,17 +160,12 @@ export async function startHaStack(options: { dir: string; ports?: HaPorts; log?
     })
     const leader = await waitFor('a leader', 60_000, () => stack.leader())
     log(`${leader.name} leads`)
-    const maintenance = stack.url.replace(/\/[^/]*$/, '/postgres')
-    // Through HAProxy: it may still send the first connections to the standby (it takes
-    // servers for up until their first check), which refuses the write.
+    // Through HAProxy, to the database post-bootstrap.sh made: HAProxy takes servers for up
+    // until their first check, so the first connections may still reach the standby.
     await waitFor('the primary through HAProxy', 20_000, () =>
-      withClient(maintenance, async (client) => {
-        const { rows } = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')
-        if (rows[0]?.standby !== false) return undefined
-        const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE])
-        if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${DATABASE}`)
-        return true
-      }).catch(() => undefined)
+      withClient(stack.url, async (client) => ((await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')).rows[0]?.standby === false ? true : undefined)).catch(
+        () => undefined
+      )
     )
     return stack
   } catch (error) {

@@ -289,12 +289,13 @@ t.test('npm run -s migrate:status exits with the tool\'s code: 0 up to date, 3 p
   t.equal(await status(db), 4, 'drift')
 })
 
-t.test('make up-scaled refuses a Compose too old for compose.scaled.yaml, saying which it needs', async (t) => {
+t.test('make up-scaled and make up-ha refuse a Compose too old for their files, saying which they need', async (t) => {
   const bin = await tempDir(t)
   const calls = join(bin, 'calls')
   const fakeDocker = (version: string) =>
     writeFile(join(bin, 'docker'), `#!/bin/sh\nif [ "$1 $2" = "compose version" ]; then echo "${version}"; exit 0; fi\necho "$@" >> ${calls}\n`).then(() => chmod(join(bin, 'docker'), 0o755))
-  const make = () => sh('make', ['-s', 'up-scaled'], { cwd: ROOT, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } }).then((r) => ({ code: 0, ...r }), (error: { code: number; stdout: string; stderr: string }) => error)
+  const make = (target = 'up-scaled') =>
+    sh('make', ['-s', target], { cwd: ROOT, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } }).then((r) => ({ code: 0, ...r }), (error: { code: number; stdout: string; stderr: string }) => error)
   await fakeDocker('1.29.2')
   const old = await make()
   t.not(old.code, 0)
@@ -304,6 +305,11 @@ t.test('make up-scaled refuses a Compose too old for compose.scaled.yaml, saying
   t.equal(fine.code, 0, fine.stderr)
   const { stdout } = await sh('cat', [calls])
   t.match(stdout, /^compose -f compose\.yaml -f compose\.scaled\.yaml up --detach --build --wait --scale api=2$/m)
+  // compose.ha.yaml's !override came in 2.24.4.
+  t.match((await make('up-ha')).stderr, /compose\.ha\.yaml needs Docker Compose v2 2\.24\.4 or later \(found: 2\.24\.1\)/)
+  await fakeDocker('v2.24.4')
+  t.equal((await make('up-ha')).code, 0)
+  t.match((await sh('cat', [calls])).stdout, /^compose -f compose\.yaml -f compose\.scaled\.yaml -f compose\.ha\.yaml up --detach --build --wait --scale api=2$/m)
 })
 
 t.test('make start says what it runs: the compiled server with the settings of .env, not a container', async (t) => {
