@@ -93,6 +93,7 @@ t.test('ha stack: HAProxy is the `db` of PgBouncer and of migrations, and sends 
   t.same(services.db?.profiles, ['single-server'], "compose.yaml's single server is left out")
   const ini = parseIni(await read('docker/pgbouncer/pgbouncer.ini'))
   t.equal(ini.databases?.['*'], `host=db port=${String(proxy?.environment?.HA_BIND).split(':')[1]}`, 'PgBouncer reaches HAProxy, unchanged')
+  t.ok(Number(ini.pgbouncer?.server_login_retry) <= 2, 'PgBouncer tries the primary again within seconds of a failed login (the default waits 15 s)')
   t.match(String(scaled.services.api?.environment?.MIGRATION_DATABASE_URL), /@db:5432\//, 'migrations take the direct way: HAProxy to the primary, no pooler')
   for (const [index, name] of nodes.entries()) {
     t.equal(proxy?.environment?.[`HA_PG${index + 1}`], `${name}:5432`)

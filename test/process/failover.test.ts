@@ -11,6 +11,7 @@ import pg from 'pg'
 import t from 'tap'
 import { startHaStack } from '../../src/dev/ha-stack.js'
 import { ROOT, freshDatabase, sql, startServer } from '../helper.js'
+import { startPgBouncer } from '../support/pgbouncer.js'
 import { freePort } from '../support/ports.js'
 import { waitReady } from '../support/processes.js'
 
@@ -68,9 +69,15 @@ t.test('the primary killed under keyed writes: no acknowledged write lost, one r
     ports: { etcd: await port(), etcdPeer: await port(), primary: await port(), stats: await port(), nodes: [ { pg: await port(), rest: await port() }, { pg: await port(), rest: await port() } ] }
   })
   t.teardown(() => stack.stop({ remove: true }))
-  const env = { LOG_LEVEL: 'error', RATE_LIMIT_PER_MINUTE: '0', DATABASE_CONNECT_TIMEOUT_MS: '2000' }
-  const api = await startServer(t, { ...env, DATABASE_URL: stack.url, MIGRATE_ON_START: 'true' })
-  await waitReady(api.url)
+  // Two replicas: one straight through HAProxy, one as compose.ha.yaml runs them (requests
+  // through PgBouncer, docker/pgbouncer, in front of HAProxy; migrations straight through HAProxy).
+  const bouncer = await startPgBouncer(t, stack.url)
+  const env = { LOG_LEVEL: 'error', RATE_LIMIT_PER_MINUTE: '0', DATABASE_CONNECT_TIMEOUT_MS: '2000', MIGRATE_ON_START: 'true' }
+  const apis = [
+    { name: 'through HAProxy', server: await startServer(t, { ...env, DATABASE_URL: stack.url }) },
+    { name: 'through PgBouncer and HAProxy', server: await startServer(t, { ...env, DATABASE_URL: bouncer.through(stack.url), MIGRATION_DATABASE_URL: stack.url, DATABASE_PREPARED_STATEMENTS: 'false' }) }
+  ]
+  for (const { server } of apis) await waitReady(server.url)
   // Only the synchronous standby may be promoted: the kill waits for one.
   const standby = await stack.waitForSyncStandby()
   // A replica pointed at the standby by mistake (migrated: the schema came over by replication).
@@ -81,29 +88,28 @@ t.test('the primary killed under keyed writes: no acknowledged write lost, one r
   t.equal(misdirected.status, 503, 'a replica on a standby is not ready')
   t.match(JSON.parse(misdirected.body), { checks: { database: { status: 'failing', code: 'DATABASE_NOT_PRIMARY' } } })
 
-  // Eight writers, each creating one todo after another with a new key, retrying a key on
-  // 503, 504, 409 and lost connections until it is acknowledged.
+  // Four writers per replica, each creating one todo after another with a new key,
+  // retrying a key on 503, 504, 409 and lost connections until it is acknowledged.
   const acknowledged = new Map<string, number>()
-  const counts: Record<string, number> = {}
   const unexpected: string[] = []
   const unresolved: string[] = []
   let running = true
   let killedAt = 0
-  let recoveredAt = 0
-  const writer = async () => {
+  const paths = apis.map(({ name, server }) => ({ name, url: server.url, counts: {} as Record<string, number>, recoveredAt: 0, readiness: [] as number[] }))
+  const writer = async (path: (typeof paths)[number]) => {
     while (running) {
       const key = randomUUID()
       for (const deadline = Date.now() + 30_000; ; await sleep(100)) {
         const sent = Date.now()
-        const answer = await post(api.url, key)
+        const answer = await post(path.url, key)
         const outcome = answer.status === 201 && answer.replayed ? '201 replayed' : String(answer.status)
-        counts[outcome] = (counts[outcome] ?? 0) + 1
+        path.counts[outcome] = (path.counts[outcome] ?? 0) + 1
         if (answer.status === 201) {
           acknowledged.set(key, (JSON.parse(answer.body) as { id: number }).id)
-          if (killedAt > 0 && sent > killedAt && recoveredAt === 0) recoveredAt = Date.now()
+          if (killedAt > 0 && sent > killedAt && path.recoveredAt === 0) path.recoveredAt = Date.now()
           break
         }
-        if (![0, 409, 503, 504].includes(answer.status)) unexpected.push(`${answer.status} ${answer.body.slice(0, 200)}`)
+        if (![0, 409, 503, 504].includes(answer.status)) unexpected.push(`${path.name}: ${answer.status} ${answer.body.slice(0, 200)}`)
         if (Date.now() > deadline) {
           unresolved.push(key)
           break
@@ -111,32 +117,34 @@ t.test('the primary killed under keyed writes: no acknowledged write lost, one r
       }
     }
   }
-  const readyStates: number[] = []
-  const watching = (async () => {
+  const watch = async (path: (typeof paths)[number]) => {
     while (running) {
-      const { status } = await readiness(api.url)
-      if (readyStates.at(-1) !== status) readyStates.push(status)
+      const { status } = await readiness(path.url)
+      if (path.readiness.at(-1) !== status) path.readiness.push(status)
       await sleep(100)
     }
-  })()
-  const writers = Array.from({ length: 8 }, () => writer())
+  }
+  const work = paths.flatMap((path) => [watch(path), ...Array.from({ length: 4 }, () => writer(path))])
   await sleep(2000)
   const before = acknowledged.size
   const killed = await stack.killLeader()
   killedAt = Date.now()
-  await until('a write after the kill', async () => recoveredAt > 0, 30_000).catch(() => {})
+  await until('a write after the kill on every path', async () => paths.every((path) => path.recoveredAt > 0), 30_000).catch(() => {})
   await sleep(2000)
   running = false
-  await Promise.all([...writers, watching])
+  await Promise.all(work)
 
-  const recovery = recoveredAt - killedAt
-  t.comment(`killed ${killed.name}'s postmaster; writes through the service again after ${recovery} ms; ${before} creates acknowledged before the kill, ${acknowledged.size} in all; answers: ${JSON.stringify(counts)}; readiness: ${readyStates.join(' → ')}`)
-  t.ok(recoveredAt > 0 && recovery < 10_000, `writes succeed again within 10 s of the kill (${recovery} ms)`)
+  t.comment(`killed ${killed.name}'s postmaster; ${before} creates acknowledged before the kill, ${acknowledged.size} in all`)
+  for (const path of paths) {
+    const recovery = path.recoveredAt - killedAt
+    t.comment(`${path.name}: writes again after ${recovery} ms; answers ${JSON.stringify(path.counts)}; readiness ${path.readiness.join(' → ')}`)
+    t.ok(path.recoveredAt > 0 && recovery < 10_000, `${path.name}: writes succeed again within 10 s of the kill (${recovery} ms)`)
+    t.ok(path.readiness.includes(503) || path.readiness.includes(0), `${path.name}: readiness went red`)
+    await waitReady(path.url, 20_000)
+    t.pass(`${path.name}: and came back by itself`)
+  }
   t.same(unexpected, [], 'every answer is 201, or 503/504/409 to retry')
   t.same(unresolved, [], 'every key was acknowledged in the end')
-  t.ok(readyStates.includes(503) || readyStates.includes(0), 'readiness went red')
-  await waitReady(api.url, 20_000)
-  t.pass('and came back by itself')
 
   const rows = await sql<{ id: number; title: string }>(stack.url, 'SELECT id, title FROM todos')
   const byTitle = new Map<string, number[]>()
