@@ -83,7 +83,9 @@ export async function startHaStack(options: { dir: string; ports?: HaPorts; log?
   const children: ChildProcess[] = []
   const start = (name: string, file: string, args: string[], env: Record<string, string>, as: RunAs = {}) => {
     const output = openSync(join(dir, `${name}.log`), 'a', 0o600)
-    const child = spawn(file, args, { ...as, cwd: dir, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', ...env }, stdio: ['ignore', output, output] })
+    // A process group of its own: a terminal's Ctrl-C reaches `make ha`, which stops the
+    // service first and the stack after it, not every process at once.
+    const child = spawn(file, args, { ...as, cwd: dir, detached: true, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', ...env }, stdio: ['ignore', output, output] })
     closeSync(output)
     child.on('error', (error) => log(`${name}: ${error.message}`))
     children.push(child)

@@ -45,9 +45,12 @@ async function up() {
     await stop()
     throw error
   }
-  // The service as `make dev` runs it (Ctrl-C reaches both: it drains, then the stack goes).
+  // The service as `make dev` runs it, in a process group of its own: a terminal's Ctrl-C
+  // reaches this process, which passes it on once (two would force the service out); the
+  // service drains, then the stack goes.
   const dev = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./run.ts', import.meta.url))], {
     stdio: 'inherit',
+    detached: true,
     env: { ...process.env, DATABASE_URL: stack.url, LOG_PRETTY: process.env.LOG_PRETTY ?? 'true', SEED_ON_START: process.env.SEED_ON_START ?? 'if-empty', AUTH_MODE: process.env.AUTH_MODE ?? 'local' }
   })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => dev.kill(signal))
