@@ -1,6 +1,6 @@
 /**
  * GET /events from a real browser: a page in headless Chromium (another origin than the
- * API) runs the README's `follow()` as written, with a ticket, and shows what another
+ * API) runs docs/sync.md's `follow()` as written, with a ticket, and shows what another
  * client writes.
  */
 import { readFile } from 'node:fs/promises'
@@ -12,8 +12,8 @@ import { ROOT, listeningTestApp, usersWithTokens } from '../helper.js'
 import { readClusterState } from '../setup/cluster.js'
 import { launchChromium } from '../support/browser.js'
 
-const readme = await readFile(join(ROOT, 'README.md'), 'utf8')
-const follow = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((match) => match[1] ?? '').find((block) => block.includes('EventSource')) ?? ''
+const doc = await readFile(join(ROOT, 'docs/sync.md'), 'utf8')
+const follow = [...doc.matchAll(/```js\n([\s\S]*?)```/g)].map((match) => match[1] ?? '').find((block) => block.includes('EventSource')) ?? ''
 
 const page = (script: string) => `<!doctype html><meta charset="utf-8"><title>todos</title><ul id="todos"></ul>
 <script>
@@ -25,8 +25,8 @@ window.start = (api, token) => follow(api, token, undefined, (change) => {
 })
 </script>`
 
-t.test("the README's follow() in Chromium: a todo another client creates shows within a second, also after the stream was ended", { skip: readClusterState().chromiumProblem ?? false }, async (t) => {
-  t.match(follow, /new EventSource\(/, 'the README has the browser example')
+t.test("docs/sync.md's follow() in Chromium: a todo another client creates shows within a second, also after the stream was ended", { skip: readClusterState().chromiumProblem ?? false }, async (t) => {
+  t.match(follow, /new EventSource\(/, 'docs/sync.md has the browser example')
   const { app, http, db, url: api } = await listeningTestApp(t, { env: { AUTH_MODE: 'required' } })
   const { ada } = await usersWithTokens(db, ['ada'])
   const token = ada.headers.authorization?.replace('Bearer ', '') as string
