@@ -54,9 +54,10 @@ export function isLostServer(error: unknown): boolean {
 
 /**
  * The server is not (or no longer) a primary: a standby refuses writes with 25006, and a
- * server in recovery or shutting down refuses connections with 57P03. Behind HAProxy or a
- * pooler that happens to a connection made before a failover; nothing was written, and
- * the connection must not be used again (it reaches the old node).
+ * server in recovery or shutting down refuses connections with 57P03. Nothing was written,
+ * and the connection is not used again: straight through HAProxy it stays on that node.
+ * (Behind PgBouncer this drops our connection to PgBouncer only; HAProxy's
+ * on-marked-down shutdown-sessions is what cuts PgBouncer's to the old node.)
  */
 export function isNotPrimary(error: unknown): boolean {
   const { code } = error as { code?: string }

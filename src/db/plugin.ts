@@ -142,8 +142,9 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     const started = performance.now()
     const credit = currentCredit()
     running.add(statement)
+    let result: pg.QueryResult
     try {
-      return await (name === undefined || !named ? client.query(text, values) : namedQuery(client, name, text, values))
+      result = await (name === undefined || !named ? client.query(text, values) : namedQuery(client, name, text, values))
     } catch (error) {
       if ((error as { code?: string }).code === '57014') metrics.statementTimeouts.inc()
       if (isNotPrimary(error)) {
@@ -162,6 +163,11 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
       running.delete(statement)
       if (statement.cancelledAt !== undefined) session.broken ??= new Error('statement cancelled after DATABASE_STATEMENT_TIMEOUT_MS')
     }
+    // A write cancelled past the limit can still come back as a success: a COMMIT whose
+    // wait for the synchronous standby is cancelled ends with a WARNING, committed on the
+    // primary alone, which a failover would lose. It was not confirmed: never acknowledge it.
+    if (write && statement.cancelledAt !== undefined) throw outcomeUnknown(new Error('the write was cancelled after DATABASE_STATEMENT_TIMEOUT_MS and not confirmed'))
+    return result
   }
   const run = async (text: string, values: unknown[] | undefined, write: boolean) => {
     const session = await open()

@@ -86,7 +86,7 @@ export async function loadBinaries(options: { nativeDir?: string; log?: (message
  */
 const STATE_ROOT = '/var/lib/todos-api'
 
-async function stateRoot(): Promise<string> {
+export async function stateRoot(): Promise<string> {
   await mkdir(STATE_ROOT, { mode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'EEXIST') throw error
   })

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { ensureDebianPrograms } from './debian-packages.js'
-import { DEFAULT_HA_PORTS, HA_PROGRAMS, killPostmaster, leaderOf, startHaStack, type HaNode } from './ha-stack.js'
+import { killPostmaster, leaderOf, type HaNode } from './ha-nodes.js'
+import { DEFAULT_HA_PORTS, HA_PROGRAMS, createHaStack } from './ha-stack.js'
 
 /**
  * `make ha`: the database side of compose.ha.yaml on this machine, without containers
@@ -26,14 +28,24 @@ interface State {
 async function up() {
   const missing = Object.values(await ensureDebianPrograms(HA_PROGRAMS, log))
   if (missing.length > 0) throw new Error(missing.join('; '))
-  log('starting etcd, two PostgreSQL 15 nodes under Patroni and HAProxy')
-  const stack = await startHaStack({ dir: DIR, log })
+  const stack = createHaStack({ dir: DIR, log })
   const stop = async () => {
     await stack.stop({ remove: true })
     await rm(STATE, { force: true })
   }
+  // Arranged before anything starts: a Ctrl-C (or a closed terminal) halfway leaves nothing running.
+  let starting = true
+  const interrupted = () => {
+    if (!starting) return
+    log('interrupted: stopping what started')
+    void stop().finally(() => process.exit(130))
+  }
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, interrupted)
+  log('starting etcd, two PostgreSQL 15 nodes under Patroni and HAProxy')
   try {
+    await stack.start()
     const standby = await stack.waitForSyncStandby()
+    await mkdir(dirname(STATE), { recursive: true })
     await writeFile(STATE, JSON.stringify({ url: stack.url, nodes: stack.nodes } satisfies State), { mode: 0o600 })
     const leader = await stack.leader()
     const { primary, stats, nodes } = DEFAULT_HA_PORTS
@@ -45,6 +57,7 @@ async function up() {
     await stop()
     throw error
   }
+  starting = false
   // The service as `make dev` runs it, in a process group of its own: a terminal's Ctrl-C
   // reaches this process, which passes it on once (two would force the service out); the
   // service drains, then the stack goes.
@@ -53,7 +66,7 @@ async function up() {
     detached: true,
     env: { ...process.env, DATABASE_URL: stack.url, LOG_PRETTY: process.env.LOG_PRETTY ?? 'true', SEED_ON_START: process.env.SEED_ON_START ?? 'if-empty', AUTH_MODE: process.env.AUTH_MODE ?? 'local' }
   })
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => dev.kill(signal))
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => dev.kill(signal))
   const code = await new Promise<number>((resolve) => dev.on('exit', (exitCode) => resolve(exitCode ?? 1)))
   log('stopping the cluster (thrown away)')
   await stop()

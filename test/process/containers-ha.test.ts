@@ -20,7 +20,7 @@ interface Service {
   volumes?: string[]
   healthcheck?: { test: string[] }
   depends_on?: Record<string, { condition: string }>
-  networks?: Record<string, { aliases?: string[] }>
+  networks?: Record<string, { aliases?: string[] }> | string[]
   profiles?: string[]
 }
 
@@ -58,7 +58,11 @@ t.test('ha stack: two PostgreSQL nodes under Patroni, built from docker/patroni,
     t.ok(`${name}-data` in ha.volumes, "a named volume")
     t.match((node?.healthcheck?.test ?? []).join(' '), new RegExp(`127\\.0\\.0\\.1:${restPort}/health`))
     t.equal(node?.depends_on?.etcd?.condition, 'service_healthy')
+    t.same(node?.networks, ['database'], 'on the database network alone: the replicas cannot reach its REST API')
+    t.match(String(node?.environment?.PATRONI_RESTAPI_PASSWORD), /^\$\{PATRONI_RESTAPI_PASSWORD:\?/, 'changes through the REST API need a password')
+    t.ok(node?.environment?.PATRONI_RESTAPI_USERNAME)
   }
+  t.ok(dotenv.PATRONI_RESTAPI_PASSWORD, '.env defines PATRONI_RESTAPI_PASSWORD')
   t.ok(dotenv.PATRONI_REPLICATION_PASSWORD, '.env defines PATRONI_REPLICATION_PASSWORD')
   const text = await read('docker/patroni/Dockerfile')
   const [image] = parseDockerfile(text).stages
@@ -89,7 +93,10 @@ t.test('ha stack: HAProxy is the `db` of PgBouncer and of migrations, and sends 
   const proxy = services.haproxy
   t.match(proxy?.image ?? '', /^haproxy:2\.6/, "the major version the tests run (Debian 12's 2.6)")
   t.ok(proxy?.volumes?.includes('./docker/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro'))
-  t.same(proxy?.networks?.default?.aliases, ['db'], 'named db on the compose network')
+  t.same((proxy?.networks as Record<string, { aliases?: string[] }> | undefined)?.default?.aliases, ['db'], 'named db on the compose network')
+  t.ok(proxy?.networks && 'database' in proxy.networks, 'and on the database network, to reach the nodes')
+  t.same(services.etcd?.networks, ['database'], 'etcd on the database network alone')
+  for (const name of ['api', 'nginx', 'pgbouncer', 'prometheus']) t.notOk(services[name]?.networks, `${name} stays off the database network`)
   t.same(services.db?.profiles, ['single-server'], "compose.yaml's single server is left out")
   const ini = parseIni(await read('docker/pgbouncer/pgbouncer.ini'))
   t.equal(ini.databases?.['*'], `host=db port=${String(proxy?.environment?.HA_BIND).split(':')[1]}`, 'PgBouncer reaches HAProxy, unchanged')

@@ -9,8 +9,9 @@ import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import pg from 'pg'
 import t from 'tap'
-import { startHaStack } from '../../src/dev/ha-stack.js'
+import { createHaStack } from '../../src/dev/ha-stack.js'
 import { ROOT, freshDatabase, sql, startServer } from '../helper.js'
+import { HA_TEST_PREFIX } from '../setup/cluster.js'
 import { startPgBouncer } from '../support/pgbouncer.js'
 import { freePort } from '../support/ports.js'
 import { waitReady } from '../support/processes.js'
@@ -44,7 +45,7 @@ t.test('keyed POSTs in flight when the API process is killed: their keys are fre
   const keys = Array.from({ length: 8 }, () => randomUUID())
   const inFlight = keys.map((key) => post(first.url, key))
   await until('8 creates waiting in the database', async () => {
-    const [row] = await sql<{ n: number }>(db, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'todos-api' AND wait_event_type = 'Lock'")
+    const [row] = await sql<{ n: number }>(db, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'todos-api' AND wait_event_type = 'Lock'")
     return row?.n === 8
   })
   first.child.kill('SIGKILL')
@@ -64,22 +65,36 @@ t.test('keyed POSTs in flight when the API process is killed: their keys are fre
 
 t.test('the primary killed under keyed writes: no acknowledged write lost, one row per key, writes again within 10 s, readiness red and back by itself', async (t) => {
   const port = () => freePort()
-  const stack = await startHaStack({
-    dir: join(ROOT, '.data', `ha-test-${process.pid}`),
+  const stack = createHaStack({
+    dir: join(ROOT, '.data', `${HA_TEST_PREFIX}${process.pid}`),
     ports: { etcd: await port(), etcdPeer: await port(), primary: await port(), stats: await port(), nodes: [ { pg: await port(), rest: await port() }, { pg: await port(), rest: await port() } ] }
   })
   t.teardown(() => stack.stop({ remove: true }))
+  await stack.start()
   // Two replicas: one straight through HAProxy, one as compose.ha.yaml runs them (requests
   // through PgBouncer, docker/pgbouncer, in front of HAProxy; migrations straight through HAProxy).
   const bouncer = await startPgBouncer(t, stack.url)
   const env = { LOG_LEVEL: 'error', RATE_LIMIT_PER_MINUTE: '0', DATABASE_CONNECT_TIMEOUT_MS: '2000', MIGRATE_ON_START: 'true' }
   const apis = [
-    { name: 'through HAProxy', server: await startServer(t, { ...env, DATABASE_URL: stack.url }) },
+    // A short statement limit, for the COMMIT that waits for the standby below.
+    { name: 'through HAProxy', server: await startServer(t, { ...env, DATABASE_URL: stack.url, DATABASE_STATEMENT_TIMEOUT_MS: '1500' }) },
     { name: 'through PgBouncer and HAProxy', server: await startServer(t, { ...env, DATABASE_URL: bouncer.through(stack.url), MIGRATION_DATABASE_URL: stack.url, DATABASE_PREPARED_STATEMENTS: 'false' }) }
   ]
   for (const { server } of apis) await waitReady(server.url)
   // Only the synchronous standby may be promoted: the kill waits for one.
   const standby = await stack.waitForSyncStandby()
+  // A COMMIT the standby never confirms (its WAL sender frozen) is cancelled after the
+  // statement limit, and PostgreSQL then answers it as committed, on the primary alone: the
+  // client must not be told 201, or a failover now would lose an acknowledged write.
+  const [sender] = await sql<{ pid: number }>(stack.url, 'SELECT pid FROM pg_stat_replication')
+  t.ok(sender, 'the primary streams to the standby')
+  process.kill(sender?.pid ?? 0, 'SIGSTOP')
+  const unconfirmed = await post(apis[0]!.server.url, 'unconfirmed').finally(() => process.kill(sender?.pid ?? 0, 'SIGCONT'))
+  t.equal(unconfirmed.status, 504, `a write the standby did not confirm is not acknowledged: ${unconfirmed.body.slice(0, 120)}`)
+  t.match(JSON.parse(unconfirmed.body || '{}'), { code: 'OUTCOME_UNKNOWN' })
+  const replayed = await post(apis[0]!.server.url, 'unconfirmed')
+  t.same([replayed.status, replayed.replayed], [201, true], 'its retry, once the standby has it, gets the first answer')
+
   // A replica pointed at the standby by mistake (migrated: the schema came over by replication).
   const astray = await startServer(t, { ...env, DATABASE_URL: stack.nodeUrl(standby), MIGRATE_ON_START: 'false' })
   const readiness = (url: string) => fetch(`${url}/health/ready`).then(async (answer) => ({ status: answer.status, body: await answer.text() }), () => ({ status: 0, body: '' }))

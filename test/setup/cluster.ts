@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
@@ -20,6 +21,12 @@ export interface ClusterState {
 export const STATE_FILE = fileURLToPath(new URL('../../.data/test-cluster.json', import.meta.url))
 export const TEST_DATA_DIR = fileURLToPath(new URL('../../.data/test-postgres', import.meta.url))
 export const TEMPLATE_CLUSTER_DIR = fileURLToPath(new URL('../../.data/test-cluster-template', import.meta.url))
+
+/**
+ * The start of the name of a failover test's HA stack directory: this checkout's own, so
+ * the teardown of one checkout's run never kills another's stack (or `make ha`'s).
+ */
+export const HA_TEST_PREFIX = `ha-test-${createHash('sha256').update(fileURLToPath(new URL('../..', import.meta.url))).digest('hex').slice(0, 8)}-`
 
 export function readClusterState(): ClusterState {
   try {
