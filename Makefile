@@ -93,7 +93,7 @@ up-ha: ## The scaled-out stack on two PostgreSQL nodes under Patroni, etcd and H
 	docker compose -f compose.yaml -f compose.scaled.yaml -f compose.ha.yaml up --detach --build --wait --scale api=$(or $(replicas),2)
 
 ha: deps ## The failover stack without containers: etcd, two PostgreSQL nodes under Patroni, HAProxy (Debian packages, installed when missing), and the service through HAProxy; Ctrl-C throws it away
-	$(TSX) src/dev/ha.ts
+	LOG_PRETTY=$${LOG_PRETTY:-true} SEED_ON_START=$${SEED_ON_START:-if-empty} AUTH_MODE=$${AUTH_MODE:-local} $(TSX) src/dev/ha.ts
 
 ha-failover: deps ## Kill the primary of the running `make ha` stack (SIGKILL to its postmaster) and time the way back
 	$(TSX) src/dev/ha.ts failover

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { promisify } from 'node:util'
+import { childProcessEnv } from '../config.js'
 
 const run = promisify(execFile)
 
@@ -27,7 +28,7 @@ export async function ensureDebianPrograms<Name extends string>(
     return problems
   }
   const apt = (args: string[]) =>
-    run('apt-get', args, { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 })
+    run('apt-get', args, { env: childProcessEnv({ DEBIAN_FRONTEND: 'noninteractive' }), timeout: 600_000, maxBuffer: 64 * 1024 * 1024 })
   const packages = [...new Set(missing.map((name) => programs[name].pkg))]
   log(`installing Debian ${packages.join(', ')} (once)`)
   const install = ['install', '-y', '--no-install-recommends', ...packages]

@@ -3,6 +3,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import { childProcessEnv } from '../config.js'
 import { ensureDebianPrograms } from './debian-packages.js'
 import { killPostmaster, leaderOf, type HaNode } from './ha-nodes.js'
 import { DEFAULT_HA_PORTS, HA_PROGRAMS, createHaStack } from './ha-stack.js'
@@ -64,7 +65,7 @@ async function up() {
   const dev = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./run.ts', import.meta.url))], {
     stdio: 'inherit',
     detached: true,
-    env: { ...process.env, DATABASE_URL: stack.url, LOG_PRETTY: process.env.LOG_PRETTY ?? 'true', SEED_ON_START: process.env.SEED_ON_START ?? 'if-empty', AUTH_MODE: process.env.AUTH_MODE ?? 'local' }
+    env: childProcessEnv({ DATABASE_URL: stack.url })
   })
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => dev.kill(signal))
   const code = await new Promise<number>((resolve) => dev.on('exit', (exitCode) => resolve(exitCode ?? 1)))
