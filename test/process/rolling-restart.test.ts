@@ -125,6 +125,8 @@ t.test('a rolling restart of two replicas behind nginx fails no request', async 
   t.ok(sent > 2000, `steady load (${sent} requests)`)
   const [{ count } = { count: "" }] = await sql<{ count: string }>(db, "SELECT count(*) FROM todos WHERE title LIKE 'load %'")
   t.equal(Number(count), created, 'each 201 to a POST is one row: nothing was applied twice or lost')
-  t.ok(streamStatuses.length >= 3 && streamStatuses.every((status) => status === 200), `the follower's streams: ${streamStatuses.join(', ')} (one per replica it was on)`)
+  // Two streams at least: one restart ended the first. Three when nginx first sent the
+  // follower to the replica restarted first (which one it picks is nginx's round robin).
+  t.ok(streamStatuses.length >= 2 && streamStatuses.every((status) => status === 200), `the follower's streams: ${streamStatuses.join(', ')} (one per replica it was on)`)
   t.same([...createdIds].filter((id) => !pushedIds.has(id)), [], `every created todo was pushed to the follower (${createdIds.size}), across both restarts`)
 })
