@@ -9,6 +9,7 @@ import { seedDatabase } from '../../src/dev/seed.js'
 import { loadResources } from '../../src/resources/index.js'
 import projects from '../fixtures/projects/index.js'
 import { buildTestApp, expectProblem, freshDatabase, sql } from '../helper.js'
+import { turnClients } from '../support/http.js'
 
 const up = (await readFile(new URL('../fixtures/projects.sql', import.meta.url), 'utf8')).split('-- Down Migration')[0] ?? ''
 const resources = [...(await loadResources()), projects]
@@ -50,26 +51,26 @@ t.test('create, read, list, change and delete a resource with JSON, array and nu
 t.test('creates and reads of one turn are batched for it too', async (t) => {
   // One pooled connection: its prepared statements are every statement the app ran.
   const { app } = await setup(t, { DATABASE_POOL_MAX: '1' })
-  // Over real HTTP: requests whose bytes one poll of the sockets reads are one turn.
+  // Over real HTTP: requests whose bytes one poll of the sockets reads are one turn. Twenty
+  // connections are opened and used once first, as under load (and the caller's quota is
+  // learned): the creates, then the reads, are then each written on them in one loop.
   await app.listen({ host: '127.0.0.1', port: 0 })
-  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const answer = async (response: Response) => ({ status: response.status, body: await response.text() })
-  // Twenty connections open first, as under load: the creates then arrive together.
-  await Promise.all(Array.from({ length: 20 }, () => fetch(`${base}/projects`).then(answer)))
-  const created = await Promise.all(
-    Array.from({ length: 20 }, (_, i) =>
-      fetch(`${base}/projects`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: `p${i}`, settings: { i }, tags: [`t${i}`, 'all'], archived_at: i % 2 ? null : '2026-01-01T00:00:00Z' })
-      }).then(answer)
-    )
+  const port = (app.server.address() as { port: number }).port
+  const clients = await turnClients(port, 20)
+  t.teardown(() => clients.close())
+  await clients.send(Array.from({ length: 20 }, () => ({ method: 'GET', path: '/projects' })))
+  const created = await clients.send(
+    Array.from({ length: 20 }, (_, i) => ({
+      method: 'POST',
+      path: '/projects',
+      body: { name: `p${i}`, settings: { i }, tags: [`t${i}`, 'all'], archived_at: i % 2 ? null : '2026-01-01T00:00:00Z' }
+    }))
   )
   t.same(created.map((response) => response.status), new Array(20).fill(201))
   const items = created.map((response) => JSON.parse(response.body) as { id: number; settings: unknown; tags: unknown })
   t.same(items.map((item) => item.settings), Array.from({ length: 20 }, (_, i) => ({ i })), 'each got its own row back')
   t.same(items.map((item) => item.tags), Array.from({ length: 20 }, (_, i) => [`t${i}`, 'all']))
-  const read = await Promise.all(items.map((item) => fetch(`${base}/projects/${item.id}`).then(answer)))
+  const read = await clients.send(items.map((item) => ({ method: 'GET', path: `/projects/${item.id}` })))
   t.same(read.map((response) => response.body), created.map((response) => response.body), 'and reads them back byte for byte')
   const statements = (await app.pg.pool.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements')).rows.map((row) => row.statement)
   t.ok(statements.some((text) => /unnest\(.*INSERT INTO "projects"/s.test(text)), `the creates went as one batched INSERT: ${statements.filter((text) => text.includes('INSERT')).join(' / ')}`)

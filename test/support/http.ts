@@ -124,3 +124,60 @@ export async function rawRequest(port: number, chunks: Array<string | Buffer>, {
     })
   })
 }
+
+/**
+ * `count` keep-alive connections to `port` on 127.0.0.1. `send` writes one request on each
+ * in a single synchronous loop and resolves with their answers: a server in this process
+ * reads every one of them in the same poll of its sockets, so they are one turn of its
+ * event loop however loaded the machine is (fetch spreads its writes over several turns).
+ */
+export async function turnClients(port: number, count: number) {
+  const { connect } = await import('node:net')
+  const sockets = await Promise.all(
+    Array.from({ length: count }, () => new Promise<import('node:net').Socket>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => resolve(socket))
+      socket.once('error', reject)
+    }))
+  )
+  const answer = (socket: import('node:net').Socket) =>
+    new Promise<RawResponse>((resolve, reject) => {
+      const started = Date.now()
+      let received = Buffer.alloc(0)
+      const onData = (chunk: Buffer) => {
+        received = Buffer.concat([received, chunk])
+        const end = received.indexOf('\r\n\r\n')
+        if (end < 0) return
+        const [statusLine = '', ...lines] = received.subarray(0, end).toString('latin1').split('\r\n')
+        const headers: Record<string, string> = {}
+        for (const line of lines) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim()
+        const length = Number(headers['content-length'] ?? Number.NaN)
+        if (!Number.isInteger(length)) return fail(new Error(`an answer without Content-Length: ${statusLine}`))
+        if (received.length < end + 4 + length) return
+        socket.off('data', onData).off('error', fail)
+        resolve({ status: Number(statusLine.split(' ')[1] ?? 0), headers, body: received.subarray(end + 4, end + 4 + length).toString('utf8'), ms: Date.now() - started })
+      }
+      const fail = (error: Error) => {
+        socket.off('data', onData).off('error', fail)
+        reject(error)
+      }
+      socket.on('data', onData).on('error', fail)
+    })
+  const request = (method: string, path: string, body?: unknown) => {
+    const payload = body === undefined ? '' : JSON.stringify(body)
+    const head = [`${method} ${path} HTTP/1.1`, 'host: 127.0.0.1', 'connection: keep-alive']
+    if (body !== undefined) head.push('content-type: application/json', `content-length: ${Buffer.byteLength(payload)}`)
+    return `${head.join('\r\n')}\r\n\r\n${payload}`
+  }
+  return {
+    /** Writes `requests[i]` on connection i, all in one loop, and waits for every answer. */
+    send(requests: Array<{ method: string; path: string; body?: unknown }>): Promise<RawResponse[]> {
+      if (requests.length > sockets.length) throw new Error(`${requests.length} requests for ${sockets.length} connections`)
+      const answers = requests.map((_, i) => answer(sockets[i] as import('node:net').Socket))
+      for (const [i, { method, path, body }] of requests.entries()) sockets[i]?.write(request(method, path, body))
+      return Promise.all(answers)
+    },
+    close() {
+      for (const socket of sockets) socket.destroy()
+    }
+  }
+}
