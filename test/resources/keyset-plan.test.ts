@@ -46,42 +46,45 @@ t.test("deep pages of every sort, filtered or not, are index range scans from th
     ['token', { tokenHash: token.hash }]
   ]
   for (const sort of ['order', '-order', 'due_date', '-due_date', 'title', '-title', 'created_at', '-created_at']) {
-    for (const [query, [ownerKind, owner]] of ['', 'completed=false'].flatMap((q) => owners.map((o) => [q, o] as const))) {
-      // A cursor about 15 000 rows in (through NULLs for the nullable sorts), from the API itself.
+    for (const query of ['', 'completed=false']) {
+      // A cursor about 15 000 rows in (through NULLs for the nullable sorts), from the API
+      // itself; both ways of naming the owner read the same rows, so they share it.
       let url: string | undefined = `/todos?sort=${sort}&limit=1000${query ? `&${query}` : ''}`
       for (let page = 0; page < (query ? 10 : 15) && url; page++) url = nextLink((await app.inject(url)).headers.link)
       const cursor = new URLSearchParams(url?.split('?')[1]).get('cursor') ?? undefined
       t.ok(cursor, `${sort} ${query}: got a deep cursor`)
-      const filters = query ? { completed: false } : {}
-      const { text, values } = resourceStatements(todos).list(owner, filters, { sort, limit: 100, cursor })
-      const [{ 'QUERY PLAN': [{ Plan: plan }] }] = (await withClient(db, (client) =>
-        client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values).then((result) => result.rows)
-      )) as [{ 'QUERY PLAN': [{ Plan: PlanNode }] }]
-      const all = nodes(plan)
-      const scan = all.find((node) => /Index/.test(node['Node Type']) && node['Relation Name'] === 'todos')
-      const label = `${sort}${query ? ` with ${query}` : ''} (owner by ${ownerKind})`
-      t.ok(scan, `${label}: an index scan (${all.map((node) => node['Node Type']).join(' > ')})`)
-      t.match(scan?.['Index Cond'], /owner_id = /, `${label}: the owner is an index condition`)
-      t.match(scan?.['Index Cond'], /id\) [<>]/, `${label}: the cursor is an index condition`)
-      t.notOk(all.some((node) => node['Node Type'] === 'Sort' || node['Node Type'] === 'Seq Scan'), `${label}: no sort, no sequential scan`)
-      const skipped = all.reduce((sum, node) => sum + (node['Rows Removed by Filter'] ?? 0), 0)
-      t.ok(skipped < 1000, `${label}: ${skipped} rows filtered out, not the ${query ? 10000 : 15000} before the cursor`)
+      for (const [ownerKind, owner] of owners) {
+        const filters = query ? { completed: false } : {}
+        const { text, values } = resourceStatements(todos).list(owner, filters, { sort, limit: 100, cursor })
+        const [{ 'QUERY PLAN': [{ Plan: plan }] }] = (await withClient(db, (client) =>
+          client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values).then((result) => result.rows)
+        )) as [{ 'QUERY PLAN': [{ Plan: PlanNode }] }]
+        const all = nodes(plan)
+        const scan = all.find((node) => /Index/.test(node['Node Type']) && node['Relation Name'] === 'todos')
+        const label = `${sort}${query ? ` with ${query}` : ''} (owner by ${ownerKind})`
+        t.ok(scan, `${label}: an index scan (${all.map((node) => node['Node Type']).join(' > ')})`)
+        t.match(scan?.['Index Cond'], /owner_id = /, `${label}: the owner is an index condition`)
+        t.match(scan?.['Index Cond'], /id\) [<>]/, `${label}: the cursor is an index condition`)
+        t.notOk(all.some((node) => node['Node Type'] === 'Sort' || node['Node Type'] === 'Seq Scan'), `${label}: no sort, no sequential scan`)
+        const skipped = all.reduce((sum, node) => sum + (node['Rows Removed by Filter'] ?? 0), 0)
+        t.ok(skipped < 1000, `${label}: ${skipped} rows filtered out, not the ${query ? 10000 : 15000} before the cursor`)
 
-      // The statement is a named prepared statement: after a few runs PostgreSQL may plan
-      // it once for any parameters (a generic plan). That plan must be the same range scan.
-      const [{ 'QUERY PLAN': [{ Plan: generic }] }] = (await withClient(db, async (client) => {
-        await client.query('SET plan_cache_mode = force_generic_plan')
-        await client.query(`PREPARE page AS ${text}`)
-        const literal = (value: unknown) =>
-          value === null ? 'NULL' : typeof value === 'number' ? String(value) : Buffer.isBuffer(value) ? `'\\x${value.toString('hex')}'::bytea` : client.escapeLiteral(String(value))
-        const literals = values.map(literal)
-        return (await client.query(`EXPLAIN (FORMAT JSON) EXECUTE page(${literals.join(', ')})`)).rows
-      })) as [{ 'QUERY PLAN': [{ Plan: PlanNode }] }]
-      const genericNodes = nodes(generic)
-      const genericScan = genericNodes.find((node) => /Index/.test(node['Node Type']) && node['Relation Name'] === 'todos')
-      t.equal(genericScan?.['Index Name'], scan?.['Index Name'], `${label}: the generic plan scans the same index`)
-      t.match(genericScan?.['Index Cond'], /id\) [<>]/, `${label}: with the cursor as its index condition`)
-      t.notOk(genericNodes.some((node) => node['Node Type'] === 'Sort' || node['Node Type'] === 'Seq Scan'), `${label}: generic plan, no sort, no sequential scan`)
+        // The statement is a named prepared statement: after a few runs PostgreSQL may plan
+        // it once for any parameters (a generic plan). That plan must be the same range scan.
+        const [{ 'QUERY PLAN': [{ Plan: generic }] }] = (await withClient(db, async (client) => {
+          await client.query('SET plan_cache_mode = force_generic_plan')
+          await client.query(`PREPARE page AS ${text}`)
+          const literal = (value: unknown) =>
+            value === null ? 'NULL' : typeof value === 'number' ? String(value) : Buffer.isBuffer(value) ? `'\\x${value.toString('hex')}'::bytea` : client.escapeLiteral(String(value))
+          const literals = values.map(literal)
+          return (await client.query(`EXPLAIN (FORMAT JSON) EXECUTE page(${literals.join(', ')})`)).rows
+        })) as [{ 'QUERY PLAN': [{ Plan: PlanNode }] }]
+        const genericNodes = nodes(generic)
+        const genericScan = genericNodes.find((node) => /Index/.test(node['Node Type']) && node['Relation Name'] === 'todos')
+        t.equal(genericScan?.['Index Name'], scan?.['Index Name'], `${label}: the generic plan scans the same index`)
+        t.match(genericScan?.['Index Cond'], /id\) [<>]/, `${label}: with the cursor as its index condition`)
+        t.notOk(genericNodes.some((node) => node['Node Type'] === 'Sort' || node['Node Type'] === 'Seq Scan'), `${label}: generic plan, no sort, no sequential scan`)
+      }
     }
   }
 })
