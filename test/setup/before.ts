@@ -5,9 +5,10 @@
  * template database that each test file clones into a database of its own.
  */
 import { spawn } from 'node:child_process'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
 import pg from 'pg'
 import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../../src/dev/embedded.js'
 import { clusterDir } from '../../src/dev/embedded-host.js'
@@ -24,6 +25,17 @@ const tsc = fileURLToPath(import.meta.resolve('typescript/bin/tsc'))
 const building = new Promise<number | null>((resolve) =>
   spawn(process.execPath, [tsc, '-b', fileURLToPath(new URL('../tsconfig.json', import.meta.url))], { stdio: 'inherit' }).on('exit', resolve)
 )
+// Every test file runs: in a folder tap's `include` names, or in its folder's process
+// (test/<folder>.test.ts, see test/support/folder.ts). A folder with neither would be skipped unseen.
+const testDir = fileURLToPath(new URL('..', import.meta.url))
+const include = (JSON.parse(await readFile(join(testDir, '../package.json'), 'utf8')) as { tap: { include: string[] } }).tap.include
+const runs = (file: string) => Number(include.includes(`test/${dirname(file)}/*.test.ts`)) + Number(existsSync(join(testDir, `${dirname(file)}.test.ts`)))
+const nested = (await readdir(testDir, { recursive: true })).filter((file) => file.endsWith('.test.ts') && dirname(file) !== '.')
+if (nested.some((file) => runs(file) !== 1)) {
+  const [never, twice] = [0, 2].map((count) => nested.filter((file) => runs(file) === count).join(', ') || 'none')
+  process.stderr.write(`# every test file must run once (a tap include, or test/<folder>.test.ts): never ${never}; twice ${twice}\n`)
+  process.exit(1)
+}
 const external = process.env.TEST_DATABASE_URL
 
 let state: ClusterState

@@ -1,0 +1,4 @@
+// Runs test/plugins/*.test.ts in this one process (see test/support/folder.ts).
+import { importTests } from './support/folder.js'
+
+await importTests(new URL('./plugins/', import.meta.url))
