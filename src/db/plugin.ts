@@ -90,16 +90,28 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     })
   )
   const maxQueue = config.DATABASE_MAX_QUEUE
+  const maxWait = config.DATABASE_MAX_WAIT_MS
+  // When each waiting request began to wait, in the pool's own order (first in, first served):
+  // the first is the one that has waited longest.
+  const waiting = new Set<{ since: number }>()
   const open = async (): Promise<Session> => {
-    // Past DATABASE_MAX_QUEUE requests waiting for a connection, the next is told at once
-    // to come back, rather than queue until its time is up: an overload answered, not a timeout.
+    // Past DATABASE_MAX_QUEUE requests waiting for a connection, or once the longest-waiting
+    // has waited DATABASE_MAX_WAIT_MS, the next is told at once to come back rather than
+    // queue until its time is up: an overload answered, not a timeout. The wait bounds the
+    // latency a queue adds whatever the throughput; the length bounds the memory.
     if (maxQueue > 0 && pool.waitingCount >= maxQueue) throw overloaded('the service has more work waiting for the database than it takes on; try again in a moment')
+    const oldest = waiting.values().next().value
+    if (oldest !== undefined && Date.now() - oldest.since >= maxWait) throw overloaded('requests are waiting too long for the database; try again in a moment')
     let client: pg.PoolClient
+    const wait = { since: Date.now() }
+    if (maxWait > 0) waiting.add(wait)
     try {
       client = await pool.connect()
     } catch (error) {
       metrics.connectionTimeouts.inc()
       throw isConnectionFailure(error) ? databaseUnavailable(undefined, error) : error
+    } finally {
+      waiting.delete(wait)
     }
     const session: Session = { client }
     sessionOf.set(client, session)

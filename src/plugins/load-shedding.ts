@@ -16,7 +16,7 @@ declare module 'fastify' {
  * OVERLOADED and `Retry-After: 1`, instead of queueing behind the rest until clients time
  * out. The health probes are not shed: an overloaded instance is busy, not sick, and a
  * load balancer that took it out would only push its load onto the others. (The wait for a
- * database connection is shed in db/plugin.ts, DATABASE_MAX_QUEUE.)
+ * database connection is shed in db/plugin.ts, DATABASE_MAX_QUEUE and DATABASE_MAX_WAIT_MS.)
  */
 async function loadSheddingPlugin(app: FastifyInstance) {
   const isProbe = (request: FastifyRequest) => request.routeOptions.url?.startsWith('/health/') === true

@@ -60,6 +60,29 @@ t.test('past DATABASE_MAX_QUEUE requests waiting for a connection, the next is a
   t.same(await sql(db, "SELECT count(*)::int AS n FROM todos WHERE title = 'shed'"), [{ n: 0 }], 'the shed POST wrote nothing')
 })
 
+t.test('once the longest wait for a connection passes DATABASE_MAX_WAIT_MS, the next request is answered 503 at once; a shorter wait queues', async (t) => {
+  const { app, db } = await buildTestApp(t, { env: { DATABASE_POOL_MAX: '1', DATABASE_MAX_WAIT_MS: '400', DATABASE_MAX_QUEUE: '0', DATABASE_BATCHING: 'false', RATE_LIMIT_PER_MINUTE: '0' } })
+  const { id } = (await app.inject({ method: 'POST', url: '/todos', payload: { title: 'held' } })).json() as { id: number }
+  const holder = await holdRowLock(t, db, 'todos', id)
+  // The only connection waits for the row; a read waits for the connection.
+  const blocked = app.inject({ method: 'PATCH', url: `/todos/${id}`, payload: { title: 'edited' } })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const first = app.inject('/todos/' + id)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const second = app.inject('/todos/' + id) // the first has waited about 50 ms: this one queues too
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const started = Date.now()
+  const shed = await Promise.all([app.inject('/todos/' + id), app.inject({ method: 'POST', url: '/todos', payload: { title: 'shed' } })])
+  t.ok(Date.now() - started < 1000, `answered at once (${Date.now() - started} ms)`)
+  for (const answer of shed) expectProblem(t, answer, 503, { code: 'OVERLOADED', detail: /waiting too long/ }, 'shed')
+  for (const answer of shed) t.equal(answer.headers['retry-after'], '1')
+  await holder.release()
+  t.equal((await blocked).statusCode, 200)
+  t.same([(await first).statusCode, (await second).statusCode], [200, 200], 'the queued ones are served')
+  t.equal((await app.inject('/todos/' + id)).statusCode, 200, 'and with no one waiting, the next is served')
+  t.same(await sql(db, "SELECT count(*)::int AS n FROM todos WHERE title = 'shed'"), [{ n: 0 }], 'the shed POST wrote nothing')
+})
+
 t.test('an overload over real HTTP: every request answered within a bounded time, 2xx or 503 with Retry-After, never an error', async (t) => {
   const { url } = await listeningTestApp(t, { env: { DATABASE_POOL_MAX: '2', DATABASE_MAX_QUEUE: '4', DATABASE_BATCHING: 'false' } })
   const outcomes = new Map<string, number>()

@@ -19,9 +19,13 @@ import { startPgBouncer, type PgBouncer } from './pgbouncer.js'
 
 /** The config a test app runs with: defaults, quiet logs, plus `env`. No `.env` file. */
 export function testConfig(env: Record<string, string> = {}): Config {
-  // Shedding on the event loop off: test files share two cores with each other, and their
-  // loops lag for reasons of their own (load-shedding.test.ts turns it on).
-  return loadConfig({ env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', AUTH_MODE: 'local', METRICS_PORT: '0', PASSWORD_HASH_COST: '10', SHED_EVENT_LOOP_DELAY_MS: '0', ...env }, envFile: false })
+  // Shedding on the event loop and on the wait for a connection off: test files share two
+  // cores with each other, and their loops lag and their waits grow for reasons of their
+  // own (load-shedding.test.ts turns them on).
+  return loadConfig({
+    env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', AUTH_MODE: 'local', METRICS_PORT: '0', PASSWORD_HASH_COST: '10', SHED_EVENT_LOOP_DELAY_MS: '0', DATABASE_MAX_WAIT_MS: '0', ...env },
+    envFile: false
+  })
 }
 
 /**

@@ -50,7 +50,7 @@ export async function startServer(
   const child = spawn(file, rest, {
     cwd: workdir,
     // Acting as the local user without a token, as `make dev` does, with the tests' cheap password hashes (production refuses both).
-    env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: '0', LOG_LEVEL: 'info', SHED_EVENT_LOOP_DELAY_MS: '0', ...(env.NODE_ENV === 'production' ? {} : { AUTH_MODE: 'local', PASSWORD_HASH_COST: '10' }), ...env },
+    env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: '0', LOG_LEVEL: 'info', SHED_EVENT_LOOP_DELAY_MS: '0', DATABASE_MAX_WAIT_MS: '0', ...(env.NODE_ENV === 'production' ? {} : { AUTH_MODE: 'local', PASSWORD_HASH_COST: '10' }), ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const { output, waitFor: waitForLine } = watchOutput(child)
