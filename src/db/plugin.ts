@@ -91,8 +91,10 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
   )
   const maxQueue = config.DATABASE_MAX_QUEUE
   const maxWait = config.DATABASE_MAX_WAIT_MS
-  // When each waiting request began to wait, in the pool's own order (first in, first served):
-  // the first is the one that has waited longest.
+  const poolMax = config.DATABASE_POOL_MAX
+  // When each request queued behind a full pool began to wait, in the pool's own order
+  // (first in, first served): the first is the one that has waited longest. A request that
+  // gets an idle connection or a new one does not queue, however long a connect takes.
   const waiting = new Set<{ since: number }>()
   const open = async (): Promise<Session> => {
     // Past DATABASE_MAX_QUEUE requests waiting for a connection, or once the longest-waiting
@@ -100,11 +102,12 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
     // queue until its time is up: an overload answered, not a timeout. The wait bounds the
     // latency a queue adds whatever the throughput; the length bounds the memory.
     if (maxQueue > 0 && pool.waitingCount >= maxQueue) throw overloaded('the service has more work waiting for the database than it takes on; try again in a moment')
-    const oldest = waiting.values().next().value
-    if (oldest !== undefined && Date.now() - oldest.since >= maxWait) throw overloaded('requests are waiting too long for the database; try again in a moment')
+    const queues = maxWait > 0 && pool.idleCount === 0 && pool.totalCount >= poolMax
+    const oldest = queues ? waiting.values().next().value : undefined
+    if (oldest !== undefined && performance.now() - oldest.since >= maxWait) throw overloaded('requests are waiting too long for the database; try again in a moment')
     let client: pg.PoolClient
-    const wait = { since: Date.now() }
-    if (maxWait > 0) waiting.add(wait)
+    const wait = { since: performance.now() }
+    if (queues) waiting.add(wait)
     try {
       client = await pool.connect()
     } catch (error) {

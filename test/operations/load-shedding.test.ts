@@ -2,9 +2,10 @@
  * Load shedding: an overloaded instance answers 503 OVERLOADED with Retry-After at once,
  * rather than queueing requests until they time out, and stays ready.
  */
+import { connect, createServer } from 'node:net'
 import t from 'tap'
 import type {} from '@fastify/under-pressure'
-import { buildTestApp, expectProblem, insertTodos, listeningTestApp, sql } from '../helper.js'
+import { buildTestApp, expectProblem, freshDatabase, insertTodos, listeningTestApp, sql } from '../helper.js'
 import { holdRowLock } from '../support/database.js'
 
 t.test('while the event loop lags past SHED_EVENT_LOOP_DELAY_MS, requests get 503 OVERLOADED at once; the probes do not', async (t) => {
@@ -61,7 +62,7 @@ t.test('past DATABASE_MAX_QUEUE requests waiting for a connection, the next is a
 })
 
 t.test('once the longest wait for a connection passes DATABASE_MAX_WAIT_MS, the next request is answered 503 at once; a shorter wait queues', async (t) => {
-  const { app, db } = await buildTestApp(t, { env: { DATABASE_POOL_MAX: '1', DATABASE_MAX_WAIT_MS: '400', DATABASE_MAX_QUEUE: '0', DATABASE_BATCHING: 'false', RATE_LIMIT_PER_MINUTE: '0' } })
+  const { app, db } = await buildTestApp(t, { env: { DATABASE_POOL_MAX: '1', DATABASE_MAX_WAIT_MS: '2000', DATABASE_MAX_QUEUE: '0', DATABASE_BATCHING: 'false', RATE_LIMIT_PER_MINUTE: '0' } })
   const { id } = (await app.inject({ method: 'POST', url: '/todos', payload: { title: 'held' } })).json() as { id: number }
   const holder = await holdRowLock(t, db, 'todos', id)
   // The only connection waits for the row; a read waits for the connection.
@@ -70,7 +71,7 @@ t.test('once the longest wait for a connection passes DATABASE_MAX_WAIT_MS, the 
   const first = app.inject('/todos/' + id)
   await new Promise((resolve) => setTimeout(resolve, 50))
   const second = app.inject('/todos/' + id) // the first has waited about 50 ms: this one queues too
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  await new Promise((resolve) => setTimeout(resolve, 2100))
   const started = Date.now()
   const shed = await Promise.all([app.inject('/todos/' + id), app.inject({ method: 'POST', url: '/todos', payload: { title: 'shed' } })])
   t.ok(Date.now() - started < 1000, `answered at once (${Date.now() - started} ms)`)
@@ -81,6 +82,40 @@ t.test('once the longest wait for a connection passes DATABASE_MAX_WAIT_MS, the 
   t.same([(await first).statusCode, (await second).statusCode], [200, 200], 'the queued ones are served')
   t.equal((await app.inject('/todos/' + id)).statusCode, 200, 'and with no one waiting, the next is served')
   t.same(await sql(db, "SELECT count(*)::int AS n FROM todos WHERE title = 'shed'"), [{ n: 0 }], 'the shed POST wrote nothing')
+})
+
+t.test('a connection slow to open is not a wait: with room in the pool, the next request is served, not shed', async (t) => {
+  // The app reaches PostgreSQL through a relay that holds the next new connection back as long as told.
+  const db = await freshDatabase(t)
+  const target = new URL(db)
+  const delays: number[] = []
+  const relay = createServer((client) => {
+    const delay = delays.shift() ?? 0
+    client.on('error', () => {})
+    setTimeout(() => {
+      const upstream = connect(Number(target.port), target.hostname)
+      upstream.on('error', () => client.destroy())
+      client.on('close', () => upstream.destroy())
+      client.pipe(upstream).pipe(client)
+    }, delay)
+  })
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => relay.close(resolve)))
+  const via = new URL(db)
+  via.port = String((relay.address() as { port: number }).port)
+  const { app } = await buildTestApp(t, { connectionString: via.toString(), env: { DATABASE_POOL_MAX: '3', DATABASE_MAX_WAIT_MS: '300', DATABASE_BATCHING: 'false', RATE_LIMIT_PER_MINUTE: '0' } })
+  const { id } = (await app.inject({ method: 'POST', url: '/todos', payload: { title: 'held' } })).json() as { id: number }
+  const holder = await holdRowLock(t, db, 'todos', id)
+  // The pool's one connection waits for the row; the next request opens a second, which takes 3 s.
+  const blocked = app.inject({ method: 'PATCH', url: `/todos/${id}`, payload: { title: 'edited' } })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  delays.push(3000)
+  const slow = app.inject('/todos/' + id)
+  await new Promise((resolve) => setTimeout(resolve, 800))
+  const next = await app.inject('/todos/' + id)
+  t.equal(next.statusCode, 200, 'a third connection, opened at once, serves it')
+  await holder.release()
+  t.same([(await blocked).statusCode, (await slow).statusCode], [200, 200])
 })
 
 t.test('an overload at three times the measured capacity, over real HTTP: every request answered within a bounded time, 2xx or 503 with Retry-After, never an error', async (t) => {

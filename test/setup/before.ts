@@ -5,7 +5,7 @@
  * template database that each test file clones into a database of its own.
  */
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
@@ -26,10 +26,12 @@ const building = new Promise<number | null>((resolve) =>
   spawn(process.execPath, [tsc, '-b', fileURLToPath(new URL('../tsconfig.json', import.meta.url))], { stdio: 'inherit' }).on('exit', resolve)
 )
 // Every test file runs: in a folder tap's `include` names, or in its folder's process
-// (test/<folder>.test.ts, see test/support/folder.ts). A folder with neither would be skipped unseen.
+// (test/<folder>.test.ts importing ./<folder>/, see test/support/folder.ts). A folder with
+// neither would be skipped unseen.
 const testDir = fileURLToPath(new URL('..', import.meta.url))
 const include = (JSON.parse(await readFile(join(testDir, '../package.json'), 'utf8')) as { tap: { include: string[] } }).tap.include
-const runs = (file: string) => Number(include.includes(`test/${dirname(file)}/*.test.ts`)) + Number(existsSync(join(testDir, `${dirname(file)}.test.ts`)))
+const runsFolder = (folder: string) => existsSync(join(testDir, `${folder}.test.ts`)) && readFileSync(join(testDir, `${folder}.test.ts`), 'utf8').includes(`'./${folder}/'`)
+const runs = (file: string) => Number(include.includes(`test/${dirname(file)}/*.test.ts`)) + Number(runsFolder(dirname(file)))
 const nested = (await readdir(testDir, { recursive: true })).filter((file) => file.endsWith('.test.ts') && dirname(file) !== '.')
 if (nested.some((file) => runs(file) !== 1)) {
   const [never, twice] = [0, 2].map((count) => nested.filter((file) => runs(file) === count).join(', ') || 'none')

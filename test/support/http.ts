@@ -153,14 +153,15 @@ export async function turnClients(port: number, count: number) {
         const length = Number(headers['content-length'] ?? Number.NaN)
         if (!Number.isInteger(length)) return fail(new Error(`an answer without Content-Length: ${statusLine}`))
         if (received.length < end + 4 + length) return
-        socket.off('data', onData).off('error', fail)
+        socket.off('data', onData).off('error', fail).off('close', closed)
         resolve({ status: Number(statusLine.split(' ')[1] ?? 0), headers, body: received.subarray(end + 4, end + 4 + length).toString('utf8'), ms: Date.now() - started })
       }
       const fail = (error: Error) => {
-        socket.off('data', onData).off('error', fail)
+        socket.off('data', onData).off('error', fail).off('close', closed)
         reject(error)
       }
-      socket.on('data', onData).on('error', fail)
+      const closed = () => fail(new Error('the server closed the connection before answering'))
+      socket.on('data', onData).on('error', fail).on('close', closed)
     })
   const request = (method: string, path: string, body?: unknown) => {
     const payload = body === undefined ? '' : JSON.stringify(body)
