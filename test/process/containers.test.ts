@@ -156,7 +156,8 @@ t.test('scaled stack: nginx runs docker/nginx, in front of every api replica, wi
   t.match(nginxConf, /^\s*proxy_set_header X-Forwarded-For \$remote_addr;$/m, "clients cannot choose the address the API's rate limits count")
   t.ok(Number(pgbouncerIni.pgbouncer?.query_wait_timeout) * 1000 < (ConfigSchema.properties.DATABASE_STATEMENT_TIMEOUT_MS.default as number), 'PgBouncer gives up on a queued client before the API would cancel')
   t.notMatch(nginxConf, /non_idempotent/)
-  t.match(nginxConf, /^\s*limit_req_zone \$binary_remote_addr zone=per_address:\d+m rate=\d+r\/s;$/m, 'a per-address limit at the edge (edge-limits.test.ts runs it)')
+  t.match(nginxConf, /^\s*limit_req_zone \$todos_client zone=per_address:\d+m rate=\d+r\/s;$/m, 'a per-address limit at the edge (edge-limits.test.ts runs it)')
+  t.match(nginxConf, /^\s*map \$remote_addr \$todos_client \{\n\s*default \$binary_remote_addr;$/m, 'keyed by the address, an IPv6 one by its /64')
   t.match(nginxConf, /^\s*limit_req zone=per_address burst=\d+ nodelay;$/m)
   const events = /location = \/events \{([^}]*)\}/.exec(nginxConf)?.[1] ?? ''
   t.match(events, /^\s*proxy_buffering off;$/m, 'GET /events goes out unbuffered, each event as it is written')
