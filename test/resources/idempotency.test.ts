@@ -111,7 +111,8 @@ t.test('keys are per user, expire and are reaped; a key abandoned in flight is t
 t.test('a write the database never confirmed: 504 OUTCOME_UNKNOWN, no Retry-After; the key tells the outcome afterwards', async (t) => {
   const cluster = await PrivateCluster.create(t)
   await runMigrations(cluster.connectionString)
-  const config = testConfig({ DATABASE_URL: cluster.connectionString, DATABASE_STATEMENT_TIMEOUT_MS: '1000', DATABASE_CONNECT_TIMEOUT_MS: '1000' })
+  // No quota: its flush, a write every 200 ms, could take one of the open connections into the hang.
+  const config = testConfig({ DATABASE_URL: cluster.connectionString, DATABASE_STATEMENT_TIMEOUT_MS: '1000', DATABASE_CONNECT_TIMEOUT_MS: '1000', RATE_LIMIT_PER_MINUTE: '0' })
   const app = await buildApp({ config, connectionString: cluster.connectionString, logger: false })
   t.teardown(() => app.close())
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -122,8 +123,9 @@ t.test('a write the database never confirmed: 504 OUTCOME_UNKNOWN, no Retry-Afte
     const body = await response.text()
     return { statusCode: response.status, headers: Object.fromEntries(response.headers), body, json: () => JSON.parse(body) as unknown }
   }
-  // An open pooled connection, as under load.
+  // Two open pooled connections, as under load: each write during the hang has one, and is sent.
   t.equal((await send('POST', '/todos', {}, { title: 'warm' })).statusCode, 201)
+  for (const client of await Promise.all([app.pg.pool.connect(), app.pg.pool.connect()])) client.release()
 
   await cluster.pause()
   const [plain, keyed] = await Promise.all([
