@@ -89,18 +89,13 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
       if (session) session.broken ??= error
     })
   )
-  const maxQueue = config.DATABASE_MAX_QUEUE
-  const maxWait = config.DATABASE_MAX_WAIT_MS
-  const poolMax = config.DATABASE_POOL_MAX
-  // When each request queued behind a full pool began to wait, in the pool's own order
-  // (first in, first served): the first is the one that has waited longest. A request that
-  // gets an idle connection or a new one does not queue, however long a connect takes.
+  const { DATABASE_MAX_QUEUE: maxQueue, DATABASE_MAX_WAIT_MS: maxWait, DATABASE_POOL_MAX: poolMax } = config
+  // Requests queued behind a full pool, in the pool's order (FIFO): the first has waited longest.
+  // Getting an idle or a new connection is not queueing, however long a connect takes.
   const waiting = new Set<{ since: number }>()
   const open = async (): Promise<Session> => {
-    // Past DATABASE_MAX_QUEUE requests waiting for a connection, or once the longest-waiting
-    // has waited DATABASE_MAX_WAIT_MS, the next is told at once to come back rather than
-    // queue until its time is up: an overload answered, not a timeout. The wait bounds the
-    // latency a queue adds whatever the throughput; the length bounds the memory.
+    // Past DATABASE_MAX_QUEUE waiting, or once the longest wait passes DATABASE_MAX_WAIT_MS, the
+    // next is told at once to come back: an overload answered, not a timeout.
     if (maxQueue > 0 && pool.waitingCount >= maxQueue) throw overloaded('the service has more work waiting for the database than it takes on; try again in a moment')
     const queues = maxWait > 0 && pool.idleCount === 0 && pool.totalCount >= poolMax
     const oldest = queues ? waiting.values().next().value : undefined
