@@ -96,10 +96,10 @@ async function dbPlugin(app: FastifyInstance, options: { connectionString: strin
   const open = async (): Promise<Session> => {
     // Past DATABASE_MAX_QUEUE waiting, or once the longest wait passes DATABASE_MAX_WAIT_MS, the
     // next is told at once to come back: an overload answered, not a timeout.
-    if (maxQueue > 0 && pool.waitingCount >= maxQueue) throw overloaded('the service has more work waiting for the database than it takes on; try again in a moment')
+    if (maxQueue > 0 && pool.waitingCount >= maxQueue) throw overloaded('the service has more work waiting for the database than it takes on; try again in a moment', 'database_queue')
     const queues = maxWait > 0 && pool.idleCount === 0 && pool.totalCount >= poolMax
     const oldest = queues ? waiting.values().next().value : undefined
-    if (oldest !== undefined && performance.now() - oldest.since >= maxWait) throw overloaded('requests are waiting too long for the database; try again in a moment')
+    if (oldest !== undefined && performance.now() - oldest.since >= maxWait) throw overloaded('requests are waiting too long for the database; try again in a moment', 'database_wait')
     let client: pg.PoolClient
     const wait = { since: performance.now() }
     if (queues) waiting.add(wait)

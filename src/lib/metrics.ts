@@ -60,12 +60,14 @@ export function createMetrics() {
     rateLimited: new Counter({ name: 'todos_api_rate_limited_total', help: 'Requests refused with 429', labelNames: ['http_route'], registers }),
     idempotency: new Counter({ name: 'todos_api_idempotency_requests_total', help: 'Creates with an Idempotency-Key, by outcome', labelNames: ['outcome'], registers }),
     unavailable: new Counter({ name: 'todos_api_unavailable_responses_total', help: '503 and 504 answers, by status and code', labelNames: ['http_response_status_code', 'code'], registers }),
+    shed: new Counter({ name: 'todos_api_shed_total', help: 'Requests answered 503 OVERLOADED, by the limit that shed them', labelNames: ['reason'], registers }),
     /** The counters an error answer belongs to (plugins/errors.ts calls it for each). */
     countProblem(problem: HttpProblem, route: string | undefined) {
       const { status, code } = problem
       if (status === 401 || code === 'LOCAL_HOST_ONLY') metrics.authFailures.inc({ reason: problem.reason ?? code.toLowerCase() })
       else if (status === 429) metrics.rateLimited.inc({ http_route: route ?? 'unmatched' })
       else if (status === 503 || status === 504) metrics.unavailable.inc({ http_response_status_code: String(status), code })
+      if (code === 'OVERLOADED') metrics.shed.inc({ reason: problem.reason ?? 'unknown' })
       if (code === 'IDEMPOTENCY_KEY_IN_USE') metrics.idempotency.inc({ outcome: 'in_use' })
       else if (code === 'IDEMPOTENCY_KEY_REUSED') metrics.idempotency.inc({ outcome: 'reused' })
     },

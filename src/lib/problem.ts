@@ -105,7 +105,9 @@ export const badRequest = (code: string, detail: string, errors?: FieldError[]) 
   new HttpProblem(400, code, detail, errors ? { errors } : {})
 
 /** Shed at once rather than queued (plugins/load-shedding.ts, db/plugin.ts): nothing was done, so a retry is safe. */
-export const overloaded = (detail: string) => new HttpProblem(503, 'OVERLOADED', detail, { retryAfterSeconds: 1 })
+/** Which limit shed a request (the operators' `todos_api_shed_total`). */
+export type ShedReason = 'database_queue' | 'database_wait' | 'in_flight' | 'event_loop'
+export const overloaded = (detail: string, reason: ShedReason) => new HttpProblem(503, 'OVERLOADED', detail, { retryAfterSeconds: 1, reason })
 
 export const databaseUnavailable = (detail = 'the database is not available; try again shortly', cause?: unknown) =>
   new HttpProblem(503, 'DATABASE_UNAVAILABLE', detail, { retryAfterSeconds: 5, cause })

@@ -31,7 +31,7 @@ async function loadSheddingPlugin(app: FastifyInstance) {
     const ended = () => void inFlight--
     app.addHook('preHandler', (request, reply, done) => {
       if (isProbe(request) || request.routeOptions.config.longLived === true) return done()
-      if (inFlight >= maxInFlight) return done(overloaded('the service has as many requests under way as it takes on; try again in a moment'))
+      if (inFlight >= maxInFlight) return done(overloaded('the service has as many requests under way as it takes on; try again in a moment', 'in_flight'))
       inFlight++
       reply.raw.once('close', ended)
       done()
@@ -43,7 +43,7 @@ async function loadSheddingPlugin(app: FastifyInstance) {
     maxEventLoopDelay,
     pressureHandler: async (request) => {
       if (isProbe(request)) return
-      throw overloaded('the service is overloaded; try again in a moment')
+      throw overloaded('the service is overloaded; try again in a moment', 'event_loop')
     }
   })
 }

@@ -5,8 +5,12 @@
 import { connect, createServer } from 'node:net'
 import t from 'tap'
 import type {} from '@fastify/under-pressure'
+import type { FastifyInstance } from 'fastify'
 import { buildTestApp, expectProblem, freshDatabase, insertTodos, listeningTestApp, sql } from '../helper.js'
 import { holdRowLock } from '../support/database.js'
+
+/** todos_api_shed_total{reason}: how many requests that limit shed. */
+const shedCount = async (app: FastifyInstance, reason: string) => (await app.metrics.shed.get()).values.find((value) => value.labels.reason === reason)?.value ?? 0
 
 t.test('while the event loop lags past SHED_EVENT_LOOP_DELAY_MS, requests get 503 OVERLOADED at once; the probes do not', async (t) => {
   const { app } = await buildTestApp(t, { env: { SHED_EVENT_LOOP_DELAY_MS: '60' } })
@@ -36,6 +40,7 @@ t.test('while the event loop lags past SHED_EVENT_LOOP_DELAY_MS, requests get 50
   const shed = await app.inject('/todos')
   expectProblem(t, shed, 503, { code: 'OVERLOADED' }, 'shed')
   t.equal(shed.headers['retry-after'], '1')
+  t.ok((await shedCount(app, 'event_loop')) >= 1, 'counted as shed by the event loop')
   t.equal((await app.inject('/health/ready')).statusCode, 200, 'readiness stays green: busy is not sick')
   t.equal((await app.inject('/health/live')).statusCode, 200)
   clearInterval(lag)
@@ -55,6 +60,7 @@ t.test('past DATABASE_MAX_QUEUE requests waiting for a connection, the next is a
   const shed = await Promise.all([app.inject('/todos/' + id), app.inject({ method: 'POST', url: '/todos', payload: { title: 'shed' } })])
   t.ok(Date.now() - started < 1000, `answered at once (${Date.now() - started} ms)`)
   for (const answer of shed) expectProblem(t, answer, 503, { code: 'OVERLOADED' }, 'shed')
+  t.equal(await shedCount(app, 'database_queue'), 2, 'counted as shed by the queue')
   await holder.release()
   t.equal((await blocked).statusCode, 200)
   t.same((await Promise.all(queued)).map((answer) => answer.statusCode), [200, 200], 'the queued ones are served')
@@ -77,6 +83,7 @@ t.test('once the longest wait for a connection passes DATABASE_MAX_WAIT_MS, the 
   t.ok(Date.now() - started < 1000, `answered at once (${Date.now() - started} ms)`)
   for (const answer of shed) expectProblem(t, answer, 503, { code: 'OVERLOADED', detail: /waiting too long/ }, 'shed')
   for (const answer of shed) t.equal(answer.headers['retry-after'], '1')
+  t.same([await shedCount(app, 'database_wait'), await shedCount(app, 'database_queue')], [2, 0], 'counted as shed by the wait')
   await holder.release()
   t.equal((await blocked).statusCode, 200)
   t.same([(await first).statusCode, (await second).statusCode], [200, 200], 'the queued ones are served')
@@ -176,6 +183,7 @@ t.test('past SHED_MAX_IN_FLIGHT requests under way, the next is answered 503 at 
   t.equal(shed.status, 503)
   t.match(await shed.json(), { code: 'OVERLOADED' })
   t.equal(shed.headers.get('retry-after'), '1')
+  t.equal(await shedCount(app, 'in_flight'), 1, 'counted as shed by the requests under way')
   t.equal((await fetch(`${url}/health/ready`)).status, 200, 'the probes are answered')
   await holder.release()
   t.same((await Promise.all(held)).map((answer) => answer.status), [200, 200])
