@@ -83,6 +83,13 @@ t.test('password hashes cost scrypt N=2^14 unless the tests ask for less', async
   t.match(issuesOf({ NODE_ENV: 'test', PASSWORD_HASH_COST: '9' }), [/PASSWORD_HASH_COST must be >= 10/])
 })
 
+t.test('a limit on the wait for a connection that the connect timeout would always cut first is refused', async (t) => {
+  t.match(issuesOf({ DATABASE_CONNECT_TIMEOUT_MS: '500' }), [/DATABASE_MAX_WAIT_MS must be below DATABASE_CONNECT_TIMEOUT_MS/], 'the default wait (500 ms) against a 500 ms timeout')
+  t.match(issuesOf({ DATABASE_MAX_WAIT_MS: '6000' }), [/DATABASE_MAX_WAIT_MS must be below DATABASE_CONNECT_TIMEOUT_MS \(or 0 for no limit\)/])
+  t.equal(load({ DATABASE_MAX_WAIT_MS: '0', DATABASE_CONNECT_TIMEOUT_MS: '500' }).DATABASE_MAX_WAIT_MS, 0, '0: no limit, whatever the timeout')
+  t.equal(load({ DATABASE_MAX_WAIT_MS: '499', DATABASE_CONNECT_TIMEOUT_MS: '500' }).DATABASE_MAX_WAIT_MS, 499)
+})
+
 t.test('POSTGRES_HOST needs the user and database to go with it', async (t) => {
   t.same(issuesOf({ POSTGRES_HOST: 'db' }), ['POSTGRES_USER is required when POSTGRES_HOST is set', 'POSTGRES_DB is required when POSTGRES_HOST is set'])
 })
