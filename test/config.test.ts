@@ -88,6 +88,9 @@ t.test('a limit on the wait for a connection that the connect timeout would alwa
   t.match(issuesOf({ DATABASE_MAX_WAIT_MS: '6000' }), [/DATABASE_MAX_WAIT_MS must be below DATABASE_CONNECT_TIMEOUT_MS \(or 0 for no limit\)/])
   t.equal(load({ DATABASE_MAX_WAIT_MS: '0', DATABASE_CONNECT_TIMEOUT_MS: '500' }).DATABASE_MAX_WAIT_MS, 0, '0: no limit, whatever the timeout')
   t.equal(load({ DATABASE_MAX_WAIT_MS: '499', DATABASE_CONNECT_TIMEOUT_MS: '500' }).DATABASE_MAX_WAIT_MS, 499)
+  // Also when another variable fails the schema, and the rule sees their text.
+  t.same(issuesOf({ PORT: 'x', DATABASE_MAX_WAIT_MS: '60', DATABASE_CONNECT_TIMEOUT_MS: '500' }), ['PORT must be integer'])
+  t.match(issuesOf({ PORT: 'x', DATABASE_MAX_WAIT_MS: '1000', DATABASE_CONNECT_TIMEOUT_MS: '500' }), ['PORT must be integer', /DATABASE_MAX_WAIT_MS must be below/])
 })
 
 t.test('POSTGRES_HOST needs the user and database to go with it', async (t) => {

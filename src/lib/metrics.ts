@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify'
 import { Counter, Gauge, Registry } from 'prom-client'
 import { LabelledHistogram, type Series } from './histogram.js'
-import type { HttpProblem } from './problem.js'
+import { SHED_REASONS, type HttpProblem } from './problem.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -101,6 +101,8 @@ export function createMetrics() {
       for (const [check, ok] of readiness) this.set({ check }, ok ? 1 : 0)
     }
   })
+  // Each reason's series from the start, at 0, so that rate() sees the first shed request too.
+  for (const reason of SHED_REASONS) metrics.shed.inc({ reason }, 0)
   return metrics
 }
 

@@ -104,9 +104,10 @@ export const preconditionFailed = (detail: string) => new HttpProblem(412, 'PREC
 export const badRequest = (code: string, detail: string, errors?: FieldError[]) =>
   new HttpProblem(400, code, detail, errors ? { errors } : {})
 
-/** Shed at once rather than queued (plugins/load-shedding.ts, db/plugin.ts): nothing was done, so a retry is safe. */
 /** Which limit shed a request (the operators' `todos_api_shed_total`). */
-export type ShedReason = 'database_queue' | 'database_wait' | 'in_flight' | 'event_loop'
+export const SHED_REASONS = ['database_queue', 'database_wait', 'in_flight', 'event_loop'] as const
+export type ShedReason = (typeof SHED_REASONS)[number]
+/** Shed at once rather than queued (plugins/load-shedding.ts, db/plugin.ts): nothing was done, so a retry is safe. */
 export const overloaded = (detail: string, reason: ShedReason) => new HttpProblem(503, 'OVERLOADED', detail, { retryAfterSeconds: 1, reason })
 
 export const databaseUnavailable = (detail = 'the database is not available; try again shortly', cause?: unknown) =>

@@ -53,6 +53,11 @@ t.test('idempotent replays, readiness and 503s by code are counted', async (t) =
   t.equal(sampleSum(samples, 'todos_api_readiness_check', { check: 'database' }), 1)
   t.equal(sampleSum(samples, 'todos_api_readiness_check', { check: 'migrations' }), 1)
   t.equal(sampleSum(samples, 'todos_api_unavailable_responses_total', { http_response_status_code: '503', code: 'SHUTTING_DOWN' }), 1)
+  // Nothing was shed, and each limit's series is there already, at 0, for rate() to start from.
+  t.same(
+    samples.filter((sample) => sample.name === 'todos_api_shed_total').map((sample) => [sample.labels.reason, sample.value]),
+    ['database_queue', 'database_wait', 'in_flight', 'event_loop'].map((reason) => [reason, 0])
+  )
 })
 
 t.test('METRICS_PORT=0: no request is timed, and nothing is collected for nobody', async (t) => {
