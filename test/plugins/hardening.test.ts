@@ -2,38 +2,16 @@
  * What a hostile client tried (issue 22), each over real HTTP against a real PostgreSQL:
  * one request must never freeze the service, and every promise about credentials holds.
  */
-import { execFile } from 'node:child_process'
-import { chmod, writeFile } from 'node:fs/promises'
-import http from 'node:http'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import pg from 'pg'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { newToken } from '../../src/accounts/tokens.js'
-import { ROOT, buildTestApp, freePort, freshDatabase, sql, startServer, tempDir } from '../helper.js'
+import { buildTestApp, freePort, freshDatabase, sql, startServer } from '../helper.js'
 import { rawRequest } from '../support/http.js'
+import { clientOf, jsonPost as json, serve } from '../support/served.js'
 
-const sh = promisify(execFile)
 const REQUIRED = { AUTH_MODE: 'required' }
 
-/** fetch against a port, with a deadline, timed. */
-const clientOf = (port: number) => async (path: string, init: RequestInit & { timeoutMs?: number } = {}) => {
-  const started = performance.now()
-  const response = await fetch(`http://127.0.0.1:${port}${path}`, { ...init, signal: AbortSignal.timeout(init.timeoutMs ?? 10_000) })
-  const body = await response.text()
-  return { status: response.status, headers: response.headers, body, ms: performance.now() - started, json: () => JSON.parse(body) as Record<string, unknown> }
-}
-
-/** The app on a real port, and a client for it. */
-async function serve(t: Test, env: Record<string, string> = {}) {
-  const { app, db } = await buildTestApp(t, { env })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const port = (app.server.address() as { port: number }).port
-  return { app, db, port, request: clientOf(port) }
-}
-
-const json = (body: unknown, headers: Record<string, string> = {}) => ({ method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) })
 const UNKNOWN_TOKEN = { authorization: `Bearer ${newToken().secret}` }
 
 async function signUp(app: FastifyInstance, email: string, password = 'correct horse battery') {
@@ -185,18 +163,6 @@ t.test('nobody can lock an account owner out of signing in', async (t) => {
   t.equal((await request('/tokens', json({ email: 'victim@example.com', password: 'correct horse battery' }, from('198.51.100.8')))).status, 201, 'nor from many addresses of one network')
 })
 
-t.test('Host must be host[:port]: a path or query in it is a 400 before anything is written', async (t) => {
-  const { port, db } = await serve(t)
-  const send = (host: string) => rawRequest(port, [`POST /todos HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{"title":"x"}`])
-  for (const host of ['evil.example/phish?', 'evil.example?x', 'evil.example#x', 'a@evil.example', 'x:99999', 'x:1:2', '[::1']) {
-    const answer = await send(host)
-    t.equal(answer.status, 400, `Host: ${host}`)
-    t.match(JSON.parse(answer.body), { code: 'INVALID_HOST' })
-  }
-  t.same(await sql(db, 'SELECT count(*)::int AS n FROM todos'), [{ n: 0 }], 'nothing written')
-  for (const host of ['localhost:3000', '127.0.0.1', '[::1]:8080', 'api']) t.equal((await send(host)).status, 201, `Host: ${host} is fine`)
-})
-
 t.test('readiness tells strangers a stable code per failing check, and nothing about the database', async (t) => {
   const unreachable = `postgres://todos:s3cret@127.0.0.1:${await freePort()}/nowhere`
   const { app } = await buildTestApp(t, { connectionString: unreachable })
@@ -204,60 +170,6 @@ t.test('readiness tells strangers a stable code per failing check, and nothing a
   t.equal(answer.statusCode, 503)
   t.match(answer.json(), { code: 'NOT_READY', checks: { database: { status: 'failing', code: 'DATABASE_UNAVAILABLE' }, migrations: { status: 'failing', code: 'NOT_CHECKED' } } })
   t.notMatch(answer.body, /127\.0\.0\.1|ECONNREFUSED|nowhere|s3cret|todos@|connect/i, `no address, driver text or secret: ${answer.body}`)
-})
-
-t.test('a body too large gets its 413, not a reset, even while the client is still sending', async (t) => {
-  const { port } = await serve(t)
-  const body = Buffer.alloc(3 * 1024 * 1024, 'a')
-  const post = (agent: http.Agent | false) =>
-    new Promise<number | string>((resolve) => {
-      let answered = false
-      const client = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/todos', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (response) => {
-        answered = true
-        response.resume()
-        response.on('end', () => resolve(response.statusCode ?? 0))
-      })
-      client.on('error', (error: NodeJS.ErrnoException) => answered || resolve(error.code ?? 'error'))
-      // Sent in pieces, as a client on a real network does: still sending when the answer comes.
-      let i = 0
-      const next = () => {
-        if (i === 48) return client.end()
-        client.write(body.subarray(i * 65536, ++i * 65536))
-        setTimeout(next, 2)
-      }
-      next()
-    })
-  const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 4 })
-  t.teardown(() => keepAlive.destroy())
-  const outcomes = await Promise.all([...Array.from({ length: 6 }, () => post(false)), ...Array.from({ length: 6 }, () => post(keepAlive))])
-  t.same(outcomes, new Array(12).fill(413), 'every client read its 413 (EPIPE before)')
-  const fetched = await Promise.all(Array.from({ length: 6 }, () => fetch(`http://127.0.0.1:${port}/todos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then((r) => r.status, (e: Error) => String((e.cause as Error | undefined)?.message ?? e))))
-  t.same(fetched, new Array(6).fill(413), 'fetch clients too')
-})
-
-t.test('a request whose body cannot be framed gets exactly one 400, and the connection closes', async (t) => {
-  const { port } = await serve(t, REQUIRED)
-  const token = newToken().secret
-  const answer = await rawRequest(port, [`DELETE /todos/999999 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n`], { timeoutMs: 5000 })
-  const raw = `${Object.keys(answer.headers).length} ${answer.body}`
-  t.equal(answer.status, 400)
-  t.match(JSON.parse(answer.body), { code: 'INVALID_FRAMING' })
-  t.notMatch(raw, /HTTP\/1\.1 \d{3}/, 'one answer only (a 415 and a 400 before)')
-  t.ok(answer.ms < 4000, 'and the server closed the connection')
-  for (const framing of ['Transfer-Encoding: chunked, gzip', 'Transfer-Encoding: gzip, chunked\r\nContent-Length: 5']) {
-    const other = await rawRequest(port, [`POST /todos HTTP/1.1\r\nHost: x\r\n${framing}\r\nContent-Type: application/json\r\n\r\n0\r\n\r\n`], { timeoutMs: 5000 })
-    t.equal(other.status, 400, framing)
-    t.notMatch(other.body, /HTTP\/1\.1 \d{3}/, `${framing}: one answer`)
-  }
-})
-
-t.test('CONNECT is answered like any unsupported method', async (t) => {
-  const { port } = await serve(t)
-  const answer = await rawRequest(port, ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'], { timeoutMs: 10_000 })
-  t.ok(answer.ms < 5000, `and the server closes the connection (${answer.ms} ms; it stayed open for good)`)
-  t.equal(answer.status, 405)
-  t.equal(answer.headers['content-type'], 'application/problem+json')
-  t.match(JSON.parse(answer.body), { status: 405, code: 'METHOD_NOT_ALLOWED' })
 })
 
 t.test('AUTH_MODE=local answers browsers only from pages on this machine, unless CORS_ORIGINS says otherwise', async (t) => {
@@ -274,97 +186,6 @@ t.test('AUTH_MODE=local answers browsers only from pages on this machine, unless
   t.match(JSON.parse(rebound.body), { code: 'LOCAL_HOST_ONLY' })
   const { request: open } = await serve(t, { CORS_ORIGINS: '*' })
   t.equal((await open('/todos', { headers: { origin: 'https://www.todobackend.com' } })).headers.get('access-control-allow-origin'), '*', 'CORS_ORIGINS=* is heard')
-})
-
-t.test('npm run -s migrate:status exits with the tool\'s code: 0 up to date, 3 pending, 4 drift', async (t) => {
-  const status = (db: string) =>
-    sh('npm', ['run', '-s', 'migrate:status'], { cwd: ROOT, env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: db } }).then(
-      () => 0,
-      (error: { code: number }) => error.code
-    )
-  t.equal(await status(await freshDatabase(t, { migrated: false })), 3, 'pending')
-  const db = await freshDatabase(t)
-  t.equal(await status(db), 0, 'up to date')
-  await sql(db, "INSERT INTO pgmigrations (name, run_on) VALUES ('0000_gone', now())")
-  t.equal(await status(db), 4, 'drift')
-})
-
-t.test('make up-scaled and make up-ha refuse a Compose too old for their files, saying which they need', async (t) => {
-  const bin = await tempDir(t)
-  const calls = join(bin, 'calls')
-  const fakeDocker = (version: string) =>
-    writeFile(join(bin, 'docker'), `#!/bin/sh\nif [ "$1 $2" = "compose version" ]; then echo "${version}"; exit 0; fi\necho "$@" >> ${calls}\n`).then(() => chmod(join(bin, 'docker'), 0o755))
-  const make = (target = 'up-scaled') =>
-    sh('make', ['-s', target], { cwd: ROOT, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } }).then((r) => ({ code: 0, ...r }), (error: { code: number; stdout: string; stderr: string }) => error)
-  await fakeDocker('1.29.2')
-  const old = await make()
-  t.not(old.code, 0)
-  t.match(old.stderr, /needs Docker Compose v2 2\.24\.0 or later \(found: 1\.29\.2\)/)
-  await fakeDocker('v2.24.1')
-  const fine = await make()
-  t.equal(fine.code, 0, fine.stderr)
-  const { stdout } = await sh('cat', [calls])
-  t.match(stdout, /^compose -f compose\.yaml -f compose\.scaled\.yaml up --detach --build --wait --scale api=2$/m)
-  // compose.ha.yaml's !override came in 2.24.4.
-  t.match((await make('up-ha')).stderr, /compose\.ha\.yaml needs Docker Compose v2 2\.24\.4 or later \(found: 2\.24\.1\)/)
-  await fakeDocker('v2.24.4')
-  t.equal((await make('up-ha')).code, 0)
-  t.match((await sh('cat', [calls])).stdout, /^compose -f compose\.yaml -f compose\.scaled\.yaml -f compose\.ha\.yaml up --detach --build --wait --scale api=2$/m)
-})
-
-t.test('make start says what it runs: the compiled server with the settings of .env, not a container', async (t) => {
-  const { stdout } = await sh('make', ['-s', 'help'], { cwd: ROOT })
-  const line = stdout.split('\n').find((entry) => /make start\b/.test(entry)) ?? ''
-  t.notMatch(line, /as the container does/, 'it does not claim to run as the container does')
-  t.match(line, /\.env/, 'it says where its settings come from')
-})
-
-t.test('a request pipelined behind one whose answer closes the connection never runs', async (t) => {
-  const { port, db } = await serve(t)
-  const big = 'x'.repeat(1024 * 1024 + 10)
-  const small = '{"title":"after"}'
-  const answer = await rawRequest(
-    port,
-    [
-      `POST /todos HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${big.length}\r\n\r\n${big}` +
-        `POST /todos HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${small.length}\r\n\r\n${small}`
-    ],
-    { timeoutMs: 10_000 }
-  )
-  t.equal(answer.status, 413)
-  t.same(await sql(db, 'SELECT count(*)::int AS n FROM todos'), [{ n: 0 }], 'the second was not written behind a closed connection')
-})
-
-t.test('a malformed request behind one still being answered is not taken for its answer', async (t) => {
-  const { port } = await serve(t, REQUIRED)
-  // The sign-in takes a password hash (tens of milliseconds): the parser meets the bad
-  // request behind it while it runs.
-  const answer = await rawRequest(
-    port,
-    [
-      'POST /tokens HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 45\r\n\r\n{"email":"a@example.com","password":"guess!!"}'.replace('45', String('{"email":"a@example.com","password":"guess!!"}'.length)) +
-        'GET /todos HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'
-    ],
-    { timeoutMs: 10_000 }
-  )
-  t.not(answer.status, 400, `the first answer read is not the parser's 400 (${answer.status || 'connection closed'})`)
-})
-
-t.test('no route takes a large body from anyone: unknown paths, other methods, preflights', async (t) => {
-  const { request } = await serve(t)
-  const big = JSON.stringify(Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [i.toString(36).padStart(4, '0'), 1])))
-  for (const [method, path] of [['POST', '/anything'], ['PUT', '/todos/1'], ['POST', '/'], ['DELETE', '/todos/1']]) {
-    const answer = await request(path as string, { ...json(big), method })
-    t.equal(answer.status, 413, `${method} ${path}: 413 before it is read`)
-  }
-  const preflight = await request('/todos', { ...json(big), method: 'OPTIONS', headers: { 'content-type': 'application/json', origin: 'http://localhost:5173', 'access-control-request-method': 'POST' } })
-  t.equal(preflight.status, 204, 'a preflight never reads its body')
-})
-
-t.test('local mode reads the Host the client sent, not a forwarded one it chose', async (t) => {
-  const { port } = await serve(t, { TRUST_PROXY: '1' })
-  const answer = await rawRequest(port, ['GET /todos HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-Host: localhost\r\nConnection: close\r\n\r\n'])
-  t.equal(answer.status, 403)
 })
 
 t.test('password hashes are rationed: a flood of sign-ins is told to come back, and the service answers meanwhile', async (t) => {
