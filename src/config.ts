@@ -211,7 +211,8 @@ function crossFieldIssues(config: Config): string[] {
     issues.push('TRUST_PROXY must be true, false, a number of proxies in front (1 behind the bundled nginx), or a comma-separated list of proxy addresses and CIDRs (10.0.0.0/8, loopback)')
   }
   // Numbers, or the raw text when the schema failed: unset is the default, and text the schema already reported.
-  const [maxWait, connectTimeout] = [Number(config.DATABASE_MAX_WAIT_MS ?? 500), Number(config.DATABASE_CONNECT_TIMEOUT_MS ?? 5000)]
+  const { DATABASE_MAX_WAIT_MS: waitSetting, DATABASE_CONNECT_TIMEOUT_MS: timeoutSetting } = ConfigSchema.properties
+  const [maxWait, connectTimeout] = [Number(config.DATABASE_MAX_WAIT_MS ?? waitSetting.default), Number(config.DATABASE_CONNECT_TIMEOUT_MS ?? timeoutSetting.default)]
   if (maxWait > 0 && maxWait >= connectTimeout) {
     issues.push('DATABASE_MAX_WAIT_MS must be below DATABASE_CONNECT_TIMEOUT_MS (or 0 for no limit): a wait for a connection ends at the connect timeout first, so the limit would never shed')
   }

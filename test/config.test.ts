@@ -91,6 +91,7 @@ t.test('a limit on the wait for a connection that the connect timeout would alwa
   // Also when another variable fails the schema, and the rule sees their text.
   t.same(issuesOf({ PORT: 'x', DATABASE_MAX_WAIT_MS: '60', DATABASE_CONNECT_TIMEOUT_MS: '500' }), ['PORT must be integer'])
   t.match(issuesOf({ PORT: 'x', DATABASE_MAX_WAIT_MS: '1000', DATABASE_CONNECT_TIMEOUT_MS: '500' }), ['PORT must be integer', /DATABASE_MAX_WAIT_MS must be below/])
+  t.match(issuesOf({ PORT: 'x', DATABASE_CONNECT_TIMEOUT_MS: '400' }), ['PORT must be integer', /DATABASE_MAX_WAIT_MS must be below/], 'an unset wait is its default (500 ms)')
 })
 
 t.test('POSTGRES_HOST needs the user and database to go with it', async (t) => {
