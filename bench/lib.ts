@@ -9,6 +9,7 @@ import { newToken } from '../src/accounts/tokens.js'
 import { withClient } from '../src/db/client.js'
 import { runMigrations } from '../src/db/migrate.js'
 import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../src/dev/embedded.js'
+import { clusterDir } from '../src/dev/embedded-host.js'
 import { freePort } from '../test/support/ports.js'
 
 export const sh = promisify(execFile)
@@ -85,9 +86,10 @@ export async function startArgs(): Promise<string[]> {
 
 /**
  * A throwaway embedded PostgreSQL in `.data/<name>`, migrated, holding ROWS todos of the
- * local user, who also has a token. `close()` stops and removes it.
+ * local user, who also has a token. `close()` stops and removes it; `postmasterPid()` is
+ * its server's process, for bench/cpu-groups.ts.
  */
-export async function benchDatabase(name: string): Promise<{ url: string; token: string; close(): Promise<void> }> {
+export async function benchDatabase(name: string): Promise<{ url: string; token: string; postmasterPid(): Promise<number>; close(): Promise<void> }> {
   const dataDir = join(ROOT, '.data', name)
   await destroyEmbeddedPostgres(dataDir)
   const database = await startEmbeddedPostgres({ dataDir, port: await freePort(), user: 'bench', password: 'bench', database: 'bench', ephemeral: true })
@@ -109,6 +111,7 @@ export async function benchDatabase(name: string): Promise<{ url: string; token:
   return {
     url: database.connectionString,
     token: token.secret,
+    postmasterPid: async () => Number((await readFile(join(await clusterDir(dataDir), 'postmaster.pid'), 'utf8')).split('\n')[0]),
     close: async () => {
       await database.release()
       await destroyEmbeddedPostgres(dataDir)

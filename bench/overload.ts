@@ -9,13 +9,15 @@
  * three times that: requests sent on a fixed schedule whatever the answers, each given
  * 10 s. Offered and answered rates, the share of 503s, the p99 of the 2xx answers and the
  * goodput. Goals, shedding on: p99 of 2xx within 3x the p99 at capacity, goodput at least
- * 90 % of capacity.
+ * 90 % of capacity. PostgreSQL and the services run in a CPU cgroup each, as in compose
+ * (cpu-groups.ts).
  */
 import http from 'node:http'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../test/support/ports.js'
+import { cpuGroups } from './cpu-groups.js'
 import { QUOTA_ON, ROOT, benchDatabase, ensureWrk, load, sh, start, startArgs, stopAll } from './lib.js'
 
 const SECONDS = Number(process.env.BENCH_OVERLOAD_SECONDS ?? 10)
@@ -70,7 +72,10 @@ async function openLoop(port: number, rate: number) {
 }
 
 const servers = []
+// PostgreSQL and the service in CPU groups of their own, as in compose (see cpu-groups.ts).
+const groups = await cpuGroups()
 try {
+  if ('add' in groups) await groups.add('database', await database.postmasterPid())
   const args = await startArgs()
   const base = async (port: number) => ({ NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: database.url, LOG_LEVEL: 'warn', METRICS_PORT: '0', ...QUOTA_ON })
   const onPort = await freePort()
@@ -80,6 +85,7 @@ try {
   servers.push(await start('shedding on', args, { ...(await base(onPort)), SHED_MAX_IN_FLIGHT: IN_FLIGHT, DATABASE_MAX_QUEUE: MAX_QUEUE }, onPort))
   servers.push(await start('shedding at the defaults', args, await base(defaultsPort), defaultsPort))
   servers.push(await start('shedding off', args, { ...(await base(offPort)), DATABASE_MAX_QUEUE: '0', DATABASE_MAX_WAIT_MS: '0', SHED_EVENT_LOOP_DELAY_MS: '0', SHED_MAX_IN_FLIGHT: '0' }, offPort))
+  if ('add' in groups) for (const server of servers) await groups.add('service', server.pid as number)
   const script = join(scripts, 'page.lua')
   await writeFile(script, `wrk.path = "${PATH}"\nwrk.headers["Authorization"] = "Bearer ${database.token}"`)
   await load(wrk, script, onPort, 2, CAPACITY_CONNECTIONS)
@@ -98,6 +104,7 @@ try {
   }
   console.log(
     [
+      `PostgreSQL and the service ${'add' in groups ? 'in CPU cgroups of their own, as in compose' : `sharing the CPU without cgroups (${groups.unavailable}): each busy backend takes as much CPU as the service, and the figures show it`}.`,
       `GET ${PATH} with a token. Capacity (wrk, ${CAPACITY_CONNECTIONS} connections, shedding on, SHED_MAX_IN_FLIGHT=${IN_FLIGHT}, DATABASE_MAX_QUEUE=${MAX_QUEUE}): ${capacity.rps.toFixed(0)}/s, p99 ${capacity.p99.toFixed(0)} ms. Then ${SECONDS} s open-loop at 3× that.`,
       '',
       '| shedding | offered /s | answered /s | 503 | p99 of 2xx | goodput /s (of capacity) | other answers |',
@@ -113,4 +120,5 @@ try {
   await stopAll(servers)
   await rm(scripts, { recursive: true, force: true })
   await database.close()
+  if ('remove' in groups) await groups.remove()
 }
