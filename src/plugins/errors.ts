@@ -22,7 +22,7 @@ async function errorsPlugin(app: FastifyInstance) {
       // Stacks stay out of the normal log; at debug level they help find the cause.
       request.log.debug({ stack: error.stack }, 'stack of the failed request')
     } else if (problem.status >= 500) {
-      request.log.warn({ err: error.cause ?? error, code: problem.code }, problem.message)
+      request.log.warn({ err: error.cause ?? error, code: problem.code, reason: problem.reason }, problem.message)
     } else {
       request.log.info({ code: problem.code, status: problem.status }, problem.message)
     }

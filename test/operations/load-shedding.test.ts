@@ -6,8 +6,10 @@ import { connect, createServer } from 'node:net'
 import t from 'tap'
 import type {} from '@fastify/under-pressure'
 import type { FastifyInstance } from 'fastify'
-import { buildTestApp, expectProblem, freshDatabase, insertTodos, listeningTestApp, sql } from '../helper.js'
+import { buildApp } from '../../src/app.js'
+import { buildTestApp, expectProblem, freshDatabase, insertTodos, listeningTestApp, sql, testConfig } from '../helper.js'
 import { holdRowLock } from '../support/database.js'
+import { collectingLogger } from '../support/logs.js'
 
 /** todos_api_shed_total{reason}: how many requests that limit shed. */
 const shedCount = async (app: FastifyInstance, reason: string) => (await app.metrics.shed.get()).values.find((value) => value.labels.reason === reason)?.value ?? 0
@@ -190,4 +192,19 @@ t.test('past SHED_MAX_IN_FLIGHT requests under way, the next is answered 503 at 
   t.same((await Promise.all(held)).map((answer) => answer.status), [200, 200])
   t.equal((await fetch(`${url}/todos/${id}`)).status, 200, 'served again once they are done')
   await stream.body?.cancel()
+})
+
+t.test('a shed request is logged at warn with the limit that shed it', async (t) => {
+  const { logger, lines } = collectingLogger()
+  const db = await freshDatabase(t)
+  const app = await buildApp({ config: testConfig({ DATABASE_URL: db, SHED_MAX_IN_FLIGHT: '1', RATE_LIMIT_PER_MINUTE: '0' }), connectionString: db, loggerInstance: logger })
+  t.teardown(() => app.close())
+  const { id } = (await app.inject({ method: 'POST', url: '/todos', payload: { title: 'held' } })).json() as { id: number }
+  const holder = await holdRowLock(t, db, 'todos', id)
+  const held = app.inject({ method: 'PATCH', url: `/todos/${id}`, payload: { title: 'edit' } })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal((await app.inject(`/todos/${id}`)).statusCode, 503)
+  await holder.release()
+  t.equal((await held).statusCode, 200)
+  t.match(lines.find((line) => line.code === 'OVERLOADED'), { level: 40, reason: 'in_flight' })
 })
