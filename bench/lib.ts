@@ -9,7 +9,6 @@ import { newToken } from '../src/accounts/tokens.js'
 import { withClient } from '../src/db/client.js'
 import { runMigrations } from '../src/db/migrate.js'
 import { destroyEmbeddedPostgres, startEmbeddedPostgres } from '../src/dev/embedded.js'
-import { clusterDir } from '../src/dev/embedded-host.js'
 import { freePort } from '../test/support/ports.js'
 
 export const sh = promisify(execFile)
@@ -111,7 +110,12 @@ export async function benchDatabase(name: string): Promise<{ url: string; token:
   return {
     url: database.connectionString,
     token: token.secret,
-    postmasterPid: async () => Number((await readFile(join(await clusterDir(dataDir), 'postmaster.pid'), 'utf8')).split('\n')[0]),
+    // The parent of a backend of ours: not postmaster.pid, a file the postgres user writes.
+    postmasterPid: () =>
+      withClient(database.connectionString, async (client) => {
+        const backend = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid
+        return Number(/^PPid:\s+(\d+)/m.exec(await readFile(`/proc/${backend}/status`, 'utf8'))?.[1])
+      }),
     close: async () => {
       await database.release()
       await destroyEmbeddedPostgres(dataDir)

@@ -85,7 +85,8 @@ try {
   servers.push(await start('shedding on', args, { ...(await base(onPort)), SHED_MAX_IN_FLIGHT: IN_FLIGHT, DATABASE_MAX_QUEUE: MAX_QUEUE }, onPort))
   servers.push(await start('shedding at the defaults', args, await base(defaultsPort), defaultsPort))
   servers.push(await start('shedding off', args, { ...(await base(offPort)), DATABASE_MAX_QUEUE: '0', DATABASE_MAX_WAIT_MS: '0', SHED_EVENT_LOOP_DELAY_MS: '0', SHED_MAX_IN_FLIGHT: '0' }, offPort))
-  if ('add' in groups) for (const server of servers) await groups.add('service', server.pid as number)
+  // One group for the three: only one of them is under load at a time.
+  if ('add' in groups) for (const server of servers) if (server.exitCode === null && server.pid !== undefined) await groups.add('service', server.pid)
   const script = join(scripts, 'page.lua')
   await writeFile(script, `wrk.path = "${PATH}"\nwrk.headers["Authorization"] = "Bearer ${database.token}"`)
   await load(wrk, script, onPort, 2, CAPACITY_CONNECTIONS)
@@ -117,8 +118,11 @@ try {
     ].join('\n')
   )
 } finally {
-  await stopAll(servers)
-  await rm(scripts, { recursive: true, force: true })
-  await database.close()
-  if ('remove' in groups) await groups.remove()
+  try {
+    await stopAll(servers)
+    await rm(scripts, { recursive: true, force: true })
+    await database.close()
+  } finally {
+    if ('remove' in groups) await groups.remove()
+  }
 }
