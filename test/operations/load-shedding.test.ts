@@ -8,7 +8,7 @@ import type {} from '@fastify/under-pressure'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { buildTestApp, expectProblem, freshDatabase, insertTodos, listeningTestApp, sql, testConfig } from '../helper.js'
-import { holdRowLock } from '../support/database.js'
+import { holdRowLock, waitForLockWaiters } from '../support/database.js'
 import { collectingLogger } from '../support/logs.js'
 
 /** todos_api_shed_total{reason}: how many requests that limit shed. */
@@ -181,7 +181,7 @@ t.test('past SHED_MAX_IN_FLIGHT requests under way, the next is answered 503 at 
   t.equal(stream.status, 200, 'an event stream is open, and not counted')
   const holder = await holdRowLock(t, db, 'todos', id)
   const held = [1, 2].map((n) => fetch(`${url}/todos/${id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: `edit ${n}` }) }))
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  await waitForLockWaiters(db, 2)
   const shed = await fetch(`${url}/todos/${id}`)
   t.equal(shed.status, 503)
   t.match(await shed.json(), { code: 'OVERLOADED' })
@@ -202,7 +202,7 @@ t.test('a shed request is logged at warn with the limit that shed it', async (t)
   const { id } = (await app.inject({ method: 'POST', url: '/todos', payload: { title: 'held' } })).json() as { id: number }
   const holder = await holdRowLock(t, db, 'todos', id)
   const held = app.inject({ method: 'PATCH', url: `/todos/${id}`, payload: { title: 'edit' } })
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  await waitForLockWaiters(db, 1)
   t.equal((await app.inject(`/todos/${id}`)).statusCode, 503)
   await holder.release()
   t.equal((await held).statusCode, 200)

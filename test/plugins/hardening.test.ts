@@ -7,6 +7,7 @@ import pg from 'pg'
 import t from 'tap'
 import { newToken } from '../../src/accounts/tokens.js'
 import { buildTestApp, freePort, freshDatabase, sql, startServer } from '../helper.js'
+import { waitForLockWaiters } from '../support/database.js'
 import { rawRequest } from '../support/http.js'
 import { clientOf, jsonPost as json, serve } from '../support/served.js'
 
@@ -120,15 +121,6 @@ t.test('a password change applies only if the password it checked is still the o
   const both = await Promise.all([passwordChange, emailChange])
   t.equal(both.filter((answer) => answer.status === 200).length, 1, `one of the password and the email change applied (${both.map((a) => a.status).join(', ')})`)
 })
-
-async function waitForLockWaiters(db: string, count: number) {
-  for (let i = 0; i < 200; i++) {
-    const [row] = await sql<{ n: number }>(db, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
-    if ((row?.n ?? 0) >= count) return
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`fewer than ${count} statements waited for the row`)
-}
 
 t.test('TRUST_PROXY takes a number of proxies, and IPv6 clients are counted by their /64', async (t) => {
   const { request } = await serve(t, { ...REQUIRED, AUTH_RATE_LIMIT: '3', TRUST_PROXY: '1' })

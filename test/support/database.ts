@@ -63,3 +63,13 @@ export async function holdRowLock(t: Test, db: string, table: string, id: number
   await holder.query(`SELECT 1 FROM ${table} WHERE id = $1 FOR UPDATE`, [id])
   return { release: async () => void (await holder.query('COMMIT')) }
 }
+
+/** Returns once `count` statements of `db` wait for a lock (a row another connection holds); throws after 10 s. */
+export async function waitForLockWaiters(db: string, count: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const [row] = await sql<{ n: number }>(db, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+    if ((row?.n ?? 0) >= count) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`fewer than ${count} statements waited for the row`)
+}
