@@ -93,7 +93,9 @@ try {
   await load(wrk, script, offPort, 2, CAPACITY_CONNECTIONS)
   await load(wrk, script, defaultsPort, 2, CAPACITY_CONNECTIONS)
   const capacity = await load(wrk, script, onPort, 5, CAPACITY_CONNECTIONS)
-  const rate = 3 * capacity.rps
+  // What it serves: 2xx answers only (wrk's rate counts any answer, and a limit may shed some even here).
+  const served = capacity.rps - capacity.failed / 5
+  const rate = 3 * served
   const on = await openLoop(onPort, rate)
   await new Promise((resolve) => setTimeout(resolve, 3000))
   const defaults = await openLoop(defaultsPort, rate)
@@ -101,12 +103,12 @@ try {
   const off = await openLoop(offPort, rate)
   const row = (name: string, run: Awaited<ReturnType<typeof openLoop>>) => {
     const other = [...run.statuses].filter(([key]) => key !== '2xx' && key !== '503').map(([key, count]) => `${key}: ${count}`).join(', ') || 'none'
-    return `| ${name} | ${run.offered.toFixed(0)} | ${(run.answered / SECONDS).toFixed(0)} | ${(((run.statuses.get('503') ?? 0) / run.answered) * 100).toFixed(0)} % | ${run.p99.toFixed(0)} ms | ${run.goodput.toFixed(0)} (${((run.goodput / capacity.rps) * 100).toFixed(0)} %) | ${other} |`
+    return `| ${name} | ${run.offered.toFixed(0)} | ${(run.answered / SECONDS).toFixed(0)} | ${(((run.statuses.get('503') ?? 0) / run.answered) * 100).toFixed(0)} % | ${run.p99.toFixed(0)} ms | ${run.goodput.toFixed(0)} (${((run.goodput / served) * 100).toFixed(0)} %) | ${other} |`
   }
   console.log(
     [
       `PostgreSQL and the service ${'add' in groups ? 'in CPU cgroups of their own, as in compose' : `sharing the CPU without cgroups (${groups.unavailable}): each busy backend takes as much CPU as the service, and the figures show it`}.`,
-      `GET ${PATH} with a token. Capacity (wrk, ${CAPACITY_CONNECTIONS} connections, shedding on, SHED_MAX_IN_FLIGHT=${IN_FLIGHT}, DATABASE_MAX_QUEUE=${MAX_QUEUE}): ${capacity.rps.toFixed(0)}/s, p99 ${capacity.p99.toFixed(0)} ms. Then ${SECONDS} s open-loop at 3× that.`,
+      `GET ${PATH} with a token. Capacity (wrk, ${CAPACITY_CONNECTIONS} connections, shedding on, SHED_MAX_IN_FLIGHT=${IN_FLIGHT}, DATABASE_MAX_QUEUE=${MAX_QUEUE}): ${served.toFixed(0)}/s of 2xx, p99 ${capacity.p99.toFixed(0)} ms. Then ${SECONDS} s open-loop at 3× that.`,
       '',
       '| shedding | offered /s | answered /s | 503 | p99 of 2xx | goodput /s (of capacity) | other answers |',
       '| --- | --- | --- | --- | --- | --- | --- |',
@@ -114,7 +116,7 @@ try {
       row('the defaults', defaults),
       row('off', off),
       '',
-      `Goals, shedding on: p99 of 2xx ≤ ${(3 * capacity.p99).toFixed(0)} ms (3× at capacity): ${on.p99 <= 3 * capacity.p99 ? 'met' : 'missed'}; goodput ≥ 90 % of capacity: ${on.goodput >= 0.9 * capacity.rps ? 'met' : 'missed'}. At the defaults: ${defaults.p99 <= 3 * capacity.p99 ? 'met' : 'missed'} and ${defaults.goodput >= 0.9 * capacity.rps ? 'met' : 'missed'}.`
+      `Goals, shedding on: p99 of 2xx ≤ ${(3 * capacity.p99).toFixed(0)} ms (3× at capacity): ${on.p99 <= 3 * capacity.p99 ? 'met' : 'missed'}; goodput ≥ 90 % of capacity: ${on.goodput >= 0.9 * served ? 'met' : 'missed'}. At the defaults: ${defaults.p99 <= 3 * capacity.p99 ? 'met' : 'missed'} and ${defaults.goodput >= 0.9 * served ? 'met' : 'missed'}.`
     ].join('\n')
   )
 } finally {
