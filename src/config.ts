@@ -31,7 +31,7 @@ export const ConfigSchema = Type.Object({
   POSTGRES_PASSWORD: Type.Optional(Type.String()),
   POSTGRES_DB: Type.Optional(Type.String({ minLength: 1 })),
   DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
-  DATABASE_MAX_QUEUE: Type.Integer({ minimum: 0, maximum: 100_000, default: 20 }),
+  DATABASE_MAX_QUEUE: Type.Integer({ minimum: 0, maximum: 100_000, default: 50 }),
   DATABASE_MAX_WAIT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 500 }),
   SHED_MAX_IN_FLIGHT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 1000 }),
   SHED_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 500 }),
